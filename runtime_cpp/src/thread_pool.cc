@@ -1,0 +1,232 @@
+#include "hybrid/thread_pool.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace hybrid {
+
+namespace {
+
+// True while the current thread runs a chunk; parallel_for then runs serially.
+thread_local bool t_in_parallel = false;
+
+class InParallelGuard {
+ public:
+  InParallelGuard() : previous_(t_in_parallel) { t_in_parallel = true; }
+  ~InParallelGuard() { t_in_parallel = previous_; }
+  InParallelGuard(const InParallelGuard&) = delete;
+  InParallelGuard& operator=(const InParallelGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+}  // namespace
+
+// One parallel_for call: chunks are claimed by index from an atomic counter.
+struct ThreadPool::Job {
+  const ChunkFn* fn = nullptr;  // owned by the caller, which outlives every chunk
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t chunk = 1;
+  int64_t num_chunks = 0;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;  // guards error; pairs with cv for the caller's wait
+  std::condition_variable cv;
+  std::exception_ptr error;
+};
+
+ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads) {
+  if (num_threads < 1) {
+    throw std::invalid_argument("ThreadPool: num_threads must be >= 1, got " +
+                                std::to_string(num_threads));
+  }
+  workers_.reserve(static_cast<std::size_t>(num_threads - 1));
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& worker : workers_) worker.join();
+}
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+    }
+    // NOTE: a worker that wakes late may find the job finished (or already dropped);
+    // run_chunks then claims nothing, and the shared_ptr keeps the counters alive.
+    if (job) run_chunks(*job);
+  }
+}
+
+void ThreadPool::run_chunks(Job& job) {
+  InParallelGuard guard;
+  for (;;) {
+    const int64_t i = job.next.fetch_add(1);
+    if (i >= job.num_chunks) return;
+    if (!job.failed.load()) {
+      const int64_t start = job.begin + i * job.chunk;
+      const int64_t stop = std::min(start + job.chunk, job.end);
+      try {
+        (*job.fn)(start, stop);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(job.mu);
+        if (!job.error) job.error = std::current_exception();
+        job.failed.store(true);
+      }
+    }
+    if (job.done.fetch_add(1) + 1 == job.num_chunks) {
+      std::lock_guard<std::mutex> lock(job.mu);
+      job.cv.notify_all();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain, const ChunkFn& fn) {
+  if (end <= begin) return;
+  const int64_t n = end - begin;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t chunk = std::max(grain, ceil_div(n, num_threads_));
+  const int64_t num_chunks = ceil_div(n, chunk);
+  if (t_in_parallel || num_chunks == 1) {
+    fn(begin, end);
+    return;
+  }
+
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->begin = begin;
+  job->end = end;
+  job->chunk = chunk;
+  job->num_chunks = num_chunks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = job;
+    ++generation_;
+  }
+  cv_.notify_all();
+
+  run_chunks(*job);  // the calling thread takes part
+  {
+    std::unique_lock<std::mutex> lock(job->mu);
+    job->cv.wait(lock, [&] { return job->done.load() == job->num_chunks; });
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_.reset();
+  }
+  if (job->error) std::rethrow_exception(job->error);
+}
+
+// ---- process-wide pool -------------------------------------------------------------------
+
+int default_num_threads() {
+  if (const char* env = std::getenv("HYBRID_NUM_THREADS"); env != nullptr && *env != '\0') {
+    char* tail = nullptr;
+    const long value = std::strtol(env, &tail, 10);
+    if (*tail != '\0' || value < 1 || value > INT_MAX) {
+      throw std::invalid_argument(std::string("HYBRID_NUM_THREADS must be a positive integer, got '") + env +
+                                  "'");
+    }
+    return static_cast<int>(value);
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+
+void atfork_prepare();
+void atfork_parent();
+void atfork_child();
+
+// NOTE: workers are started on the first parallel call, not at import, so that importing
+// the runtime (or calling get_num_threads) never makes the process multi-threaded.
+struct GlobalPool {
+  GlobalPool() { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+  std::mutex mu;
+  int num_threads = 0;  // 0: not yet read from the environment
+  std::shared_ptr<ThreadPool> pool;
+};
+
+GlobalPool& global() {
+  static GlobalPool g;
+  return g;
+}
+
+int num_threads_locked(GlobalPool& g) {
+  if (g.num_threads == 0) g.num_threads = default_num_threads();
+  return g.num_threads;
+}
+
+std::shared_ptr<ThreadPool> acquire_pool() {
+  GlobalPool& g = global();
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (!g.pool) g.pool = std::make_shared<ThreadPool>(num_threads_locked(g));
+  return g.pool;
+}
+
+void atfork_prepare() { global().mu.lock(); }
+void atfork_parent() { global().mu.unlock(); }
+void atfork_child() {
+  GlobalPool& g = global();
+  if (g.pool) {
+    // NOTE: the workers do not exist in a forked child, so the pool can be neither used nor
+    // joined; leak it on purpose and let the child start a fresh one on first use.
+    std::make_unique<std::shared_ptr<ThreadPool>>(std::move(g.pool)).release();
+  }
+  g.mu.unlock();
+}
+
+}  // namespace
+
+int get_num_threads() {
+  GlobalPool& g = global();
+  std::lock_guard<std::mutex> lock(g.mu);
+  return num_threads_locked(g);
+}
+
+void set_num_threads(int n) {
+  if (n < 1) {
+    throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  }
+  std::shared_ptr<ThreadPool> old;  // joined outside the lock, once its last user is done
+  GlobalPool& g = global();
+  std::lock_guard<std::mutex> lock(g.mu);
+  g.num_threads = n;
+  if (g.pool && g.pool->num_threads() != n) old = std::move(g.pool);
+}
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const ChunkFn& fn) {
+  if (t_in_parallel) {
+    if (begin < end) fn(begin, end);
+    return;
+  }
+  acquire_pool()->parallel_for(begin, end, grain, fn);
+}
+
+}  // namespace hybrid
