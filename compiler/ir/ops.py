@@ -1,0 +1,243 @@
+"""The primitive op set: one enum, one table row per op (kind, arity, shape/dtype rule), and the
+reference implementations bound per array module. Everything a user calls is composed of these."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compiler.ir import infer
+from compiler.ir.reference import make_impls
+from compiler.ir.types import DType, OpError, TensorType
+
+
+class Op(enum.Enum):
+    """A primitive. The value is its printed name."""
+
+    # unary elementwise
+    NEG = "neg"
+    ABS = "abs"
+    SIGN = "sign"
+    EXP = "exp"
+    LOG = "log"
+    SQRT = "sqrt"
+    RSQRT = "rsqrt"
+    SIN = "sin"
+    COS = "cos"
+    TANH = "tanh"
+    ERF = "erf"
+    SIGMOID = "sigmoid"
+    LOG1P = "log1p"
+    EXPM1 = "expm1"
+    RECIPROCAL = "reciprocal"
+    FLOOR = "floor"
+    CEIL = "ceil"
+    ROUND = "round"
+    TRUNC = "trunc"
+    NOT = "not"
+    COPY = "copy"
+    # binary elementwise (numpy broadcasting, equal dtypes)
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV = "div"
+    POW = "pow"
+    MAXIMUM = "maximum"
+    MINIMUM = "minimum"
+    FLOORDIV = "floordiv"
+    REMAINDER = "remainder"
+    ATAN2 = "atan2"
+    AND = "and"
+    OR = "or"
+    XOR = "xor"
+    # comparisons (-> bool)
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    # other elementwise
+    WHERE = "where"
+    CAST = "cast"
+    # reductions over `axes`, dims kept as size 1
+    SUM = "sum"
+    PROD = "prod"
+    MAX = "max"
+    # movement
+    RESHAPE = "reshape"
+    PERMUTE = "permute"
+    EXPAND = "expand"
+    SLICE = "slice"
+    PAD = "pad"
+    CONCAT = "concat"
+    # compute and indexing
+    MATMUL = "matmul"
+    GATHER = "gather"
+    SCATTER = "scatter"
+    SCATTER_ADD = "scatter_add"
+    # sources (no tensor inputs, except rand's generator state)
+    CONSTANT = "constant"
+    FULL = "full"
+    IOTA = "iota"
+    RAND = "rand"
+
+    def __repr__(self) -> str:
+        return f"Op.{self.name}"
+
+
+class Kind(enum.Enum):
+    """What shape of computation a primitive is; passes and code generators group by it."""
+
+    UNARY = "unary"
+    BINARY = "binary"
+    COMPARE = "compare"
+    TERNARY = "ternary"
+    CAST = "cast"
+    REDUCE = "reduce"
+    MOVEMENT = "movement"
+    MATMUL = "matmul"
+    INDEX = "index"
+    SOURCE = "source"
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One row of the op table."""
+
+    kind: Kind
+    arity: int | None  # number of tensor inputs; None = variadic (concat)
+    rule: Callable[..., TensorType]
+    differentiable: bool = True
+
+
+_U, _B = Kind.UNARY, Kind.BINARY
+OPS: dict[Op, OpDef] = {
+    Op.NEG: OpDef(_U, 1, infer.unary_numeric),
+    Op.ABS: OpDef(_U, 1, infer.unary_numeric),
+    Op.SIGN: OpDef(_U, 1, infer.unary_numeric),
+    Op.EXP: OpDef(_U, 1, infer.unary_float),
+    Op.LOG: OpDef(_U, 1, infer.unary_float),
+    Op.SQRT: OpDef(_U, 1, infer.unary_float),
+    Op.RSQRT: OpDef(_U, 1, infer.unary_float),
+    Op.SIN: OpDef(_U, 1, infer.unary_float),
+    Op.COS: OpDef(_U, 1, infer.unary_float),
+    Op.TANH: OpDef(_U, 1, infer.unary_float),
+    Op.ERF: OpDef(_U, 1, infer.unary_float),
+    Op.SIGMOID: OpDef(_U, 1, infer.unary_float),
+    Op.LOG1P: OpDef(_U, 1, infer.unary_float),
+    Op.EXPM1: OpDef(_U, 1, infer.unary_float),
+    Op.RECIPROCAL: OpDef(_U, 1, infer.unary_float),
+    Op.FLOOR: OpDef(_U, 1, infer.unary_float),
+    Op.CEIL: OpDef(_U, 1, infer.unary_float),
+    Op.ROUND: OpDef(_U, 1, infer.unary_float),
+    Op.TRUNC: OpDef(_U, 1, infer.unary_float),
+    Op.NOT: OpDef(_U, 1, infer.unary_bool, differentiable=False),
+    Op.COPY: OpDef(_U, 1, infer.identity),
+    Op.ADD: OpDef(_B, 2, infer.binary_any),
+    Op.SUB: OpDef(_B, 2, infer.binary_numeric),
+    Op.MUL: OpDef(_B, 2, infer.binary_any),
+    Op.DIV: OpDef(_B, 2, infer.binary_float),
+    Op.POW: OpDef(_B, 2, infer.binary_numeric),
+    Op.MAXIMUM: OpDef(_B, 2, infer.binary_any),
+    Op.MINIMUM: OpDef(_B, 2, infer.binary_any),
+    Op.FLOORDIV: OpDef(_B, 2, infer.binary_numeric, differentiable=False),
+    Op.REMAINDER: OpDef(_B, 2, infer.binary_numeric),
+    Op.ATAN2: OpDef(_B, 2, infer.binary_float),
+    Op.AND: OpDef(_B, 2, infer.binary_bitwise, differentiable=False),
+    Op.OR: OpDef(_B, 2, infer.binary_bitwise, differentiable=False),
+    Op.XOR: OpDef(_B, 2, infer.binary_bitwise, differentiable=False),
+    Op.EQ: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
+    Op.NE: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
+    Op.LT: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
+    Op.LE: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
+    Op.GT: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
+    Op.GE: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
+    Op.WHERE: OpDef(Kind.TERNARY, 3, infer.where),
+    Op.CAST: OpDef(Kind.CAST, 1, infer.cast),
+    Op.SUM: OpDef(Kind.REDUCE, 1, infer.reduce),
+    Op.PROD: OpDef(Kind.REDUCE, 1, infer.reduce),
+    Op.MAX: OpDef(Kind.REDUCE, 1, infer.reduce),
+    Op.RESHAPE: OpDef(Kind.MOVEMENT, 1, infer.reshape),
+    Op.PERMUTE: OpDef(Kind.MOVEMENT, 1, infer.permute),
+    Op.EXPAND: OpDef(Kind.MOVEMENT, 1, infer.expand),
+    Op.SLICE: OpDef(Kind.MOVEMENT, 1, infer.slice_),
+    Op.PAD: OpDef(Kind.MOVEMENT, 1, infer.pad),
+    Op.CONCAT: OpDef(Kind.MOVEMENT, None, infer.concat),
+    Op.MATMUL: OpDef(Kind.MATMUL, 2, infer.matmul),
+    Op.GATHER: OpDef(Kind.INDEX, 2, infer.gather),
+    Op.SCATTER: OpDef(Kind.INDEX, 3, infer.scatter),
+    Op.SCATTER_ADD: OpDef(Kind.INDEX, 3, infer.scatter),
+    Op.CONSTANT: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
+    Op.FULL: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
+    Op.IOTA: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
+    Op.RAND: OpDef(Kind.SOURCE, 1, infer.rand, differentiable=False),
+}
+
+ELEMENTWISE = frozenset(
+    op for op, d in OPS.items() if d.kind in (Kind.UNARY, Kind.BINARY, Kind.COMPARE,
+                                              Kind.TERNARY, Kind.CAST)
+)
+
+
+def infer_type(op: Op, types: list[TensorType] | tuple[TensorType, ...], attrs: dict) -> TensorType:
+    """The output type of `op` on inputs of `types`; OpError if the rule rejects them."""
+    d = OPS[op]
+    if d.arity is not None and len(types) != d.arity:
+        raise OpError(op.value, f"takes {d.arity} inputs, got {len(types)}", TypeError)
+    if d.arity is None and not types:
+        raise OpError(op.value, "needs at least one input", TypeError)
+    return d.rule(op.value, types, **attrs)
+
+
+class Literal:
+    """A constant array held by a `constant` node: hashable by content, printed briefly."""
+
+    __slots__ = ("array", "_key")
+
+    def __init__(self, array: Any):
+        self.array = np.ascontiguousarray(array)
+        self.array.setflags(write=False)
+        digest = hashlib.sha1(self.array.tobytes()).hexdigest()
+        self._key = (self.array.dtype.str, self.array.shape, digest)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Literal) and other._key == self._key
+
+    def __repr__(self) -> str:
+        if self.array.size <= 4:
+            return np.array2string(self.array, separator=",").replace("\n", "")
+        return f"<{self.array.size} values>"
+
+
+@functools.cache
+def impls(xp: Any) -> dict[Op, Callable]:
+    """The reference implementations bound to array module `xp` (numpy or cupy), keyed by Op."""
+    if xp is np:
+        from scipy.special import erf
+
+        by_name = make_impls(np, erf, np.add.at)
+    else:  # CuPy
+        import cupyx
+        from cupyx.scipy.special import erf
+
+        by_name = make_impls(xp, erf, cupyx.scatter_add)
+    return {op: by_name[op.value] for op in Op}
+
+
+def dtype_of(x: Any) -> DType:
+    """The DType of an array (numpy or CuPy)."""
+    return DType.from_np(x.dtype)
+
+
+__all__ = ["Op", "Kind", "OpDef", "OPS", "ELEMENTWISE", "infer_type", "impls", "Literal",
+           "OpError", "DType", "TensorType"]

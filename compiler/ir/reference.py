@@ -1,0 +1,146 @@
+"""Reference implementations of the primitives, written once against the array API that numpy
+and CuPy share (`xp`). They are the spec: eager mode and the graph interpreter call them as is."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from compiler.ir.types import DType
+
+# SplitMix64 constants (Steele, Lea, Flood 2014): the RNG is a counter-based hash, so element i of
+# a draw at counter c is mix(key + (c + i + 1) * GAMMA) on every backend, eager or compiled.
+GAMMA = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+
+
+def splitmix_key(seed: int) -> int:
+    """The 64-bit stream key of a seed (a scalar mix, so nearby seeds give unrelated streams)."""
+    z = (seed * GAMMA + GAMMA) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * MIX1) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * MIX2) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+def _numel(shape) -> int:
+    return math.prod(shape)
+
+
+def make_impls(xp, erf: Callable, scatter_add: Callable) -> dict[str, Callable]:
+    """Implementations keyed by primitive name, for one array module.
+
+    `erf` and `scatter_add(out, index_tuple, src)` are passed in because numpy and CuPy keep them
+    outside the shared namespace (scipy.special / cupyx)."""
+    u64 = xp.uint64
+
+    def sigmoid(x):
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    def rsqrt(x):
+        return 1 / xp.sqrt(x)
+
+    def reduce(fn):
+        def run(x, *, axes):
+            if x.dtype == xp.float16:  # NOTE: accumulate half precision in float32, as PyTorch
+                return fn(x, axis=axes, keepdims=True, dtype=xp.float32).astype(x.dtype)
+            return fn(x, axis=axes, keepdims=True, dtype=x.dtype)
+
+        return run
+
+    def vmax(x, *, axes):
+        return xp.max(x, axis=axes, keepdims=True)
+
+    def pad(x, *, pads, value):
+        shape = tuple(
+            lo + hi + s + max(s - 1, 0) * it for s, (lo, hi, it) in zip(x.shape, pads)
+        )
+        out = xp.full(shape, value, dtype=x.dtype)
+        region = tuple(slice(lo, lo + s + max(s - 1, 0) * it, it + 1)
+                       for s, (lo, hi, it) in zip(x.shape, pads))
+        out[region] = x
+        return out
+
+    def slice_(x, *, starts, stops, steps):
+        return x[tuple(slice(b, e, s) for b, e, s in zip(starts, stops, steps))]
+
+    def gather(x, idx, *, axis):
+        return xp.take(x, idx, axis=axis)
+
+    def _where(axis, idx):
+        return (slice(None),) * axis + (idx,)
+
+    def scatter(x, idx, src, *, axis):
+        out = x.copy()
+        out[_where(axis, idx)] = src
+        return out
+
+    def scatter_add_(x, idx, src, *, axis):
+        out = x.copy()
+        scatter_add(out, _where(axis, idx), src)
+        return out
+
+    def iota(*, shape, dtype, axis):
+        n = shape[axis]
+        r = xp.arange(n, dtype=dtype.np).reshape((n,) + (1,) * (len(shape) - axis - 1))
+        return xp.broadcast_to(r, shape).copy()
+
+    def rand(state, *, shape, dtype, offset):
+        # state = [seed, counter]; element i of this draw uses counter + offset + i + 1.
+        key = xp.asarray(splitmix_key(int(state[0])), dtype=u64)
+        start = (int(state[1]) + offset + 1) & 0xFFFFFFFFFFFFFFFF
+        ctr = xp.arange(_numel(shape), dtype=u64) + u64(start)
+        z = key + ctr * u64(GAMMA)
+        z = (z ^ (z >> u64(30))) * u64(MIX1)
+        z = (z ^ (z >> u64(27))) * u64(MIX2)
+        z = z ^ (z >> u64(31))
+        if dtype is DType.float64:
+            u = (z >> u64(11)).astype(xp.float64) * (2.0**-53)
+        else:
+            u = ((z >> u64(40)).astype(xp.float32) * xp.float32(2.0**-24)).astype(dtype.np)
+        return u.reshape(shape)
+
+    def constant(*, value, shape, dtype):
+        return xp.asarray(value.array, dtype=dtype.np).reshape(shape)
+
+    def full(*, value, shape, dtype):
+        return xp.full(shape, value, dtype=dtype.np)
+
+    def copy(x):
+        return xp.array(x, copy=True, order="C")
+
+    def cast(x, *, dtype):
+        return x.astype(dtype.np)
+
+    def floordiv(a, b):
+        return xp.floor_divide(a, b)
+
+    return {
+        # unary
+        "neg": xp.negative, "abs": xp.abs, "sign": xp.sign, "exp": xp.exp, "log": xp.log,
+        "sqrt": xp.sqrt, "rsqrt": rsqrt, "sin": xp.sin, "cos": xp.cos, "tanh": xp.tanh,
+        "erf": erf, "sigmoid": sigmoid, "log1p": xp.log1p, "expm1": xp.expm1,
+        "reciprocal": xp.reciprocal, "floor": xp.floor, "ceil": xp.ceil, "round": xp.round,
+        "trunc": xp.trunc, "not": xp.logical_not, "copy": copy,
+        # binary
+        "add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide,
+        "pow": xp.power, "maximum": xp.maximum, "minimum": xp.minimum, "floordiv": floordiv,
+        "remainder": xp.remainder, "atan2": xp.arctan2,
+        "and": xp.bitwise_and, "or": xp.bitwise_or, "xor": xp.bitwise_xor,
+        "eq": xp.equal, "ne": xp.not_equal, "lt": xp.less, "le": xp.less_equal,
+        "gt": xp.greater, "ge": xp.greater_equal,
+        "where": xp.where, "cast": cast,
+        # reductions (keep dims)
+        "sum": reduce(xp.sum), "prod": reduce(xp.prod), "max": vmax,
+        # movement
+        "reshape": lambda x, *, shape: xp.reshape(x, shape),
+        "permute": lambda x, *, perm: xp.transpose(x, perm),
+        "expand": lambda x, *, shape: xp.broadcast_to(x, shape),
+        "slice": slice_, "pad": pad,
+        "concat": lambda *xs, axis: xp.concatenate(xs, axis=axis),
+        # compute and indexing
+        "matmul": xp.matmul, "gather": gather, "scatter": scatter, "scatter_add": scatter_add_,
+        # sources
+        "constant": constant, "full": full, "iota": iota, "rand": rand,
+    }

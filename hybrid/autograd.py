@@ -1,0 +1,256 @@
+"""Reverse-mode autograd: walk the tape from the outputs in reverse topological order, applying
+each primitive's vjp rule (itself Tensor ops, so create_graph=True gives higher-order grads)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from hybrid import errors
+from hybrid.ops.core import STATE, Node
+
+
+class set_grad_enabled(contextlib.ContextDecorator):  # noqa: N801  (PyTorch's name)
+    """Turn gradient recording on or off in a block (or as a decorator)."""
+
+    def __init__(self, mode: bool):
+        self.prev = STATE.grad
+        STATE.grad = bool(mode)
+        self.mode = bool(mode)
+
+    def __enter__(self) -> None:
+        STATE.grad = self.mode
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.grad = self.prev
+
+
+class no_grad(contextlib.ContextDecorator):  # noqa: N801
+    """Do not record operations for autograd inside this block (or decorated function)."""
+
+    def __enter__(self) -> None:
+        self.prev = STATE.grad
+        STATE.grad = False
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.grad = self.prev
+
+
+class enable_grad(contextlib.ContextDecorator):  # noqa: N801
+    """Record operations for autograd inside this block, even within no_grad."""
+
+    def __enter__(self) -> None:
+        self.prev = STATE.grad
+        STATE.grad = True
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.grad = self.prev
+
+
+inference_mode = no_grad
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad
+
+
+def _topo_order(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from `roots`, each after every node that consumes it."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node.inputs is None:
+            continue
+        for x in node.inputs:
+            if x._node is not None and id(x._node) not in seen:
+                stack.append((x._node, False))
+    order.reverse()
+    return order
+
+
+def _accumulate(store: dict, key: Any, g: Any) -> None:
+    prev = store.get(key)
+    store[key] = g if prev is None else prev + g
+
+
+def _check_versions(node: Node) -> None:
+    for x, v in zip(node.inputs, node.versions):
+        if x._version != v:
+            raise errors.AutogradError(
+                errors.at_user(
+                    f"one of the tensors needed for the gradient of {node.op.value} "
+                    f"({x.dtype.short}{list(x.shape)}) was modified by an in-place operation "
+                    f"(version {v} -> {x._version}); use an out-of-place op (x = x + y, not x += y)"
+                )
+            )
+
+
+def _run_backward(outputs: Sequence, grads: Sequence, retain_graph: bool, create_graph: bool,
+                  wanted: dict[int, Any] | None) -> dict[int, Any]:
+    """Propagate `grads` from `outputs`. With `wanted` (id(tensor) -> tensor), return the grads of
+    those tensors; otherwise accumulate into the .grad of leaves (and retained non-leaves)."""
+    node_grads: dict[int, Any] = {}
+    leaf_grads: dict[int, Any] = {}
+    leaves: dict[int, Any] = {}
+    roots = []
+    for out, g in zip(outputs, grads):
+        if out._node is None:
+            leaves[id(out)] = out
+            _accumulate(leaf_grads, id(out), g)
+        else:
+            roots.append(out._node)
+            _accumulate(node_grads, id(out._node), g)
+    # tensors whose grad was asked for and which have a node: read it off when the node is reached
+    wanted_nodes = {}
+    if wanted:
+        for t in wanted.values():
+            if t._node is not None:
+                wanted_nodes[id(t._node)] = t
+    captured: dict[int, Any] = {}
+    from hybrid.ops.vjp import VJP
+
+    with set_grad_enabled(create_graph):
+        for node in _topo_order(roots):
+            g = node_grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node.inputs is None:
+                raise errors.AutogradError(
+                    errors.at_user(
+                        "trying to backward through the graph a second time (its saved tensors "
+                        "were freed); pass retain_graph=True to the first backward()"
+                    )
+                )
+            t = wanted_nodes.get(id(node))
+            if t is not None:
+                captured[id(t)] = g
+            for hook_owner in _retained.get(id(node), ()):
+                hook_owner.grad = g if hook_owner.grad is None else hook_owner.grad + g
+            _check_versions(node)
+            in_grads = VJP[node.op](g, node)
+            for x, gx in zip(node.inputs, in_grads):
+                if gx is None or not x._rg:
+                    continue
+                if x._node is not None:
+                    _accumulate(node_grads, id(x._node), gx)
+                else:
+                    leaves[id(x)] = x
+                    _accumulate(leaf_grads, id(x), gx)
+            if not retain_graph:
+                node.inputs = None
+                node.out = None
+    if wanted is not None:
+        result = dict(captured)
+        for k in wanted:
+            if k in leaf_grads:
+                result[k] = leaf_grads[k]
+        return result
+    for k, g in leaf_grads.items():
+        leaf = leaves[k]
+        if not create_graph:
+            g = g.detach()
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    return {}
+
+
+# non-leaf tensors that called retain_grad(), keyed by id of their node
+_retained: dict[int, list] = {}
+
+
+def retain_grad(t: Any) -> None:
+    if t._node is not None:
+        owners = _retained.setdefault(id(t._node), [])
+        if t not in owners:
+            owners.append(t)
+        import weakref
+
+        weakref.finalize(t._node, _retained.pop, id(t._node), None)
+
+
+def _default_grads(outputs: Sequence, grad_outputs: Sequence | None, op: str) -> list:
+    from hybrid.ops.creation import ones_like
+
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    grads = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.numel() != 1:
+                raise errors.AutogradError(
+                    errors.at_user(
+                        f"{op}: grad can be implicitly created only for a single-element output, "
+                        f"got shape {list(out.shape)}; pass gradient= (or grad_outputs=)"
+                    )
+                )
+            g = ones_like(out)
+        elif tuple(g.shape) != tuple(out.shape):
+            raise errors.ShapeError(
+                errors.at_user(f"{op}: gradient shape {list(g.shape)} does not match output shape "
+                               f"{list(out.shape)}")
+            )
+        grads.append(g)
+    return grads
+
+
+def _check_outputs(outputs: Sequence, op: str) -> None:
+    for out in outputs:
+        if not out._rg:
+            raise errors.AutogradError(
+                errors.at_user(
+                    f"{op}: the tensor {out.dtype.short}{list(out.shape)} does not require grad "
+                    "and has no grad_fn; set requires_grad=True on an input it depends on, "
+                    "and do not compute it under no_grad()"
+                )
+            )
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False) -> None:
+    """Accumulate d(tensors)/d(leaf) into each leaf's .grad."""
+    outputs = [tensors] if not isinstance(tensors, (list, tuple)) else list(tensors)
+    if grad_tensors is not None and not isinstance(grad_tensors, (list, tuple)):
+        grad_tensors = [grad_tensors]
+    _check_outputs(outputs, "backward")
+    grads = _default_grads(outputs, grad_tensors, "backward")
+    retain = create_graph if retain_graph is None else retain_graph
+    _run_backward(outputs, grads, retain, create_graph, None)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False) -> tuple:
+    """The gradients of `outputs` with respect to `inputs` (leaves' .grad is not touched)."""
+    outs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
+    ins = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+    if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    _check_outputs(outs, "grad")
+    for x in ins:
+        if not x._rg:
+            raise errors.AutogradError(
+                errors.at_user(f"grad: an input {x.dtype.short}{list(x.shape)} does not require grad")
+            )
+    grads = _default_grads(outs, grad_outputs, "grad")
+    retain = create_graph if retain_graph is None else retain_graph
+    wanted = {id(x): x for x in ins}
+    found = _run_backward(outs, grads, retain, create_graph, wanted)
+    result = []
+    for x in ins:
+        g = found.get(id(x))
+        if g is None and not allow_unused:
+            raise errors.AutogradError(
+                errors.at_user(
+                    "grad: one of the inputs was not used to compute the outputs; "
+                    "pass allow_unused=True to get None for it"
+                )
+            )
+        result.append(g)
+    return tuple(result)

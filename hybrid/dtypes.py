@@ -1,0 +1,97 @@
+"""hybrid's dtypes and PyTorch's type promotion (dimensioned tensors > 0-d tensors > Python scalars)."""
+
+from __future__ import annotations
+
+import builtins
+
+from compiler.ir.types import DType
+
+bool_ = DType.bool
+int32 = DType.int32
+int64 = DType.int64
+float16 = DType.float16
+float32 = DType.float32
+float64 = DType.float64
+
+# aliases PyTorch users type
+int = int32  # noqa: A001  (torch.int is int32)
+long = int64
+half = float16
+float = float32  # noqa: A001
+double = float64
+
+_ORDER = {DType.bool: 0, DType.int32: 1, DType.int64: 2, DType.float16: 3, DType.float32: 4,
+          DType.float64: 5}
+_default = DType.float32
+
+
+def get_default_dtype() -> DType:
+    """The dtype of Python floats and of factories called without a dtype (float32)."""
+    return _default
+
+
+def set_default_dtype(dtype: DType) -> None:
+    """Set the default floating dtype (float32 or float64, as in PyTorch)."""
+    global _default
+    if not isinstance(dtype, DType) or not dtype.is_floating:
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype!r}")
+    _default = dtype
+
+
+def promote_types(a: DType | None, b: DType | None) -> DType | None:
+    """The smallest dtype both promote to: bool < int32 < int64 < float16 < float32 < float64."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if _ORDER[a] >= _ORDER[b] else b
+
+
+def _combine(higher: DType | None, lower: DType | None) -> DType | None:
+    # PyTorch's combine_categories: a lower-priority group only matters if its category is higher.
+    if higher is None:
+        return lower
+    if lower is None or higher.is_floating:
+        return higher
+    if higher.is_bool or lower.is_floating:
+        return promote_types(higher, lower)
+    return higher
+
+
+def scalar_dtype(x: object) -> DType:
+    """The dtype a Python scalar takes as an operand: bool, int64, or the default float."""
+    if x is True or x is False:
+        return DType.bool
+    if isinstance(x, builtins.int):
+        return DType.int64
+    return _default
+
+
+def result_type(*operands: object) -> DType:
+    """PyTorch's result type of an op on tensors and Python scalars."""
+    dim = zero = wrapped = None
+    for x in operands:
+        d = getattr(x, "dtype", None)
+        if isinstance(d, DType):
+            if x.ndim:
+                dim = promote_types(dim, d)
+            else:
+                zero = promote_types(zero, d)
+        else:
+            wrapped = promote_types(wrapped, scalar_dtype(x))
+    return _combine(dim, _combine(zero, wrapped))
+
+
+def as_dtype(dtype: object) -> DType:
+    """A DType from a DType, a numpy dtype, or a name like 'float32'."""
+    if isinstance(dtype, DType):
+        return dtype
+    if isinstance(dtype, str) and hasattr(DType, dtype):
+        return DType[dtype]
+    if dtype is builtins.float:
+        return DType.float64
+    if dtype is builtins.int:
+        return DType.int64
+    if dtype is builtins.bool:
+        return DType.bool
+    return DType.from_np(dtype)

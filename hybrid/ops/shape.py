@@ -1,0 +1,315 @@
+"""Shape and movement ops (views where PyTorch has views), composed of movement primitives."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from compiler.ir.ops import Op
+from compiler.ir.types import broadcast_shapes
+from hybrid import errors
+from hybrid.ops import elementwise as ew
+from hybrid.ops.core import STATE, apply
+from hybrid.ops.reduce import normalize_dim
+
+
+def sizes(args: tuple) -> tuple[int, ...]:
+    """`f(2, 3)` and `f((2, 3))` both mean the shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], Sequence):
+        args = tuple(args[0])
+    out = []
+    for a in args:
+        if not isinstance(a, int):
+            if hasattr(a, "__index__"):
+                a = a.__index__()
+            else:
+                raise errors.DTypeError(
+                    errors.at_user(f"shape entries must be ints, got {type(a).__name__} {a!r}")
+                )
+        out.append(int(a))
+    return tuple(out)
+
+
+def _shape_str(s) -> str:
+    return "[" + ",".join(map(str, s)) + "]"
+
+
+def reshape(x, *shape):
+    shape = sizes(shape)
+    if shape.count(-1) > 1:
+        raise errors.ShapeError(errors.at_user(f"reshape: only one dim can be -1, got {list(shape)}"))
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or x.numel() % known:
+            raise errors.ShapeError(
+                errors.at_user(
+                    f"reshape: cannot reshape {x.dtype.short}{_shape_str(x.shape)} "
+                    f"({x.numel()} elements) to {list(shape)}"
+                )
+            )
+        shape = tuple(x.numel() // known if s == -1 else s for s in shape)
+    if shape == tuple(x.shape):
+        return x
+    out = apply(Op.RESHAPE, x, shape=shape)
+    out._base = x._base if x._base is not None else x
+    return out
+
+
+def _view(out: Any, x: Any) -> Any:
+    out._base = x._base if x._base is not None else x
+    return out
+
+
+def permute(x, *dims):
+    dims = sizes(dims)
+    if len(dims) != x.ndim:
+        raise errors.ShapeError(
+            errors.at_user(f"permute: got {len(dims)} dims {list(dims)} for a {x.ndim}-d tensor")
+        )
+    perm = tuple(normalize_dim("permute", d, x.ndim) for d in dims)
+    if len(set(perm)) != len(perm):
+        raise errors.ShapeError(errors.at_user(f"permute: dims {list(dims)} repeat a dim"))
+    if perm == tuple(range(x.ndim)):
+        return x
+    return _view(apply(Op.PERMUTE, x, perm=perm), x)
+
+
+def transpose(x, dim0, dim1):
+    if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return x
+    a, b = normalize_dim("transpose", dim0, x.ndim), normalize_dim("transpose", dim1, x.ndim)
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return permute(x, perm)
+
+
+def t(x):
+    if x.ndim > 2:
+        raise errors.ShapeError(errors.at_user(f"t: expects a tensor of <= 2 dims, got {x.ndim}"))
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def T(x):  # noqa: N802
+    return permute(x, tuple(range(x.ndim - 1, -1, -1))) if x.ndim > 1 else x
+
+
+def expand(x, *shape):
+    shape = sizes(shape)
+    if len(shape) < x.ndim:
+        raise errors.ShapeError(
+            errors.at_user(
+                f"expand: the shape {list(shape)} has fewer dims than the tensor "
+                f"{x.dtype.short}{_shape_str(x.shape)}"
+            )
+        )
+    lead = len(shape) - x.ndim
+    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    if shape == tuple(x.shape):
+        return x
+    return _view(apply(Op.EXPAND, x, shape=shape), x)
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, shape)
+
+
+def broadcast_tensors(*xs):
+    try:
+        shape = broadcast_shapes("broadcast_tensors", *(tuple(x.shape) for x in xs))
+    except Exception as e:
+        raise errors.ShapeError(errors.at_user(str(e))) from None
+    return tuple(expand(x, shape) for x in xs)
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        axes = [i for i, s in enumerate(x.shape) if s == 1]
+    else:
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        axes = [a for a in (normalize_dim("squeeze", d, x.ndim) for d in dims)
+                if x.ndim and x.shape[a] == 1]
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x, dim):
+    d = normalize_dim("unsqueeze", dim, x.ndim + 1)
+    shape = list(x.shape)
+    shape.insert(d, 1)
+    return reshape(x, tuple(shape))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    a = normalize_dim("flatten", start_dim, x.ndim)
+    b = normalize_dim("flatten", end_dim, x.ndim)
+    if a > b:
+        raise errors.ShapeError(errors.at_user(f"flatten: start_dim {start_dim} > end_dim {end_dim}"))
+    shape = x.shape[:a] + (math.prod(x.shape[a : b + 1]),) + x.shape[b + 1 :]
+    return reshape(x, shape)
+
+
+def unflatten(x, dim, sizes_):
+    d = normalize_dim("unflatten", dim, x.ndim)
+    return reshape(x, x.shape[:d] + tuple(sizes_) + x.shape[d + 1 :])
+
+
+def slice_dim(x, dim: int, start: int, stop: int, step: int = 1):
+    """x[..., start:stop:step, ...] along one (normalized) dim, with normalized bounds."""
+    if start == 0 and stop == x.shape[dim] and step == 1:
+        return x
+    starts = [0] * x.ndim
+    stops = list(x.shape)
+    steps = [1] * x.ndim
+    starts[dim], stops[dim], steps[dim] = start, stop, step
+    return _view(apply(Op.SLICE, x, starts=tuple(starts), stops=tuple(stops),
+                       steps=tuple(steps)), x)
+
+
+def narrow(x, dim, start, length):
+    d = normalize_dim("narrow", dim, x.ndim)
+    if start < 0:
+        start += x.shape[d]
+    if not 0 <= start <= start + length <= x.shape[d]:
+        raise errors.HybridIndexError(
+            errors.at_user(f"narrow: [{start}, {start + length}) is out of range for dim {dim} "
+                           f"of size {x.shape[d]}")
+        )
+    return slice_dim(x, d, start, start + length)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise errors.ShapeError(errors.at_user("cat: expected a non-empty list of tensors"))
+    # PyTorch skips 1-d empty tensors in cat (legacy behaviour)
+    keep = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
+    d = normalize_dim("cat", dim, keep[0].ndim)
+    from hybrid.dtypes import result_type
+
+    dt = result_type(*keep)
+    keep = [ew.cast(t, dt) for t in keep]
+    if len(keep) == 1:
+        return keep[0] * 1 if STATE.grad else keep[0]
+    return apply(Op.CONCAT, *keep, axis=d)
+
+
+concat = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise errors.ShapeError(errors.at_user("stack: expected a non-empty list of tensors"))
+    shape = tuple(tensors[0].shape)
+    for t_ in tensors[1:]:
+        if tuple(t_.shape) != shape:
+            raise errors.ShapeError(
+                errors.at_user(
+                    "stack: all tensors must have the same shape, got "
+                    + " and ".join(_shape_str(u.shape) for u in tensors)
+                )
+            )
+    d = normalize_dim("stack", dim, len(shape) + 1)
+    return cat([unsqueeze(t_, d) for t_ in tensors], d)
+
+
+def split(x, split_size_or_sections, dim=0):
+    d = normalize_dim("split", dim, x.ndim)
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0:
+            raise errors.ShapeError(errors.at_user(f"split: split_size must be positive, got {size}"))
+        sections = [min(size, n - i) for i in range(0, n, size)] or [0]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != n:
+            raise errors.ShapeError(
+                errors.at_user(f"split: sections {sections} do not add up to dim {dim} size {n}")
+            )
+    out, start = [], 0
+    for s in sections:
+        out.append(slice_dim(x, d, start, start + s))
+        start += s
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise errors.ShapeError(errors.at_user(f"chunk: chunks must be positive, got {chunks}"))
+    d = normalize_dim("chunk", dim, x.ndim)
+    size = -(-x.shape[d] // chunks) if x.shape[d] else 1
+    return split(x, size, d)
+
+
+def unbind(x, dim=0):
+    d = normalize_dim("unbind", dim, x.ndim)
+    return tuple(squeeze(slice_dim(x, d, i, i + 1), d) for i in range(x.shape[d]))
+
+
+def pad(x, pad_, mode="constant", value=0.0):
+    """F.pad: `pad_` holds (left, right) pairs starting from the last dim; negative pads crop."""
+    if mode != "constant":
+        raise errors.ShapeError(errors.at_user(f"pad: only mode='constant' is supported, got {mode!r}"))
+    if len(pad_) % 2 or len(pad_) // 2 > x.ndim:
+        raise errors.ShapeError(
+            errors.at_user(f"pad: {list(pad_)} must hold (left, right) pairs for at most {x.ndim} dims")
+        )
+    pads = [[0, 0, 0] for _ in range(x.ndim)]
+    for i in range(len(pad_) // 2):
+        d = x.ndim - 1 - i
+        lo, hi = pad_[2 * i], pad_[2 * i + 1]
+        if lo < 0 or hi < 0:  # crop first
+            x = slice_dim(x, d, max(-lo, 0), x.shape[d] - max(-hi, 0))
+        pads[d][0], pads[d][1] = max(lo, 0), max(hi, 0)
+    if not any(p[0] or p[1] for p in pads):
+        return x
+    return apply(Op.PAD, x, pads=tuple(tuple(p) for p in pads), value=value)
+
+
+def repeat(x, *reps):
+    reps = sizes(reps)
+    if len(reps) < x.ndim:
+        raise errors.ShapeError(
+            errors.at_user(f"repeat: {len(reps)} repeats for a {x.ndim}-d tensor; give one per dim")
+        )
+    x = reshape(x, (1,) * (len(reps) - x.ndim) + tuple(x.shape))
+    inter = []
+    for r, s in zip(reps, x.shape):
+        inter += [1, s]
+    y = expand(reshape(x, tuple(inter)), tuple(v for r, s in zip(reps, x.shape) for v in (r, s)))
+    return reshape(y, tuple(r * s for r, s in zip(reps, x.shape)))
+
+
+def flip(x, dims):
+    from hybrid.ops.indexing import getitem
+
+    axes = [normalize_dim("flip", d, x.ndim) for d in ((dims,) if isinstance(dims, int) else dims)]
+    from hybrid.ops.creation import arange
+
+    idx = [slice(None)] * x.ndim
+    out = x
+    for a in axes:
+        rev = arange(x.shape[a] - 1, -1, -1, device=x.device)
+        idx_a = [slice(None)] * x.ndim
+        idx_a[a] = rev
+        out = getitem(out, tuple(idx_a))
+    del idx
+    return out
+
+
+def contiguous(x):
+    v = x._value
+    if STATE.tracer is not None or getattr(v, "flags", None) is None or v.flags.c_contiguous:
+        return x
+    return apply(Op.COPY, x)
+
+
+def clone(x):
+    return apply(Op.COPY, x)
