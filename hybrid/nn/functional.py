@@ -1,0 +1,357 @@
+"""hybrid.nn.functional (also hybrid.functional): activations, losses, dropout, linear, embedding
+and layer_norm with PyTorch's names and semantics, composed of hybrid ops only (no numpy on
+tensor data), so the same code runs eagerly and traces into a graph."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from compiler.ir.types import DType
+from hybrid import errors
+from hybrid.ops import elementwise as ew
+from hybrid.ops import reduce as rd
+from hybrid.ops import shape as sh
+from hybrid.ops.creation import iota
+from hybrid.ops.elementwise import relu, sigmoid, tanh
+from hybrid.ops.indexing import gather, index_select
+from hybrid.ops.linalg import matmul
+from hybrid.ops.shape import pad
+
+__all__ = [
+    "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax",
+    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
+    "dropout", "linear", "embedding", "layer_norm", "one_hot", "pad",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _t(x: Any) -> str:
+    return f"{x.dtype.short}[{','.join(map(str, x.shape))}]"
+
+
+def _check_reduction(op: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise errors.ShapeError(
+            errors.at_user(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        )
+
+
+def _reduce(loss: Any, reduction: str) -> Any:
+    if reduction == "mean":
+        return rd.mean(loss)
+    if reduction == "sum":
+        return rd.sum(loss)
+    return loss
+
+
+def _float_input(op: str, x: Any) -> None:
+    if not x.dtype.is_floating:
+        raise errors.DTypeError(
+            errors.at_user(f"{op}: expected a floating-point input, got {_t(x)}; use x.float()")
+        )
+
+
+# --- activations ----------------------------------------------------------------------------------
+
+
+def gelu(x: Any, approximate: str = "none") -> Any:
+    """x * Phi(x): exact via erf ('none') or the tanh approximation ('tanh')."""
+    if approximate == "none":
+        return x * 0.5 * (ew.erf(x * (1 / math.sqrt(2.0))) + 1.0)
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
+        return x * 0.5 * (ew.tanh(inner) + 1.0)
+    raise errors.ShapeError(
+        errors.at_user(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    )
+
+
+def silu(x: Any) -> Any:
+    """x * sigmoid(x)."""
+    return x * ew.sigmoid(x)
+
+
+def _abs_smooth_grad(z: Any) -> Any:
+    # NOTE: |z| whose derivative at 0 is -1 (abs's is 0): with relu(z) (derivative 0 at 0) this
+    # gives softplus the exact derivative sigmoid(0) = 0.5 at z = 0.
+    return ew.where(z > 0, z, -z)
+
+
+def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Any:
+    """log(1 + exp(beta * x)) / beta, computed stably (linear above `threshold`)."""
+    z = x * beta if beta != 1 else x
+    out = relu(z) + ew.log1p(ew.exp(-_abs_smooth_grad(z)))
+    out = out / beta if beta != 1 else out
+    return ew.where(z > threshold, x, out)
+
+
+def _softmax_dim(op: str, x: Any, dim: int | None) -> int:
+    if dim is None:  # PyTorch's legacy implicit dim
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    return rd.normalize_dim(op, dim, x.ndim)
+
+
+def _shifted(op: str, x: Any, dim: int | None, dtype: Any) -> tuple[Any, int]:
+    if dtype is not None:
+        from hybrid.dtypes import as_dtype
+
+        x = ew.cast(x, as_dtype(dtype))
+    x = ew.to_float(x)
+    d = _softmax_dim(op, x, dim)
+    # NOTE: the max is a constant shift (softmax does not depend on it), so it is detached.
+    m = rd.amax(x, d, keepdim=True).detach()
+    m = ew.where(ew.isinf(m), 0.0, m)
+    return x - m, d
+
+
+def softmax(x: Any, dim: int | None = None, dtype: Any = None) -> Any:
+    """exp(x) / sum(exp(x)) along `dim`, with the max subtracted first."""
+    z, d = _shifted("softmax", x, dim, dtype)
+    e = ew.exp(z)
+    return e / rd.sum(e, d, keepdim=True)
+
+
+def log_softmax(x: Any, dim: int | None = None, dtype: Any = None) -> Any:
+    """x - logsumexp(x) along `dim`, with the max subtracted first."""
+    z, d = _shifted("log_softmax", x, dim, dtype)
+    return z - ew.log(rd.sum(ew.exp(z), d, keepdim=True))
+
+
+# --- losses -----------------------------------------------------------------------------------------
+
+
+def _class_dim(x: Any) -> int:
+    return 0 if x.ndim == 1 else 1
+
+
+def _check_class_target(op: str, x: Any, target: Any) -> None:
+    if x.ndim == 0:
+        raise errors.ShapeError(
+            errors.at_user(f"{op}: input must have a class dim, got a 0-d tensor {_t(x)}")
+        )
+    want = tuple(s for i, s in enumerate(x.shape) if i != _class_dim(x))
+    if tuple(target.shape) != want:
+        raise errors.ShapeError(
+            errors.at_user(
+                f"{op}: target of shape {list(target.shape)} does not match input {_t(x)}; "
+                f"class-index targets need shape {list(want)} (the input's shape without the "
+                "class dim 1), probability targets the input's shape"
+            )
+        )
+
+
+def _class_weight(op: str, weight: Any, n_classes: int) -> None:
+    if weight is not None and tuple(weight.shape) != (n_classes,):
+        raise errors.ShapeError(
+            errors.at_user(f"{op}: weight must have shape [{n_classes}] (one per class), "
+                           f"got {list(weight.shape)}")
+        )
+
+
+def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Any:
+    """Negative log likelihood of class-index targets given log-probabilities (N, C, d1, ...)."""
+    _check_reduction("nll_loss", reduction)
+    if target.dtype.is_floating or target.dtype.is_bool:
+        raise errors.DTypeError(
+            errors.at_user(f"nll_loss: target must hold class indices (int64), got {_t(target)}")
+        )
+    _check_class_target("nll_loss", input, target)
+    cd = _class_dim(input)
+    n_classes = input.shape[cd]
+    _class_weight("nll_loss", weight, n_classes)
+    keep = target != ignore_index
+    safe = ew.where(keep, target, 0)
+    picked = sh.squeeze(gather(input, cd, sh.unsqueeze(safe, cd)), cd)
+    w = ew.cast(keep, input.dtype)
+    if weight is not None:
+        w = w * sh.reshape(index_select(ew.cast(weight, input.dtype), 0, sh.reshape(safe, (-1,))),
+                           safe.shape)
+    loss = -picked * w
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return rd.sum(loss)
+    return rd.sum(loss) / rd.sum(w)
+
+
+def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Any:
+    """log_softmax + nll_loss for class-index targets, or -sum(p * log_softmax) for probability
+    targets of the input's shape; optional class weights and label smoothing (as PyTorch)."""
+    _check_reduction("cross_entropy", reduction)
+    _float_input("cross_entropy", input)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise errors.ShapeError(
+            errors.at_user(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+        )
+    if input.ndim == 0:
+        raise errors.ShapeError(
+            errors.at_user(f"cross_entropy: input must have a class dim, got {_t(input)}")
+        )
+    cd = _class_dim(input)
+    n_classes = input.shape[cd]
+    _class_weight("cross_entropy", weight, n_classes)
+    logp = log_softmax(input, cd)
+    wshape = tuple(n_classes if i == cd else 1 for i in range(input.ndim))
+    wb = sh.reshape(ew.cast(weight, input.dtype), wshape) if weight is not None else None
+    if target.dtype.is_floating:
+        if tuple(target.shape) != tuple(input.shape):
+            _check_class_target("cross_entropy", input, target)  # raises with the full story
+        p = ew.cast(target, input.dtype)
+        if label_smoothing > 0:
+            p = p * (1 - label_smoothing) + label_smoothing / n_classes
+        terms = logp * p if wb is None else logp * p * wb
+        if reduction == "none":
+            return -rd.sum(terms, cd)
+        total = -rd.sum(terms)
+        return total if reduction == "sum" else total / (input.numel() // n_classes)
+    _check_class_target("cross_entropy", input, target)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing == 0:
+        return nll
+    keep = ew.cast(target != ignore_index, input.dtype)
+    smooth = -rd.sum(logp if wb is None else logp * wb, cd) * keep
+    if reduction == "sum":
+        smooth = rd.sum(smooth)
+    elif reduction == "mean":
+        if weight is None:
+            denom = rd.sum(keep)
+        else:
+            safe = ew.where(target != ignore_index, target, 0)
+            tw = index_select(ew.cast(weight, input.dtype), 0, sh.reshape(safe, (-1,)))
+            denom = rd.sum(sh.reshape(tw, safe.shape) * keep)
+        smooth = rd.sum(smooth) / denom
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+
+
+def _check_same_shape(op: str, input: Any, target: Any) -> None:
+    if tuple(input.shape) != tuple(target.shape):
+        raise errors.ShapeError(
+            errors.at_user(f"{op}: input {_t(input)} and target {_t(target)} must have the same "
+                           "shape; reshape one of them (e.g. target.view_as(input))")
+        )
+
+
+def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
+    """Mean (or summed) squared error; input and target of the same shape."""
+    _check_reduction("mse_loss", reduction)
+    _check_same_shape("mse_loss", input, target)
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
+    """Mean (or summed) absolute error; input and target of the same shape."""
+    _check_reduction("l1_loss", reduction)
+    _check_same_shape("l1_loss", input, target)
+    return _reduce(ew.abs(input - target), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None) -> Any:
+    """Sigmoid + binary cross entropy in the stable form (1 - t) x + (1 + (pw - 1) t) softplus(-x)."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    _float_input("binary_cross_entropy_with_logits", input)
+    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    t = ew.cast(target, input.dtype)
+    sp = softplus(-input, threshold=math.inf)
+    if pos_weight is not None:
+        loss = (1 - t) * input + (t * (ew.cast(pos_weight, input.dtype) - 1) + 1) * sp
+    else:
+        loss = (1 - t) * input + sp
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+# --- layers as functions ---------------------------------------------------------------------------
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (training only).
+    The mask comes from hybrid.random, so a compiled function draws a fresh mask per call."""
+    if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise errors.ShapeError(
+            errors.at_user(f"dropout: probability has to be between 0 and 1, but got {p}")
+        )
+    if not training or p == 0:
+        return x
+    if p == 1:
+        out = x * 0.0
+    else:
+        from hybrid.random import bernoulli_mask
+
+        keep = bernoulli_mask(tuple(x.shape), 1.0 - p, x)
+        out = ew.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+    if inplace:
+        from hybrid.tensor import inplace_op
+
+        return inplace_op(x, lambda _: out)
+    return out
+
+
+def linear(x: Any, weight: Any, bias: Any = None) -> Any:
+    """x @ weight.T + bias, weight of shape (out_features, in_features)."""
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise errors.ShapeError(
+            errors.at_user(f"linear: input {_t(x)} does not fit weight {_t(weight)} (the input's "
+                           f"last dim must equal in_features = weight.shape[1])")
+        )
+    out = matmul(x, sh.transpose(weight, 0, 1))
+    return out + bias if bias is not None else out
+
+
+def embedding(input: Any, weight: Any, padding_idx: int | None = None) -> Any:
+    """Rows of `weight` (num_embeddings, dim) picked by the integer tensor `input`."""
+    if input.dtype.is_floating or input.dtype.is_bool:
+        raise errors.DTypeError(
+            errors.at_user(f"embedding: indices must be an integer tensor, got {_t(input)}")
+        )
+    if weight.ndim != 2:
+        raise errors.ShapeError(errors.at_user(f"embedding: weight must be 2-d, got {_t(weight)}"))
+    rows = index_select(weight, 0, sh.reshape(input, (-1,)))
+    out = sh.reshape(rows, tuple(input.shape) + (weight.shape[1],))
+    if padding_idx is not None:
+        if padding_idx < 0:
+            padding_idx += weight.shape[0]
+        # the padding row gets no gradient (PyTorch's padding_idx)
+        out = ew.where(sh.unsqueeze(input == padding_idx, -1), out.detach(), out)
+    return out
+
+
+def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Any:
+    """Normalize over the last len(normalized_shape) dims (biased variance), then scale/shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(shape)
+    if n == 0 or n > x.ndim or tuple(x.shape[x.ndim - n:]) != shape:
+        raise errors.ShapeError(
+            errors.at_user(f"layer_norm: normalized_shape {list(shape)} does not match the last "
+                           f"dims of input {_t(x)}")
+        )
+    axes = tuple(range(x.ndim - n, x.ndim))
+    mu = rd.mean(x, axes, keepdim=True)
+    d = x - mu
+    var = rd.mean(d * d, axes, keepdim=True)
+    out = d * ew.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Any:
+    """int64 one-hot encoding along a new last dim (num_classes=-1 reads the max: eager only)."""
+    if tensor.dtype.is_floating or tensor.dtype.is_bool:
+        raise errors.DTypeError(
+            errors.at_user(f"one_hot: expected an integer tensor of class indices, got {_t(tensor)}")
+        )
+    if num_classes == -1:
+        num_classes = int(rd.amax(tensor).item()) + 1 if tensor.numel() else 0
+    shape = tuple(tensor.shape) + (num_classes,)
+    classes = iota(shape, len(shape) - 1, DType.int64, like=tensor)
+    return ew.cast(sh.unsqueeze(ew.cast(tensor, DType.int64), -1) == classes, DType.int64)
