@@ -49,3 +49,7 @@ bool = bool_  # noqa: A001  (hybrid.bool, as torch.bool)
 clip = clamp
 is_tensor = lambda x: isinstance(x, Tensor)  # noqa: E731
 numel = Tensor.numel
+from hybrid.compile import RecompileWarning, compile  # noqa: E402
+from hybrid.config import config  # noqa: E402
+from hybrid import nn, optim, functional, data  # noqa: E402,F401
+from hybrid.serialization import save, load  # noqa: E402,F401

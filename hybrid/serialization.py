@@ -1,0 +1,141 @@
+"""hybrid.save / hybrid.load: safetensors files, no pickle anywhere.
+
+Tensors are stored under flattened names (a flat state dict keeps its own keys, so other
+safetensors tools read it as is); the structure around them (dicts, lists, tuples, numbers,
+strings, None) is JSON in the file's metadata under "hybrid.structure"."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from hybrid import errors
+from hybrid.tensor import Tensor
+
+FORMAT_VERSION = "1"
+_STRUCT = "hybrid.structure"
+_VERSION = "hybrid.version"
+
+
+class SerializationError(errors.HybridError, ValueError):
+    """A file that is not a valid hybrid / safetensors file, or an object that cannot be saved."""
+
+
+class CheckpointNotFoundError(errors.HybridError, FileNotFoundError):
+    """hybrid.load was given a path that does not exist."""
+
+
+def _encode(obj: Any, path: list[str], tensors: dict[str, np.ndarray]) -> Any:
+    """JSON for `obj` with each tensor replaced by {"__tensor__": name}."""
+    if isinstance(obj, Tensor):
+        base = ".".join(path) or "tensor"
+        name, n = base, 1
+        while name in tensors:
+            name, n = f"{base}#{n}", n + 1
+        arr = obj.detach().cpu().numpy()
+        tensors[name] = np.ascontiguousarray(arr)
+        return {"__tensor__": name}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, dict):
+        items = []
+        for k, v in obj.items():
+            if not (k is None or isinstance(k, (bool, int, float, str))):
+                raise SerializationError(
+                    errors.at_user(f"save: dict keys must be str, int, float, bool or None, got "
+                                   f"{type(k).__name__} at {'.'.join(path) or '<root>'}")
+                )
+            items.append([k, _encode(v, path + [str(k)], tensors)])
+        return {"__dict__": items}
+    if isinstance(obj, (list, tuple)):
+        enc = [_encode(v, path + [str(i)], tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": enc} if isinstance(obj, tuple) else enc
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise SerializationError(
+        errors.at_user(f"save: cannot save a {type(obj).__name__} (at "
+                       f"{'.'.join(path) or '<root>'}); only tensors, dicts, lists, tuples, "
+                       "numbers, strings and None can be saved (no pickle)")
+    )
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Save tensors, or dicts/lists of tensors and plain values (a state dict, an optimizer's
+    state_dict()), to a safetensors file."""
+    tensors: dict[str, np.ndarray] = {}
+    structure = _encode(obj, [], tensors)
+    from safetensors.numpy import save_file
+
+    metadata = {_VERSION: FORMAT_VERSION, _STRUCT: json.dumps(structure)}
+    save_file(tensors, os.fspath(path), metadata=metadata)
+
+
+def _decode(node: Any, tensors: dict[str, Any], where: str) -> Any:
+    if isinstance(node, list):
+        return [_decode(v, tensors, where) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "__tensor__" in node:
+        name = node["__tensor__"]
+        if name not in tensors:
+            raise SerializationError(
+                errors.at_user(f"load: {where} is corrupt: its structure refers to a tensor "
+                               f"{name!r} that the file does not hold")
+            )
+        return tensors[name]
+    if "__tuple__" in node:
+        return tuple(_decode(v, tensors, where) for v in node["__tuple__"])
+    if "__dict__" in node:
+        out = {}
+        for pair in node["__dict__"]:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise SerializationError(errors.at_user(f"load: {where} has a malformed structure"))
+            out[pair[0]] = _decode(pair[1], tensors, where)
+        return out
+    raise SerializationError(errors.at_user(f"load: {where} has a malformed structure"))
+
+
+def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as f:
+            metadata = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except FileNotFoundError:
+        raise CheckpointNotFoundError(errors.at_user(f"load: no such file {path!r}")) from None
+    except Exception as e:  # safetensors rejects the header / data: say so in our terms
+        raise SerializationError(
+            errors.at_user(f"load: {path!r} is not a valid safetensors file (truncated, corrupt "
+                           f"or another format): {e}")
+        ) from None
+    return arrays, metadata
+
+
+def load(path: str | os.PathLike, map_location: Any = None) -> Any:
+    """Load what `save` wrote (or any safetensors file: a dict of tensors). `map_location`
+    ('cpu', 'cuda', a device) puts every tensor on that device."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointNotFoundError(errors.at_user(f"load: no such file {path!r}"))
+    arrays, metadata = _read(path)
+    from hybrid.ops.creation import from_numpy
+
+    tensors: dict[str, Any] = {}
+    for name, arr in arrays.items():
+        t = from_numpy(np.array(arr, copy=True))
+        tensors[name] = t.to(map_location) if map_location is not None else t
+    text = metadata.get(_STRUCT)
+    if text is None:  # a plain safetensors file from another tool
+        return OrderedDict(tensors)
+    try:
+        structure = json.loads(text)
+    except ValueError as e:
+        raise SerializationError(
+            errors.at_user(f"load: {path!r} has malformed {_STRUCT!r} metadata (not JSON: {e})")
+        ) from None
+    return _decode(structure, tensors, repr(path))
