@@ -467,6 +467,8 @@ def inplace(x: Tensor, r: Tensor) -> Tensor:
 def inplace_op(x: Tensor, fn) -> Tensor:
     """x = fn(x), in place, with PyTorch's in-place autograd semantics."""
     check_inplace(x)
+    if STATE.tracer is not None:
+        STATE.tracer.value_of(x)  # lift x itself (not only its snapshot) into the graph
     src = _snapshot(x) if (STATE.grad and x._rg) or STATE.tracer is not None else x
     r = fn(src)
     if not isinstance(r, Tensor):

@@ -1,0 +1,359 @@
+"""The cache key of a compiled function, its guards, and the names of what it reads.
+
+A key is a tuple: (grad mode, one part per positional argument, the keyword arguments, the
+environment: closure and global values the function reads, module structure and train/eval
+mode, optimizer hyperparameters). `describe_change` names the part that differs between two keys,
+for the recompile log."""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import Any
+
+from hybrid.ops.core import STATE
+from hybrid.tensor import _TENSOR_CLASSES
+
+_SCALARS = (int, float, bool, str, type(None), bytes, complex)
+_SCALAR_SET = frozenset(_SCALARS)
+
+
+# --- pytrees: nested lists / tuples / dicts of leaves --------------------------------------------
+
+
+def flatten(obj: Any) -> tuple[list, Any]:
+    """Leaves (tensors and other non-container objects) in order, and a spec to rebuild obj."""
+    leaves: list = []
+    spec = _flatten(obj, leaves)
+    return leaves, spec
+
+
+def _flatten(obj: Any, leaves: list) -> Any:
+    c = obj.__class__
+    if c in _TENSOR_CLASSES:
+        leaves.append(obj)
+        return ("T",)
+    if c is tuple or c is list:
+        return (c.__name__, [_flatten(x, leaves) for x in obj])
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        return ("namedtuple", c, [_flatten(x, leaves) for x in obj])
+    if c is dict:
+        return ("dict", list(obj), [_flatten(v, leaves) for v in obj.values()])
+    leaves.append(obj)
+    return ("C", obj)
+
+
+def unflatten(spec: Any, tensors: list) -> Any:
+    """Rebuild a structure from its spec, taking tensors in order for the tensor leaves."""
+    it = iter(tensors)
+    return _unflatten(spec, it)
+
+
+def _unflatten(spec: Any, it: Any) -> Any:
+    kind = spec[0]
+    if kind == "T":
+        return next(it)
+    if kind == "C":
+        return spec[1]
+    if kind == "list":
+        return [_unflatten(s, it) for s in spec[1]]
+    if kind == "tuple":
+        return tuple(_unflatten(s, it) for s in spec[1])
+    if kind == "namedtuple":
+        return spec[1](*[_unflatten(s, it) for s in spec[2]])
+    return dict(zip(spec[1], [_unflatten(s, it) for s in spec[2]]))
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+def _is_module(obj: Any) -> bool:
+    return hasattr(obj, "named_modules") and hasattr(obj, "training")
+
+
+def _is_optimizer(obj: Any) -> bool:
+    return hasattr(obj, "param_groups") and hasattr(obj, "state")
+
+
+def _code_globals(code: types.CodeType, out: set[str]) -> None:
+    out.update(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            _code_globals(c, out)
+
+
+def _user_function(fn: Any) -> Any:
+    """The Python function whose closure and globals the traced code reads."""
+    self_obj = getattr(fn, "__self__", None)
+    if self_obj is not None and _is_module(self_obj):
+        return type(self_obj).forward
+    return getattr(fn, "__func__", fn)
+
+
+def _structure_epoch() -> int | None:
+    try:
+        from hybrid.nn.module import structure_epoch
+    except ImportError:
+        return None
+    return structure_epoch()
+
+
+class KeyBuilder:
+    """Computes cache keys for one function, fast on the common all-tensor call."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        user = _user_function(fn)
+        code = getattr(user, "__code__", None)
+        self.globals_dict = getattr(user, "__globals__", {})
+        names: set[str] = set()
+        if code is not None:
+            _code_globals(code, names)
+        self.global_names = tuple(sorted(n for n in names if n in self.globals_dict))
+        self.free_names = code.co_freevars if code is not None else ()
+        self.cells = getattr(user, "__closure__", None) or ()
+        self.self_obj = getattr(fn, "__self__", None)
+        try:
+            self.params = [p.name for p in inspect.signature(fn).parameters.values()]
+        except (TypeError, ValueError):
+            self.params = []
+        self._sig_cache: tuple = (None, None, None)
+
+    # the key -----------------------------------------------------------------------------------
+
+    def key(self, args: tuple, kwargs: dict) -> tuple:
+        roots: list = []
+        parts = []
+        for a in args:
+            c = a.__class__
+            if c in _TENSOR_CLASSES:
+                v = a._value
+                parts.append((v.__class__, v.shape, v.dtype, a._rg))
+            elif c in _SCALAR_SET:
+                parts.append((c, a))
+            else:
+                parts.append(self._leaf(a, roots))
+        kw = tuple((k, self._leaf(v, roots)) for k, v in sorted(kwargs.items())) if kwargs else ()
+        return (STATE.grad, tuple(parts), kw, self._env(roots), _aliasing(args))
+
+    def _leaf(self, a: Any, roots: list) -> Any:
+        c = a.__class__
+        if c in _TENSOR_CLASSES:
+            v = a._value
+            return (v.__class__, v.shape, v.dtype, a._rg)
+        if c in _SCALAR_SET:
+            return (c, a)
+        if c is tuple or c is list:
+            return (c, tuple(self._leaf(x, roots) for x in a))
+        if c is dict:
+            return (c, tuple((k, self._leaf(v, roots)) for k, v in a.items()))
+        if _is_module(a) or _is_optimizer(a):
+            roots.append(a)
+        return ("object", c.__qualname__, id(a))
+
+    def _env(self, roots: list) -> tuple:
+        g = self.globals_dict
+        env = []
+        for name in self.global_names:
+            env.append(self._env_leaf(g.get(name), roots))
+        for cell in self.cells:
+            try:
+                v = cell.cell_contents
+            except ValueError:  # empty cell
+                env.append(None)
+                continue
+            env.append(self._env_leaf(v, roots))
+        if self.self_obj is not None and (_is_module(self.self_obj) or _is_optimizer(self.self_obj)):
+            roots.append(self.self_obj)
+        if roots:
+            env.append(self._signature(roots))
+        return tuple(env)
+
+    def _env_leaf(self, v: Any, roots: list) -> Any:
+        """Scalars by value; tensors by identity and type (the graph reads that very object);
+        modules, optimizers and other objects by identity."""
+        c = v.__class__
+        if c in _SCALAR_SET:
+            return (c, v)
+        if c in _TENSOR_CLASSES:
+            return ("tensor", id(v)) + self._leaf(v, roots)
+        if isinstance(v, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)):
+            return id(v)
+        return self._leaf(v, roots)
+
+    def _signature(self, roots: list) -> tuple:
+        """Module structure / modes and optimizer hyperparameters of the reachable roots."""
+        ids = tuple(id(r) for r in roots)
+        epoch = _structure_epoch()
+        cached_epoch, cached_ids, cached_mods = self._sig_cache
+        if epoch is None or epoch != cached_epoch or ids != cached_ids:
+            mods = tuple(_module_sig(r) for r in roots if _is_module(r))
+            self._sig_cache = (epoch, ids, mods)
+        else:
+            mods = cached_mods
+        opts = tuple(_optimizer_sig(r) for r in roots if _is_optimizer(r))
+        return ("roots", mods, opts)
+
+    # names -------------------------------------------------------------------------------------
+
+    def arg_paths(self, args: tuple, kwargs: dict) -> list[str]:
+        """A readable name per flattened leaf of (args, kwargs), in flatten order."""
+        out: list[str] = []
+        for i, a in enumerate(args):
+            base = self.params[i] if i < len(self.params) and not self.params[i].startswith(
+                "*") else f"args[{i}]"
+            _paths(a, base, out)
+        for k, v in kwargs.items():
+            _paths(v, k, out)
+        return out
+
+    def roots_named(self, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+        """(name, object) for modules and optimizers the function can reach."""
+        found: list[tuple[str, Any]] = []
+        leaves, _ = flatten((args, kwargs))
+        for leaf, path in zip(leaves, self.arg_paths(args, kwargs)):
+            found.append((path, leaf))
+        for name in self.global_names:
+            found.append((name, self.globals_dict.get(name)))
+        for name, cell in zip(self.free_names, self.cells):
+            try:
+                found.append((name, cell.cell_contents))
+            except ValueError:
+                pass
+        if self.self_obj is not None:
+            found.append(("self", self.self_obj))
+        return [(n, o) for n, o in found if _is_module(o) or _is_optimizer(o)]
+
+    def namer(self, args: tuple, kwargs: dict):
+        """A function naming captured tensors: `model.fc1.weight`, `opt.state[...].exp_avg`."""
+        table: dict[int, str] = {}
+
+        def build() -> None:
+            pnames: dict[int, str] = {}
+            for root, obj in self.roots_named(args, kwargs):
+                if _is_module(obj):
+                    for n, p in obj.named_parameters():
+                        pnames.setdefault(id(p), f"{root}.{n}")
+                        table.setdefault(id(p), f"{root}.{n}")
+                    for n, b in obj.named_buffers():
+                        table.setdefault(id(b), f"{root}.{n}")
+            for root, obj in self.roots_named(args, kwargs):
+                if _is_optimizer(obj):
+                    for p, st in obj.state.items():
+                        pn = pnames.get(id(p), "param")
+                        for k, v in st.items():
+                            if v.__class__ in _TENSOR_CLASSES:
+                                table.setdefault(id(v), f"{root}.state[{pn}].{k}")
+            from hybrid.random import default_generator
+
+            table.setdefault(id(default_generator._state), "rng_state")
+
+        def name(t: Any) -> str:
+            if not table:
+                build()
+            return table.get(id(t), "")
+
+        return name
+
+
+def _paths(obj: Any, base: str, out: list[str]) -> None:
+    c = obj.__class__
+    if c in _TENSOR_CLASSES:
+        out.append(base)
+    elif c is tuple or c is list or (isinstance(obj, tuple) and hasattr(obj, "_fields")):
+        for i, x in enumerate(obj):
+            _paths(x, f"{base}[{i}]", out)
+    elif c is dict:
+        for k, v in obj.items():
+            _paths(v, f"{base}[{k!r}]", out)
+    else:
+        out.append(base)
+
+
+def _aliasing(args: tuple) -> Any:
+    """Which tensor arguments are the same object (a graph assumes one pattern)."""
+    ids = [id(a) for a in args if a.__class__ in _TENSOR_CLASSES]
+    if len(ids) < 2 or len(set(ids)) == len(ids):
+        return None
+    return tuple(ids.index(i) for i in ids)
+
+
+def _module_sig(m: Any) -> tuple:
+    out = []
+    for _, sub in m.named_modules():
+        params = tuple(id(p) for _, p in sub.named_parameters(recurse=False))
+        bufs = tuple(id(b) for _, b in sub.named_buffers(recurse=False))
+        out.append((id(sub), sub.training, params, bufs))
+    return tuple(out)
+
+
+def _optimizer_sig(opt: Any) -> tuple:
+    groups = []
+    for g in opt.param_groups:
+        hyper = tuple((k, v) for k, v in g.items()
+                      if k != "params" and (v.__class__ in _SCALAR_SET or isinstance(v, tuple)))
+        groups.append((hyper, tuple(id(p) for p in g["params"])))
+    return (id(opt), tuple(groups))
+
+
+# --- explaining a miss -----------------------------------------------------------------------------
+
+
+def _show_leaf(part: Any) -> str:
+    if isinstance(part, tuple) and len(part) == 4 and isinstance(part[1], tuple):
+        cls, shape, dtype, rg = part
+        from compiler.ir.types import DType
+
+        dev = "cpu" if cls.__module__.startswith("numpy") else "cuda"
+        try:
+            d = DType.from_np(dtype).short
+        except TypeError:
+            d = str(dtype)
+        return f"{d}[{','.join(map(str, shape))}]{'' if dev == 'cpu' else '@' + dev}" + (
+            " requires_grad" if rg else "")
+    if isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], type):
+        return repr(part[1])
+    if isinstance(part, tuple) and part and part[0] == "object":
+        return f"<{part[1]} object at {part[2]:#x}>"
+    return repr(part)
+
+
+def describe_change(old: tuple, new: tuple, kb: KeyBuilder) -> str:
+    """Which part of the key changed, old -> new, in words."""
+    if old[0] != new[0]:
+        return f"grad mode {'on' if old[0] else 'off'} -> {'on' if new[0] else 'off'}"
+    for i, (a, b) in enumerate(zip(old[1], new[1])):
+        if a != b:
+            name = kb.params[i] if i < len(kb.params) else f"args[{i}]"
+            return f"argument '{name}': {_show_leaf(a)} -> {_show_leaf(b)}"
+    if len(old[1]) != len(new[1]):
+        return f"number of arguments {len(old[1])} -> {len(new[1])}"
+    if old[2] != new[2]:
+        for (ka, va), (kb_, vb) in zip(old[2], new[2]):
+            if (ka, va) != (kb_, vb):
+                return f"argument '{kb_}': {_show_leaf(va)} -> {_show_leaf(vb)}"
+        return "keyword arguments changed"
+    env_names = [f"global '{n}'" for n in kb.global_names] + [
+        f"closure variable '{n}'" for n in kb.free_names]
+    for i, (a, b) in enumerate(zip(old[3], new[3])):
+        if a != b:
+            if isinstance(b, tuple) and b and b[0] == "roots":
+                if a[1] != b[1]:
+                    return "module structure or train/eval mode"
+                return _optimizer_change(a[2], b[2])
+            label = env_names[i] if i < len(env_names) else "environment"
+            return f"{label}: {_show_leaf(a)} -> {_show_leaf(b)}"
+    if old[4] != new[4]:
+        return "which tensor arguments are the same object"
+    return "an unknown part of the key"
+
+
+def _optimizer_change(old: tuple, new: tuple) -> str:
+    for (_, ga), (_, gb) in zip(old, new):
+        for (ha, pa), (hb, pb) in zip(ga, gb):
+            for (k, va), (_, vb) in zip(ha, hb):
+                if va != vb:
+                    return f"optimizer hyperparameter '{k}': {va!r} -> {vb!r}"
+            if pa != pb:
+                return "optimizer parameters"
+    return "optimizer"

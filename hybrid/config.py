@@ -1,0 +1,52 @@
+"""Settings, read once from environment variables and changeable from Python.
+
+    HYBRID_LOG=recompiles,graphs   log each recompile (and print each compiled graph)
+    HYBRID_VERIFY=1                check the IR between passes and eager op types (slower)
+    HYBRID_RECOMPILE_LIMIT=8       compiled variants per function before it warns
+    HYBRID_NUM_THREADS=N           threads of the native runtime
+    HYBRID_CACHE_DIR=path          on-disk compile cache (default ~/.cache/hybrid)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from hybrid.ops.core import STATE
+
+
+def _topics() -> set[str]:
+    return {t.strip() for t in os.environ.get("HYBRID_LOG", "").split(",") if t.strip()}
+
+
+class Config:
+    """Process-wide settings (hybrid.config)."""
+
+    def __init__(self) -> None:
+        topics = _topics()
+        self.log_recompiles = "recompiles" in topics or "all" in topics
+        self.log_graphs = "graphs" in topics or "all" in topics
+        self.recompile_limit = int(os.environ.get("HYBRID_RECOMPILE_LIMIT", "8"))
+        self.cache_dir = os.environ.get(
+            "HYBRID_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "hybrid")
+        )
+
+    @property
+    def verify(self) -> bool:
+        return STATE.verify
+
+    @verify.setter
+    def verify(self, on: bool) -> None:
+        STATE.verify = bool(on)
+
+
+config = Config()
+
+logger = logging.getLogger("hybrid")
+if not logger.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("[hybrid] %(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = True

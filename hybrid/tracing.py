@@ -1,0 +1,189 @@
+"""Tracing: run a Python function on tracer tensors (the same Tensor class holding graph Values)
+and record each primitive it calls into a compiler Graph.
+
+Tensors that exist before the trace (arguments, parameters, optimizer state, closure tensors, the
+RNG state) become graph inputs the first time the trace touches them: their `_value` is swapped
+for an input Value during the trace and restored afterwards. What the function did to them
+(in-place updates, new .grad, .grad set to None, RNG draws) is recorded as effects that every
+compiled call replays, so the Python objects end up as eager execution would leave them."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.ir.graph import Graph, Value
+from compiler.ir.ops import Op
+from compiler.ir.types import OpError
+from hybrid import errors
+from hybrid.ops import core
+from hybrid.ops.core import STATE, type_of
+
+
+@dataclass
+class Lifted:
+    """A pre-existing tensor made a graph input, and what it held before the trace."""
+
+    tensor: Any
+    value: Value
+    array: Any
+    node: Any
+    requires_grad: bool
+    version: int
+    grad: Any
+
+
+@dataclass
+class Effects:
+    """What a traced call does besides returning values, as indices into the graph outputs."""
+
+    writes: list[tuple[int, int]] = field(default_factory=list)  # (lifted index, output index)
+    grads: list[tuple[int, int | None]] = field(default_factory=list)  # (lifted index, out/None)
+    rng: list[tuple[Any, int]] = field(default_factory=list)  # (generator, draws per call)
+
+
+class Tracer:
+    """Records primitives into `graph` while active (see `hybrid.ops.core.STATE.tracer`)."""
+
+    def __init__(self, name: str, namer=None):
+        self.graph = Graph(name=name)
+        self.lifted: list[Lifted] = []
+        self._by_id: dict[int, int] = {}
+        self._rng: dict[int, list] = {}
+        self._views: dict[int, list] = {}  # value id -> weakrefs of live views taken of it
+        self._namer = namer or (lambda t: "")
+        self._values: set[int] = set()
+        self.loc: str | None = None  # when set, the source line recorded on new nodes
+
+    # --- entering and leaving -------------------------------------------------------------------
+
+    def __enter__(self) -> Tracer:
+        if STATE.tracer is not None:
+            raise errors.TraceError(errors.at_user(
+                "a compiled function was called while tracing another one; nesting "
+                "@hybrid.compile is not supported: call the inner function undecorated"))
+        self._prev = (STATE.fast,)
+        STATE.tracer = self
+        STATE.fast = False
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.tracer = None
+        (STATE.fast,) = self._prev
+        self.restore()
+
+    # --- inputs ---------------------------------------------------------------------------------
+
+    def lift(self, t: Any, name: str = "") -> Value:
+        """Make pre-existing tensor `t` a graph input for the rest of the trace."""
+        if t._node is not None and t._rg and STATE.grad:
+            raise errors.TraceError(errors.at_user(
+                f"a tensor with autograd history from outside the compiled function "
+                f"({type_of(t)}) is used inside it: gradients cannot flow back through it; "
+                "pass .detach() of it, or compute it inside the compiled function"))
+        v = self.graph.add_input(type_of(t), name or self._namer(t) or f"captured{len(self.lifted)}")
+        self.lifted.append(Lifted(t, v, t._value, t._node, t._rg, t._version, t.grad))
+        self._by_id[id(t)] = len(self.lifted) - 1
+        self._values.add(v.id)
+        t._value = v
+        t._node = None
+        return v
+
+    def new_input(self, type_: Any, name: str) -> Value:
+        """A fresh graph input that no Python tensor held before."""
+        v = self.graph.add_input(type_, name)
+        self._values.add(v.id)
+        return v
+
+    def value_of(self, t: Any) -> Value:
+        v = t._value
+        if v.__class__ is Value:
+            if v.id not in self._values:
+                raise errors.TraceError(errors.at_user(
+                    "a tensor created inside an earlier trace of a compiled function escaped it "
+                    "(stored in a Python object or global); return it from the function instead"))
+            return v
+        return self.lift(t)
+
+    # --- recording ------------------------------------------------------------------------------
+
+    def record(self, op: Op, xs: tuple, attrs: dict) -> Value:
+        """Append `op(*xs, **attrs)` to the graph; the user's file:line is kept on the node."""
+        vals = [self.value_of(x) for x in xs]
+        try:
+            loc = self.loc if self.loc is not None else errors.user_location(2)
+            out = self.graph.add(op, vals, loc=loc, **attrs)
+        except OpError as e:
+            raise errors.error(e.kind, str(e)) from None
+        self._values.add(out.id)
+        return out
+
+    def note_view(self, view: Any, base: Any) -> None:
+        """Remember that `view` aliases `base` (an in-place update of base would not reach it)."""
+        v = base._value
+        if v.__class__ is Value:
+            self._views.setdefault(v.id, []).append(weakref.ref(view))
+
+    def assign(self, x: Any, r: Any) -> None:
+        """In-place update of `x` to the value of `r`, functionalized: x now holds r's Value."""
+        if x._base is not None:
+            raise errors.TraceError(errors.at_user(
+                f"in-place update of a view ({type_of(x)}) inside @hybrid.compile is not "
+                "supported; update the base tensor (e.g. base[idx] = value) or use out-of-place "
+                "ops"))
+        cur = self.value_of(x)
+        live = [w() for w in self._views.get(cur.id, ()) if w() is not None]
+        if any(u._value is x._value for u in live):
+            raise errors.TraceError(errors.at_user(
+                f"in-place update of a tensor ({type_of(x)}) whose view is still in use inside "
+                "@hybrid.compile: the view would not see the update; take the view after the "
+                "update, or use out-of-place ops"))
+        x._value = self.value_of(r)
+        if x._alias_of is not None:  # .data / .detach(): the same storage as another tensor
+            self.assign(x._alias_of, r)
+
+    def rng_draw(self, gen: Any, n: int) -> int:
+        """Reserve `n` values of generator `gen`'s stream; returns their offset in this call."""
+        entry = self._rng.setdefault(id(gen), [gen, 0])
+        offset = entry[1]
+        entry[1] += n
+        return offset
+
+    # --- finishing ------------------------------------------------------------------------------
+
+    def effects(self) -> tuple[list[Value], list[str], Effects]:
+        """Extra outputs and the effects that write them back (call before `restore`)."""
+        extra: list[Value] = []
+        names: list[str] = []
+        fx = Effects()
+        for i, rec in enumerate(self.lifted):
+            t = rec.tensor
+            if t._value is not rec.value:
+                fx.writes.append((i, len(extra)))
+                extra.append(self.value_of(t))
+                names.append(f"{self.graph.input_names[i]} (updated)")
+            g = t.grad
+            if g is not rec.grad:
+                if g is None:
+                    fx.grads.append((i, None))
+                else:
+                    fx.grads.append((i, len(extra)))
+                    extra.append(self.value_of(g))
+                    names.append(f"{self.graph.input_names[i]}.grad")
+        fx.rng = [(gen, n) for gen, n in self._rng.values()]
+        return extra, names, fx
+
+    def restore(self) -> None:
+        """Give every lifted tensor back its array, history and grad."""
+        for rec in self.lifted:
+            t = rec.tensor
+            t._value, t._node, t._rg, t._version, t.grad = (
+                rec.array, rec.node, rec.requires_grad, rec.version, rec.grad)
+
+
+def is_traced(t: Any) -> bool:
+    return getattr(t._value, "traced", False)
+
+
+core.Value = Value
