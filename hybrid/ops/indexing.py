@@ -137,8 +137,7 @@ def _plan(x: Any, items: list):
 
 def _basic(x: Any, starts, stops, steps, out_shape) -> Any:
     if starts != (0,) * x.ndim or stops != tuple(x.shape) or steps != (1,) * x.ndim:
-        y = apply(Op.SLICE, x, starts=starts, stops=stops, steps=steps)
-        y._base = x._base if x._base is not None else x
+        y = sh._view(apply(Op.SLICE, x, starts=starts, stops=stops, steps=steps), x)
     else:
         y = x
     return sh.reshape(y, out_shape)

@@ -51,13 +51,14 @@ def reshape(x, *shape):
         shape = tuple(x.numel() // known if s == -1 else s for s in shape)
     if shape == tuple(x.shape):
         return x
-    out = apply(Op.RESHAPE, x, shape=shape)
-    out._base = x._base if x._base is not None else x
-    return out
+    return _view(apply(Op.RESHAPE, x, shape=shape), x)
 
 
 def _view(out: Any, x: Any) -> Any:
+    """Mark `out` as a view of x's storage (in-place updates through views are tracked)."""
     out._base = x._base if x._base is not None else x
+    if STATE.tracer is not None:
+        STATE.tracer.note_view(out, x)
     return out
 
 
