@@ -7,3 +7,8 @@ __all__ = [
     "DType", "TensorType", "OpError", "broadcast_shapes",
     "Op", "Kind", "OpDef", "OPS", "ELEMENTWISE", "infer_type", "impls", "Literal",
 ]
+
+from compiler.ir.interpret import interpret  # noqa: E402
+from compiler.ir.verify import VerifyError, verify  # noqa: E402
+
+__all__ += ["verify", "VerifyError", "interpret"]
