@@ -1,0 +1,25 @@
+"""Graph passes: each a named pure function Graph -> Graph, run in the order of DEFAULT_PIPELINE.
+
+    dce                        drop what no output needs (less work for what follows)
+    cse                        merge repeated computations
+    fold+simplify+cse          to a fixed point: folding makes constants that rules match, rules
+                               make nodes equal that cse merges, and so on
+    dce                        drop what folding and rewriting left unused
+"""
+
+from compiler.passes.cse import cse
+from compiler.passes.dce import dce
+from compiler.passes.fold import fold
+from compiler.passes.manager import Pass, Stage, fixed_point, run_passes
+from compiler.passes.simplify import RULES, simplify
+
+DEFAULT_PIPELINE: list[Pass] = [
+    Pass("dce", dce),
+    Pass("cse", cse),
+    fixed_point("fold+simplify+cse", [Pass("fold", fold), Pass("simplify", simplify),
+                                      Pass("cse", cse)]),
+    Pass("dce", dce),
+]
+
+__all__ = ["DEFAULT_PIPELINE", "Pass", "Stage", "run_passes", "fixed_point",
+           "dce", "cse", "fold", "simplify", "RULES"]
