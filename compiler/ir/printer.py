@@ -44,8 +44,7 @@ def format_graph(g: Graph, annotate: dict[int, str] | None = None) -> str:
     """The graph as text; `annotate` maps a node's output id to a trailing comment."""
     names = value_names(g)
     params = ", ".join(
-        f"{names[v.id]}: {v.type}" + (f" {nm}" if nm else "")
-        for v, nm in zip(g.inputs, g.input_names)
+        f"{names[v.id]}{' ' + nm if nm else ''}: {v.type}" for v, nm in zip(g.inputs, g.input_names)
     )
     lines = [f"graph {g.name}({params}) {{"]
     for n in g.nodes:
@@ -72,10 +71,10 @@ def format_dot(g: Graph) -> str:
     names = value_names(g)
     lines = [f'digraph "{_dot_escape(g.name)}" {{', "  rankdir=TB;", "  node [fontsize=10];"]
     for v, nm in zip(g.inputs, g.input_names):
-        label = _dot_escape(f"{names[v.id]} {nm}\\n{v.type}")
+        label = _dot_escape(f"{names[v.id]} {nm}") + "\\n" + str(v.type)
         lines.append(f'  {names[v.id]} [shape=ellipse, label="{label}"];')
     for n in g.nodes:
-        label = _dot_escape(f"{names[n.out.id]} = {n.op.value}\\n{n.out.type}")
+        label = _dot_escape(f"{names[n.out.id]} = {n.op.value}") + "\\n" + str(n.out.type)
         lines.append(f'  {names[n.out.id]} [shape=box, label="{label}"];')
         for v in n.inputs:
             lines.append(f"  {names.get(v.id, v.id)} -> {names[n.out.id]};")
