@@ -37,7 +37,8 @@ def _encode(obj: Any, path: list[str], tensors: dict[str, np.ndarray]) -> Any:
         while name in tensors:
             name, n = f"{base}#{n}", n + 1
         arr = obj.detach().cpu().numpy()
-        tensors[name] = np.ascontiguousarray(arr)
+        # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
+        tensors[name] = arr if arr.flags.c_contiguous else arr.copy(order="C")
         return {"__tensor__": name}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
