@@ -55,6 +55,16 @@ def is_grad_enabled() -> bool:
     return STATE.grad
 
 
+def _edge(x: Any, version: int) -> tuple:
+    """(grad_fn, requires_grad) of input `x` as it was when a node recorded it at `version`: an
+    in-place op since then gave x a new history (kept in x._history), which that node must not
+    follow."""
+    if x._version == version or x._history is None:
+        return x._node, x._rg
+    later = [v for v in x._history if v >= version]
+    return x._history[min(later)] if later else (x._node, x._rg)
+
+
 def _topo_order(roots: list[Node]) -> list[Node]:
     """Nodes reachable from `roots`, each after every node that consumes it."""
     order: list[Node] = []
@@ -71,9 +81,10 @@ def _topo_order(roots: list[Node]) -> list[Node]:
         stack.append((node, True))
         if node.inputs is None:
             continue
-        for x in node.inputs:
-            if x._node is not None and id(x._node) not in seen:
-                stack.append((x._node, False))
+        for x, v in zip(node.inputs, node.versions):
+            n = _edge(x, v)[0]
+            if n is not None and id(n) not in seen:
+                stack.append((n, False))
     order.reverse()
     return order
 
@@ -84,8 +95,11 @@ def _accumulate(store: dict, key: Any, g: Any) -> None:
 
 
 def _check_versions(node: Node) -> None:
-    for x, v in zip(node.inputs, node.versions):
-        if x._version != v:
+    from hybrid.ops.vjp import READS
+
+    reads = READS.get(node.op)
+    for i, (x, v) in enumerate(zip(node.inputs, node.versions)):
+        if x._version != v and (reads is None or i in reads):
             raise errors.AutogradError(
                 errors.at_user(
                     f"one of the tensors needed for the gradient of {node.op.value} "
@@ -138,11 +152,12 @@ def _run_backward(outputs: Sequence, grads: Sequence, retain_graph: bool, create
                 hook_owner.grad = g if hook_owner.grad is None else hook_owner.grad + g
             _check_versions(node)
             in_grads = VJP[node.op](g, node)
-            for x, gx in zip(node.inputs, in_grads):
-                if gx is None or not x._rg:
+            for x, v, gx in zip(node.inputs, node.versions, in_grads):
+                x_node, x_rg = _edge(x, v)
+                if gx is None or not x_rg:
                     continue
-                if x._node is not None:
-                    _accumulate(node_grads, id(x._node), gx)
+                if x_node is not None:
+                    _accumulate(node_grads, id(x_node), gx)
                 else:
                     leaves[id(x)] = x
                     _accumulate(leaf_grads, id(x), gx)

@@ -13,7 +13,7 @@ def _body(arr: np.ndarray) -> str:
     kind = arr.dtype.kind
     opts = dict(separator=", ", prefix=prefix, threshold=1000, edgeitems=3)
     if kind == "f":
-        finite = arr[np.isfinite(arr)] if arr.size else arr
+        finite = (arr[np.isfinite(arr)] if arr.size else arr).astype(np.float64)
         if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 1e8:
             opts["formatter"] = {"float_kind": lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)}
         else:
@@ -23,7 +23,8 @@ def _body(arr: np.ndarray) -> str:
                                 (np.abs(finite[finite != 0]).min(initial=1) < 1e-4)):
                 opts["formatter"] = {"float_kind": lambda v: f"{v:.4e}"}
     if kind == "b":
-        opts["formatter"] = {"bool": lambda v: "True" if v else "False"}
+        width = 4 if arr.all() else 5  # PyTorch right-aligns: tensor([ True, False])
+        opts["formatter"] = {"bool": lambda v: ("True" if v else "False").rjust(width)}
     return prefix + np.array2string(arr, **opts)
 
 
@@ -40,7 +41,6 @@ def tensor_repr(t) -> str:
     if arr.size == 0:
         body = f"tensor([], size={tuple(arr.shape)}" if arr.ndim > 1 else "tensor(["
         body += "" if arr.ndim > 1 else "]"
-        implicit = implicit and arr.ndim <= 1
     else:
         body = _body(arr)
     if not implicit:

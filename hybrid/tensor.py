@@ -34,6 +34,7 @@ class Tensor:
     _version = 0  # bumped by in-place ops; autograd checks saved inputs against it
     _base = None  # the tensor this is a view of (reshape/permute/slice/expand)
     _alias_of = None  # the tensor this is the same storage as (detach(), .data)
+    _history = None  # {version: (grad_fn, requires_grad)} before each in-place op that changed them
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init_subclass__(cls, **kw):
@@ -448,7 +449,17 @@ def inplace(x: Tensor, r: Tensor) -> Tensor:
         r = ew.cast(r, x.dtype)
     if STATE.tracer is not None:
         STATE.tracer.assign(x, r)
-    elif r._node is not None or x._node is not None:
+    elif r._node is not None:
+        if x._base is not None:
+            # NOTE: rebinding a view would silently detach it from its base (the base would not
+            # see the write, nor its gradient); PyTorch replays the view on the base instead.
+            raise errors.AutogradError(
+                errors.at_user(
+                    f"in-place update of a view ({x.dtype.short}{list(x.shape)}) with a result "
+                    "that requires grad is not supported; assign through the base instead, "
+                    "e.g. `y[1:] = y[1:] * 2` rather than `y[1:].mul_(2)`"
+                )
+            )
         x._value = r._value
     else:
         xv = x._value
@@ -459,7 +470,14 @@ def inplace(x: Tensor, r: Tensor) -> Tensor:
                 errors.at_user(f"in-place: cannot write into this tensor ({e}); it is probably an "
                                "expand()ed view; use .clone() first")
             ) from None
-    x._node, x._rg = r._node, r._rg or (x._rg and r._node is None and x._node is None)
+    if STATE.grad or r._node is not None:  # under no_grad, x keeps its history (as PyTorch)
+        node, rg = r._node, r._rg or (x._rg and r._node is None and x._node is None)
+        if node is not x._node or rg != x._rg:
+            # nodes that recorded x before this op keep following its old history (autograd)
+            if x._history is None:
+                x._history = {}
+            x._history[x._version] = (x._node, x._rg)
+        x._node, x._rg = node, rg
     x._version += 1
     return x
 

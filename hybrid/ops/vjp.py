@@ -14,6 +14,20 @@ from hybrid.ops.core import Node, apply
 
 VJP: dict[Op, Callable[[Any, Node], tuple]] = {}
 
+# The inputs whose values each rule reads (default: all of them). Autograd checks only these for
+# in-place modification: the others contribute their shapes, which an in-place op never changes.
+READS: dict[Op, tuple[int, ...]] = {
+    **{op: () for op in (Op.NEG, Op.COPY, Op.ADD, Op.SUB, Op.SUM, Op.RESHAPE, Op.PERMUTE,
+                         Op.EXPAND, Op.SLICE, Op.PAD, Op.CONCAT, Op.CAST, Op.SIGN, Op.FLOOR,
+                         Op.CEIL, Op.ROUND, Op.TRUNC, Op.EXP, Op.TANH, Op.SIGMOID, Op.SQRT,
+                         Op.RSQRT, Op.EXPM1, Op.RECIPROCAL)},
+    Op.DIV: (1,),
+    Op.WHERE: (0,),
+    Op.GATHER: (1,),
+    Op.SCATTER: (1,),
+    Op.SCATTER_ADD: (1,),
+}
+
 
 def rule(*ops: Op):
     def register(fn):
