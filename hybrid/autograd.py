@@ -11,41 +11,53 @@ from hybrid import errors
 from hybrid.ops.core import STATE, Node
 
 
-class set_grad_enabled(contextlib.ContextDecorator):  # noqa: N801  (PyTorch's name)
-    """Turn gradient recording on or off in a block (or as a decorator)."""
+class _GradMode(contextlib.ContextDecorator):
+    """Set grad mode in a block or decorated function; restores the mode found on entry."""
 
-    def __init__(self, mode: bool):
-        self.prev = STATE.grad
-        STATE.grad = bool(mode)
-        self.mode = bool(mode)
+    mode = True
+    _fresh = False  # set_grad_enabled(...) already switched the mode and saved the previous one
 
     def __enter__(self) -> None:
+        if self._fresh:
+            self._fresh = False
+        else:
+            self.prev = STATE.grad
         STATE.grad = self.mode
 
     def __exit__(self, *exc: Any) -> None:
         STATE.grad = self.prev
 
+    def _recreate_cm(self):  # NOTE: a fresh instance per decorated call, so recursion nests
+        new = object.__new__(type(self))
+        new.mode = self.mode
+        return new
 
-class no_grad(contextlib.ContextDecorator):  # noqa: N801
+
+class set_grad_enabled(_GradMode):  # noqa: N801  (PyTorch's name)
+    """Turn gradient recording on or off: as a call, in a block, or as a decorator."""
+
+    def __init__(self, mode: bool):
+        self.prev = STATE.grad
+        STATE.grad = bool(mode)  # as PyTorch: `set_grad_enabled(False)` alone takes effect
+        self.mode = bool(mode)
+        self._fresh = True
+
+    def __call__(self, fn):
+        STATE.grad = self.prev  # used as a decorator: only calls of fn change the mode
+        self._fresh = False
+        return super().__call__(fn)
+
+
+class no_grad(_GradMode):  # noqa: N801
     """Do not record operations for autograd inside this block (or decorated function)."""
 
-    def __enter__(self) -> None:
-        self.prev = STATE.grad
-        STATE.grad = False
-
-    def __exit__(self, *exc: Any) -> None:
-        STATE.grad = self.prev
+    mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):  # noqa: N801
+class enable_grad(_GradMode):  # noqa: N801
     """Record operations for autograd inside this block, even within no_grad."""
 
-    def __enter__(self) -> None:
-        self.prev = STATE.grad
-        STATE.grad = True
-
-    def __exit__(self, *exc: Any) -> None:
-        STATE.grad = self.prev
+    mode = True
 
 
 inference_mode = no_grad

@@ -205,8 +205,9 @@ def _np_index(index: Any) -> Any:
 
 def setitem(x: Any, index: Any, value: Any) -> None:
     """x[index] = value, in place (functional under autograd and tracing)."""
-    from hybrid.tensor import inplace
+    from hybrid.tensor import check_inplace, inplace
 
+    check_inplace(x)
     if not ew.is_tensor(value):
         value = ew.operand(value, x.dtype, x)
     value = ew.cast(value, x.dtype)

@@ -10,7 +10,7 @@ from typing import Any
 from compiler.ir.ops import Op
 from hybrid.ops import elementwise as ew
 from hybrid.ops import shape as sh
-from hybrid.ops.core import Node, apply
+from hybrid.ops.core import STATE, Node, apply
 
 VJP: dict[Op, Callable[[Any, Node], tuple]] = {}
 
@@ -56,6 +56,16 @@ def _x(node: Node, i: int = 0) -> Any:
     return node.inputs[i]
 
 
+def _out(node: Node) -> Any:
+    """The node's saved output; recomputed from its inputs when building a differentiable
+    backward graph (create_graph=True), since the saved copy carries no history."""
+    if STATE.grad and all(x._version == v for x, v in zip(node.inputs, node.versions)) and any(
+        x._rg for x in node.inputs
+    ):
+        return apply(node.op, *node.inputs, **node.attrs)
+    return node.out
+
+
 def _zeros(x: Any) -> Any:
     from hybrid.ops.creation import zeros_like
 
@@ -84,7 +94,7 @@ def _piecewise_constant(g, n):
 
 @rule(Op.EXP)
 def _exp(g, n):
-    return (g * n.out,)
+    return (g * _out(n),)
 
 
 @rule(Op.LOG)
@@ -94,12 +104,13 @@ def _log(g, n):
 
 @rule(Op.SQRT)
 def _sqrt(g, n):
-    return (g * 0.5 / n.out,)
+    return (g * 0.5 / _out(n),)
 
 
 @rule(Op.RSQRT)
 def _rsqrt(g, n):
-    return (g * -0.5 * n.out * n.out * n.out,)
+    o = _out(n)
+    return (g * -0.5 * o * o * o,)
 
 
 @rule(Op.SIN)
@@ -114,7 +125,8 @@ def _cos(g, n):
 
 @rule(Op.TANH)
 def _tanh(g, n):
-    return (g * (1 - n.out * n.out),)
+    o = _out(n)
+    return (g * (1 - o * o),)
 
 
 @rule(Op.ERF)
@@ -125,7 +137,8 @@ def _erf(g, n):
 
 @rule(Op.SIGMOID)
 def _sigmoid(g, n):
-    return (g * n.out * (1 - n.out),)
+    o = _out(n)
+    return (g * o * (1 - o),)
 
 
 @rule(Op.LOG1P)
@@ -135,12 +148,13 @@ def _log1p(g, n):
 
 @rule(Op.EXPM1)
 def _expm1(g, n):
-    return (g * (n.out + 1),)
+    return (g * (_out(n) + 1),)
 
 
 @rule(Op.RECIPROCAL)
 def _reciprocal(g, n):
-    return (-(g * n.out * n.out),)
+    o = _out(n)
+    return (-(g * o * o),)
 
 
 @rule(Op.ADD)
@@ -162,7 +176,7 @@ def _mul(g, n):
 @rule(Op.DIV)
 def _div(g, n):
     a, b = n.inputs
-    return unbroadcast(g / b, a.shape), unbroadcast(-(g * n.out) / b, b.shape)
+    return unbroadcast(g / b, a.shape), unbroadcast(-(g * _out(n)) / b, b.shape)
 
 
 @rule(Op.POW)
@@ -171,7 +185,7 @@ def _pow(g, n):
     ga = g * b * ew.pow(a, b - 1)
     # d/db a^b = a^b log a; 0 where a == 0 (the limit PyTorch uses for b > 0)
     safe = ew.where(a == 0, 1.0, a)
-    gb = ew.where(a == 0, 0.0, g * n.out * ew.log(safe))
+    gb = ew.where(a == 0, 0.0, g * _out(n) * ew.log(safe))
     return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
 
 
@@ -226,13 +240,13 @@ def _sum(g, n):
 
 @rule(Op.PROD)
 def _prod(g, n):
-    return (sh.expand(g * n.out, _x(n).shape) / _x(n),)
+    return (sh.expand(g * _out(n), _x(n).shape) / _x(n),)
 
 
 @rule(Op.MAX)
 def _max(g, n):
     x = _x(n)
-    hit = ew.cast(x == n.out, x.dtype)
+    hit = ew.cast(x == _out(n), x.dtype)
     count = apply(Op.SUM, hit, axes=n.attrs["axes"])
     return (hit * (g / count),)
 
