@@ -11,6 +11,7 @@ state, closure tensors) are graph inputs read afresh on every call, guarded by t
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import types
 import warnings
@@ -20,7 +21,7 @@ from typing import Any
 from compiler.ir.graph import Graph
 from hybrid import errors
 from hybrid.compile_backward import attach, register
-from hybrid.compile_key import KeyBuilder, describe_change, flatten, unflatten
+from hybrid.compile_key import KeyBuilder, explain_change, flatten, nearest_key, unflatten
 from hybrid.config import config, logger
 from hybrid.ops import core
 from hybrid.ops.core import STATE, wrap
@@ -98,6 +99,7 @@ class CompiledFunction:
         self._eager_keys: set[tuple] = set()
         self._last_key: tuple | None = None
         self._warned_budget = False
+        self._changes: dict[str, int] = {}  # part of the key -> recompiles it caused
         self.last_entry: Entry | None = None
 
     # --- calling -------------------------------------------------------------------------------
@@ -117,9 +119,15 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         if STATE.tracer is not None:  # called from inside another trace: inline it
             return self.fn(*args, **kwargs)
-        reason = (f"{stale.captured_changed()} changed" if stale is not None
-                  else describe_change(self._last_key, key, self._keys) if self._last_key
-                  else None)
+        near = nearest_key(list(self._cache), key) if stale is None else None
+        if stale is not None:
+            part, reason = "a tensor it reads", f"{stale.captured_changed()} changed"
+        elif near is not None:
+            part, reason = explain_change(near, key, self._keys)
+        else:
+            part = reason = None
+        if part is not None:
+            self._changes[part] = self._changes.get(part, 0) + 1
         if reason is not None and config.log_recompiles:
             logger.info("recompiling %s: %s (called at %s)", self.name, reason,
                         errors.user_location(2) or "?")
@@ -131,7 +139,7 @@ class CompiledFunction:
             if self.fallback != "eager":
                 raise
             warnings.warn(f"hybrid.compile({self.name}): running eagerly because tracing "
-                          f"failed: {e}", RuntimeWarning, stacklevel=3)
+                          f"failed: {e}", RuntimeWarning, stacklevel=_user_stacklevel())
             self._eager_keys.add(key)
             return self.fn(*args, **kwargs)
         self._cache[key] = entry
@@ -143,13 +151,18 @@ class CompiledFunction:
         if self._warned_budget:
             return
         self._warned_budget = True
+        part = max(self._changes, key=self._changes.get) if self._changes else "some argument"
+        count = self._changes.get(part, 0)
         warnings.warn(
             f"hybrid.compile({self.name}) has been compiled {len(self._cache)} times "
-            f"(limit {config.recompile_limit}); the last change: {reason or 'unknown'}. "
-            "If a Python number argument keeps changing, pass it as a tensor; if a tensor's "
-            "shape keeps changing, pad it to a few fixed sizes; raise "
-            "HYBRID_RECOMPILE_LIMIT if the variants are intended.",
-            RecompileWarning, stacklevel=4)
+            f"(limit {config.recompile_limit}): {part} keeps changing ({count} recompiles "
+            f"because of it; the last change: {reason or 'unknown'}). What to do: if it is a "
+            "Python number that varies from call to call, pass it as a tensor (a graph input, "
+            "e.g. hybrid.tensor(value)) instead; if it is meant to be static (a setting), keep "
+            "it to a few values; if a tensor's shape keeps changing, pad it to a few fixed "
+            "sizes; if the variants are intended, raise hybrid.config.recompile_limit "
+            "(HYBRID_RECOMPILE_LIMIT).",
+            RecompileWarning, stacklevel=_user_stacklevel())
 
     # --- compiling -----------------------------------------------------------------------------
 
@@ -212,7 +225,19 @@ class CompiledFunction:
         self._cache.clear()
         self._eager_keys.clear()
         self._last_key = None
+        self._changes.clear()
+        self._warned_budget = False
         self.last_entry = None
+
+
+def _user_stacklevel() -> int:
+    """The `stacklevel` for warnings.warn that points at the innermost frame of user code."""
+    f = sys._getframe(1)
+    level = 1
+    while f is not None and errors._in_package(f.f_code.co_filename):
+        f = f.f_back
+        level += 1
+    return level
 
 
 def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
@@ -305,6 +330,17 @@ class CompiledModule:
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.module, name, value)
+
+    # NOTE: special methods are looked up on the type, not through __getattr__: forward the
+    # container protocol so `compiled[0]`, `len(compiled)` and iteration reach the module.
+    def __getitem__(self, index: Any) -> Any:
+        return self.module[index]
+
+    def __len__(self) -> int:
+        return len(self.module)
+
+    def __iter__(self) -> Any:
+        return iter(self.module)
 
     def __repr__(self) -> str:
         return f"CompiledModule({self.module!r})"

@@ -300,6 +300,8 @@ def _optimizer_sig(opt: Any) -> tuple:
 
 
 def _show_leaf(part: Any) -> str:
+    if isinstance(part, tuple) and len(part) == 6 and part[0] == "tensor":  # a captured tensor
+        return f"tensor {_show_leaf(part[2:])} (object at {part[1]:#x})"
     if isinstance(part, tuple) and len(part) == 4 and isinstance(part[1], tuple):
         cls, shape, dtype, rg = part
         from compiler.ir.types import DType
@@ -311,6 +313,11 @@ def _show_leaf(part: Any) -> str:
             d = str(dtype)
         return f"{d}[{','.join(map(str, shape))}]{'' if dev == 'cpu' else '@' + dev}" + (
             " requires_grad" if rg else "")
+    if isinstance(part, tuple) and len(part) == 2 and part[0] in (list, tuple):
+        inner = ", ".join(_show_leaf(x) for x in part[1])
+        return f"[{inner}]" if part[0] is list else f"({inner}{',' if len(part[1]) == 1 else ''})"
+    if isinstance(part, tuple) and len(part) == 2 and part[0] is dict:
+        return "{" + ", ".join(f"{k!r}: {_show_leaf(v)}" for k, v in part[1]) + "}"
     if isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], type):
         return repr(part[1])
     if isinstance(part, tuple) and part and part[0] == "object":
@@ -318,42 +325,110 @@ def _show_leaf(part: Any) -> str:
     return repr(part)
 
 
+def _distance(a: tuple, b: tuple) -> int:
+    """How many parts of two keys differ (grad mode, each argument, each environment value)."""
+    d = (a[0] != b[0]) + (a[2] != b[2]) + (a[4] != b[4])
+    d += sum(x != y for x, y in zip(a[1], b[1])) + abs(len(a[1]) - len(b[1]))
+    d += sum(x != y for x, y in zip(a[3], b[3])) + abs(len(a[3]) - len(b[3]))
+    return d
+
+
+def nearest_key(keys: list[tuple], key: tuple) -> tuple | None:
+    """The cached key closest to `key` (fewest differing parts; the newest on a tie), so that the
+    recompile log names what actually differs rather than what changed since the last compile."""
+    best, best_d = None, None
+    for k in reversed(keys):
+        d = _distance(k, key)
+        if best_d is None or d < best_d:
+            best, best_d = k, d
+    return best
+
+
 def describe_change(old: tuple, new: tuple, kb: KeyBuilder) -> str:
     """Which part of the key changed, old -> new, in words."""
+    return explain_change(old, new, kb)[1]
+
+
+def explain_change(old: tuple, new: tuple, kb: KeyBuilder) -> tuple[str, str]:
+    """(the part of the key that changed, e.g. "argument 'n'"; that part's old -> new in words)."""
     if old[0] != new[0]:
-        return f"grad mode {'on' if old[0] else 'off'} -> {'on' if new[0] else 'off'}"
+        return "grad mode", f"grad mode {'on' if old[0] else 'off'} -> {'on' if new[0] else 'off'}"
     for i, (a, b) in enumerate(zip(old[1], new[1])):
         if a != b:
-            name = kb.params[i] if i < len(kb.params) else f"args[{i}]"
-            return f"argument '{name}': {_show_leaf(a)} -> {_show_leaf(b)}"
+            name = kb.params[i] if i < len(kb.params) and not kb.params[i].startswith(
+                "*") else f"args[{i}]"
+            return _leaf_change(f"argument '{name}'", a, b)
     if len(old[1]) != len(new[1]):
-        return f"number of arguments {len(old[1])} -> {len(new[1])}"
+        return "number of arguments", f"number of arguments {len(old[1])} -> {len(new[1])}"
     if old[2] != new[2]:
-        for (ka, va), (kb_, vb) in zip(old[2], new[2]):
-            if (ka, va) != (kb_, vb):
-                return f"argument '{kb_}': {_show_leaf(va)} -> {_show_leaf(vb)}"
-        return "keyword arguments changed"
+        olds = dict(old[2])
+        for k, v in new[2]:
+            if k not in olds:
+                return f"argument '{k}'", f"argument '{k}': not passed -> {_show_leaf(v)}"
+            if olds[k] != v:
+                return _leaf_change(f"argument '{k}'", olds[k], v)
+        return "keyword arguments", "keyword arguments changed"
     env_names = [f"global '{n}'" for n in kb.global_names] + [
         f"closure variable '{n}'" for n in kb.free_names]
     for i, (a, b) in enumerate(zip(old[3], new[3])):
         if a != b:
             if isinstance(b, tuple) and b and b[0] == "roots":
                 if a[1] != b[1]:
-                    return "module structure or train/eval mode"
+                    return _module_change(a[1], b[1])
                 return _optimizer_change(a[2], b[2])
             label = env_names[i] if i < len(env_names) else "environment"
-            return f"{label}: {_show_leaf(a)} -> {_show_leaf(b)}"
+            return label, f"{label}: {_show_env_change(a, b)}"
     if old[4] != new[4]:
-        return "which tensor arguments are the same object"
-    return "an unknown part of the key"
+        return "aliasing", "which tensor arguments are the same object"
+    return "unknown", "an unknown part of the key"
 
 
-def _optimizer_change(old: tuple, new: tuple) -> str:
+def _leaf_change(name: str, a: Any, b: Any) -> tuple[str, str]:
+    """Descend into lists / tuples / dicts to the element that changed: `argument 'xs'[1]`."""
+    while (a.__class__ is tuple and b.__class__ is tuple and len(a) == 2 == len(b)
+           and a[0] is b[0] and a[0] in (list, tuple, dict) and len(a[1]) == len(b[1])):
+        for k, (ea, eb) in enumerate(zip(a[1], b[1])):
+            if ea != eb:
+                if a[0] is dict:
+                    if ea[0] != eb[0]:
+                        return name, f"{name}: keys changed"
+                    name, a, b = f"{name}[{ea[0]!r}]", ea[1], eb[1]
+                else:
+                    name, a, b = f"{name}[{k}]", ea, eb
+                break
+    return name, f"{name}: {_show_leaf(a)} -> {_show_leaf(b)}"
+
+
+def _module_change(old: tuple, new: tuple) -> tuple[str, str]:
+    for root_a, root_b in zip(old, new):  # one tuple per reachable module
+        for (ida, ta, _, _), (idb, tb, _, _) in zip(root_a, root_b):
+            if ida == idb and ta != tb:
+                modes = ("eval", "train")
+                return ("module train/eval mode",
+                        f"module train/eval mode: {modes[ta]} -> {modes[tb]}")
+    return ("module structure",
+            "module structure (a parameter, buffer or submodule was replaced, added or removed)")
+
+
+def _show_env_change(a: Any, b: Any) -> str:
+    """`old -> new` for a global or closure value; a tensor read by identity says which changed."""
+    tensor = (tuple, 6)
+    if (a.__class__, len(a) if a.__class__ is tuple else 0) == tensor == (
+            b.__class__, len(b) if b.__class__ is tuple else 0) and a[0] == b[0] == "tensor":
+        if a[1] != b[1]:
+            return (f"rebound to another tensor ({_show_leaf(a[2:])} -> {_show_leaf(b[2:])}, "
+                    "the graph read the old object)")
+        return f"{_show_leaf(a[2:])} -> {_show_leaf(b[2:])}"
+    return f"{_show_leaf(a)} -> {_show_leaf(b)}"
+
+
+def _optimizer_change(old: tuple, new: tuple) -> tuple[str, str]:
     for (_, ga), (_, gb) in zip(old, new):
         for (ha, pa), (hb, pb) in zip(ga, gb):
             for (k, va), (_, vb) in zip(ha, hb):
                 if va != vb:
-                    return f"optimizer hyperparameter '{k}': {va!r} -> {vb!r}"
+                    label = f"optimizer hyperparameter '{k}'"
+                    return label, f"{label}: {va!r} -> {vb!r}"
             if pa != pb:
-                return "optimizer parameters"
-    return "optimizer"
+                return "optimizer parameters", "optimizer parameters"
+    return "optimizer", "optimizer (parameter groups added or removed)"
