@@ -106,10 +106,10 @@ def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     try:
         with safe_open(path, framework="numpy") as f:
             metadata = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open is not a dict)
     except FileNotFoundError:
         raise CheckpointNotFoundError(errors.at_user(f"load: no such file {path!r}")) from None
-    except Exception as e:  # safetensors rejects the header / data: say so in our terms
+    except Exception as e:  # noqa: BLE001  (safetensors rejected the file: say so in our terms)
         raise SerializationError(
             errors.at_user(f"load: {path!r} is not a valid safetensors file (truncated, corrupt "
                            f"or another format): {e}")

@@ -100,7 +100,7 @@ class ModuleList(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:  # noqa: PYI034
         return self.extend(modules)
 
     def append(self, module: Module) -> ModuleList:

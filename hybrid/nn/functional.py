@@ -19,9 +19,25 @@ from hybrid.ops.linalg import matmul
 from hybrid.ops.shape import pad
 
 __all__ = [
-    "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax",
-    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
-    "dropout", "linear", "embedding", "layer_norm", "one_hot", "pad",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "embedding",
+    "gelu",
+    "l1_loss",
+    "layer_norm",
+    "linear",
+    "log_softmax",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "pad",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")

@@ -15,7 +15,7 @@ pytest.importorskip("tqdm")
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 sys.path.insert(0, os.path.abspath(EXAMPLES))
 
-import train_digits  # noqa: E402
+import train_digits
 
 
 def test_full_run_reaches_95_percent(capsys):

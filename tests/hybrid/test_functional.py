@@ -15,7 +15,7 @@ import hybrid.nn.functional as F
 from hybrid import ShapeError
 
 
-def T(a, **kw):  # noqa: N802
+def T(a, **kw):
     return hybrid.tensor(np.asarray(a), **kw)
 
 
@@ -132,17 +132,17 @@ def np_cross_entropy(x, target, weight=None, ignore_index=-100, reduction="mean"
 
 
 CE_CASES = [
-    dict(),
-    dict(reduction="sum"),
-    dict(reduction="none"),
-    dict(weight=True),
-    dict(weight=True, reduction="none"),
-    dict(ignore_index=1),
-    dict(ignore_index=1, weight=True),
-    dict(ls=0.1),
-    dict(ls=0.2, weight=True, ignore_index=2),
-    dict(ls=0.1, reduction="sum"),
-    dict(ls=0.1, reduction="none"),
+    {},
+    {"reduction": "sum"},
+    {"reduction": "none"},
+    {"weight": True},
+    {"weight": True, "reduction": "none"},
+    {"ignore_index": 1},
+    {"ignore_index": 1, "weight": True},
+    {"ls": 0.1},
+    {"ls": 0.2, "weight": True, "ignore_index": 2},
+    {"ls": 0.1, "reduction": "sum"},
+    {"ls": 0.1, "reduction": "none"},
 ]
 
 
@@ -154,9 +154,9 @@ def test_cross_entropy_class_indices(rng, shape, case):
     target.reshape(-1)[0] = 1  # at least one ignored entry when ignore_index=1
     target.reshape(-1)[1] = 0
     weight = rng.uniform(0.5, 2.0, shape[1]) if case.get("weight") else None
-    kw = dict(weight=None if weight is None else T(weight),
-              ignore_index=case.get("ignore_index", -100),
-              reduction=case.get("reduction", "mean"), label_smoothing=case.get("ls", 0.0))
+    kw = {"weight": None if weight is None else T(weight),
+              "ignore_index": case.get("ignore_index", -100),
+              "reduction": case.get("reduction", "mean"), "label_smoothing": case.get("ls", 0.0)}
     ref = np_cross_entropy(x, target, weight, kw["ignore_index"], kw["reduction"], kw["label_smoothing"])
     close(F.cross_entropy(T(x), T(target), **kw), ref)
     gradcheck(lambda a: F.cross_entropy(a, T(target), **kw), x)
@@ -173,7 +173,7 @@ def test_cross_entropy_probabilities(rng, reduction, ls, use_weight):
     q = p * (1 - ls) + ls / 3
     terms = -(np_log_softmax(x, 1) * q * w.reshape(1, 3, 1))
     ref = {"none": terms.sum(1), "sum": terms.sum(), "mean": terms.sum() / 10}[reduction]
-    kw = dict(weight=T(w) if use_weight else None, reduction=reduction, label_smoothing=ls)
+    kw = {"weight": T(w) if use_weight else None, "reduction": reduction, "label_smoothing": ls}
     close(F.cross_entropy(T(x), T(p), **kw), ref)
     gradcheck(lambda a, b: F.cross_entropy(a, b, **kw), x, p)
 
@@ -244,8 +244,8 @@ def test_bce_with_logits(rng, reduction, extras):
     if w is not None:
         loss = loss * w
     ref = {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
-    kw = dict(weight=None if w is None else T(w), reduction=reduction,
-              pos_weight=None if pw is None else T(pw))
+    kw = {"weight": None if w is None else T(w), "reduction": reduction,
+              "pos_weight": None if pw is None else T(pw)}
     close(F.binary_cross_entropy_with_logits(T(x), T(t), **kw), ref)
     gradcheck(lambda a, b: F.binary_cross_entropy_with_logits(a, b, **kw), x, t)
 

@@ -42,10 +42,10 @@ def np_sgd(p, grads, lr, momentum=0.0, dampening=0.0, wd=0.0, nesterov=False, ma
 
 
 @pytest.mark.parametrize("kw", [
-    dict(lr=0.1),
-    dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
-    dict(lr=0.05, momentum=0.8, dampening=0.3),
-    dict(lr=0.05, momentum=0.9, maximize=True, weight_decay=0.1),
+    {"lr": 0.1},
+    {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+    {"lr": 0.05, "momentum": 0.8, "dampening": 0.3},
+    {"lr": 0.05, "momentum": 0.9, "maximize": True, "weight_decay": 0.1},
 ], ids=str)
 def test_sgd_matches_reference(data, kw):
     p0, grads = data
@@ -71,11 +71,11 @@ def np_adam(p, grads, lr, b1, b2, eps, wd=0.0, decoupled=False, amsgrad=False):
 
 
 @pytest.mark.parametrize("cls,kw", [
-    (optim.Adam, dict(lr=0.01)),
-    (optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
-    (optim.Adam, dict(lr=0.01, amsgrad=True)),
-    (optim.AdamW, dict(lr=0.01)),
-    (optim.AdamW, dict(lr=0.02, weight_decay=0.5, amsgrad=True)),
+    (optim.Adam, {"lr": 0.01}),
+    (optim.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
+    (optim.Adam, {"lr": 0.01, "amsgrad": True}),
+    (optim.AdamW, {"lr": 0.01}),
+    (optim.AdamW, {"lr": 0.02, "weight_decay": 0.5, "amsgrad": True}),
 ], ids=str)
 @pytest.mark.parametrize("steps", [1, 3])
 def test_adam_matches_reference(data, cls, kw, steps):
@@ -149,8 +149,7 @@ def test_invalid_hyperparameters():
         optim.Adam(p)
 
 
-def test_state_dict_format_and_roundtrip(data):
-    p0, grads = data
+def test_state_dict_format_and_roundtrip():
     model = hybrid.nn.Linear(2, 3)
     opt = optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
     x = hybrid.randn(4, 2)
@@ -193,13 +192,13 @@ def test_sgd_loads_pytorch_style_state():
 def test_matches_torch_if_available(data):
     try:
         import torch
-    except Exception as e:  # absent, or a broken install
+    except Exception as e:  # noqa: BLE001  (absent, or a broken install)
         pytest.skip(f"torch is not importable: {e}")
     p0, grads = data
-    for cls, tcls, kw in [(optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True,
-                                                            weight_decay=0.01)),
-                          (optim.Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
-                          (optim.AdamW, torch.optim.AdamW, dict(lr=0.01))]:
+    for cls, tcls, kw in [(optim.SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True,
+                                                            "weight_decay": 0.01}),
+                          (optim.Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1}),
+                          (optim.AdamW, torch.optim.AdamW, {"lr": 0.01})]:
         p, _ = run(cls, p0, grads, **kw)
         tp = torch.tensor(p0, requires_grad=True)
         topt = tcls([tp], **kw)
