@@ -507,7 +507,10 @@ def _binop(op: Op, slow, swap: bool = False, floats_only: bool = False):
                 if (bv.__class__ is ndarray and av.dtype is bv.dtype
                         and not ((self._rg or other._rg) and STATE.grad)
                         and (not floats_only or av.dtype.kind == "f")):
-                    r = fn(bv, av) if swap else fn(av, bv)
+                    try:  # NOTE: free in 3.11 unless raised; numpy's error becomes ours
+                        r = fn(bv, av) if swap else fn(av, bv)
+                    except ValueError:
+                        return slow(other, self) if swap else slow(self, other)
                     t = _new(Tensor)
                     t._value = r if r.__class__ is ndarray else _asarray(r)
                     return t

@@ -259,9 +259,18 @@ def functional_setitem(x: Any, index: Any, value: Any) -> Any:
     return ew.where(mask, placed, x)
 
 
+def _int_index(op: str, index: Any) -> None:
+    if not index.dtype.is_integer:
+        raise errors.DTypeError(
+            errors.at_user(f"{op}: index must be an int32 or int64 tensor, got "
+                           f"{index.dtype.name}{list(index.shape)}")
+        )
+
+
 def index_select(x, dim, index):
     from hybrid.ops.reduce import normalize_dim
 
+    _int_index("index_select", index)
     d = normalize_dim("index_select", dim, x.ndim)
     if index.ndim != 1:
         raise errors.ShapeError(errors.at_user(f"index_select: index must be 1-d, got {index.ndim}-d"))
@@ -326,6 +335,7 @@ def index_add(x, dim, index, source, *, alpha=1):
     from hybrid.ops.reduce import normalize_dim
 
     d = normalize_dim("index_add", dim, x.ndim)
+    _int_index("index_add", index)
     _check_bounds(index, x.shape[d], d)
     src = ew.cast(source if alpha == 1 else source * alpha, x.dtype)
     return apply(Op.SCATTER_ADD, x, ew.cast(index, DType.int64), src, axis=d)
@@ -336,6 +346,7 @@ def masked_fill(x, mask, value):
 
 
 def take(x, index):
+    _int_index("take", index)
     flat = sh.reshape(x, (-1,))
     _check_bounds(index, flat.shape[0], 0)
     idx = ew.cast(index, DType.int64)
