@@ -24,6 +24,8 @@ def _index_tensor(x: Any, like: Any) -> Any:
     if ew.is_tensor(x):
         return x
     arr = np.asarray(x)
+    if arr.size == 0 and arr.dtype.kind == "f":  # x[[]]: an empty list of indices
+        arr = arr.astype(np.int64)
     if arr.dtype.kind not in "biu":
         raise errors.HybridIndexError(
             errors.at_user(f"index: indices must be integers or bools, got {arr.dtype} {x!r}")
@@ -44,7 +46,8 @@ def _normalize(x: Any, index: Any) -> list:
             items.append(it)
         elif isinstance(it, (bool, np.bool_)):
             items.append(None)  # x[True] adds a dim, as numpy
-        elif isinstance(it, int) or (hasattr(it, "__index__") and not ew.is_tensor(it)):
+        elif isinstance(it, int) or (hasattr(it, "__index__") and not ew.is_tensor(it)
+                                     and not isinstance(it, np.ndarray)):
             items.append(int(it.__index__()))
         else:
             t = _index_tensor(it, x)
