@@ -219,18 +219,27 @@ class Literal:
         return f"<{self.array.size} values>"
 
 
+def _same_dtype(fn: Callable) -> Callable:
+    """`fn` with its result cast back to the input dtype (scipy's erf computes half in float64)."""
+
+    def run(x):
+        return fn(x).astype(x.dtype, copy=False)
+
+    return run
+
+
 @functools.cache
 def impls(xp: Any) -> dict[Op, Callable]:
     """The reference implementations bound to array module `xp` (numpy or cupy), keyed by Op."""
     if xp is np:
-        from scipy.special import erf
+        from scipy.special import erf as _erf
 
-        by_name = make_impls(np, erf, np.add.at)
+        by_name = make_impls(np, _same_dtype(_erf), np.add.at)
     else:  # CuPy
         import cupyx
-        from cupyx.scipy.special import erf
+        from cupyx.scipy.special import erf as _erf
 
-        by_name = make_impls(xp, erf, cupyx.scatter_add)
+        by_name = make_impls(xp, _same_dtype(_erf), cupyx.scatter_add)
     return {op: by_name[op.value] for op in Op}
 
 
