@@ -1,0 +1,227 @@
+"""Loop-level kernels: an iteration space, expressions over strided loads, reductions, stores.
+
+A kernel's index space is `outer + inner` dims. The runtime splits the flattened `outer` range
+over threads; for each outer index the kernel runs its stages in order, each a loop over the
+`inner` dims: a `reduce` stage folds an expression into one value per outer index (readable by
+later stages as `Row(k)`), a `store` stage writes an expression to a buffer. Views (permute,
+expand, slice, contiguous reshape) are only strides and an offset on a load, never copies.
+
+A `scatter` kernel is serial: for each element of its space it writes (or adds) a value at a
+data-dependent position of its output."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from compiler.ir.ops import Op
+from compiler.ir.types import DType
+
+# --- expressions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """buffer[arg][offset + sum(coord[d] * strides[d])]"""
+
+    arg: int
+    dtype: DType
+    strides: tuple[int, ...]
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Iota:
+    """offset + sum(coord[d] * strides[d]): the iota primitive seen through views."""
+
+    strides: tuple[int, ...]
+    offset: int
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Apply:
+    """An elementwise primitive on sub-expressions (`attrs` holds cast's dtype)."""
+
+    op: Op
+    args: tuple
+    dtype: DType
+    attrs: tuple = ()
+
+
+@dataclass(frozen=True)
+class Rand:
+    """Uniform [0,1) at counter state[1] + offset + linear index + 1 (the rand primitive)."""
+
+    state: int
+    offset: int
+    lin: tuple[int, ...]  # linear element index = sum(coord[d] * lin[d])
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Gather:
+    """buffer[arg][offset + sum(coord[d] * strides[d]) + index * axis_stride], index in [0, n)."""
+
+    arg: int
+    dtype: DType
+    strides: tuple[int, ...]
+    offset: int
+    axis_stride: int
+    axis_size: int
+    index: Any  # integer expression
+
+
+@dataclass(frozen=True)
+class Padded:
+    """A load from a padded view: `value` outside, else buffer[offset + sum(src_coord*strides)],
+    where per dim src = (coord - lo) / (interior + 1) when it lands on an element."""
+
+    arg: int
+    dtype: DType
+    strides: tuple[int, ...]  # per loop dim, of the unpadded source
+    offset: int
+    lows: tuple[int, ...]
+    steps: tuple[int, ...]  # interior + 1
+    sizes: tuple[int, ...]  # source sizes per loop dim
+    value: Any
+
+
+@dataclass(frozen=True)
+class Row:
+    """The result of reduce stage `stage` for the current outer index."""
+
+    stage: int
+    dtype: DType
+
+
+Expr = Union[Load, Const, Iota, Apply, Rand, Gather, Padded, Row]
+
+
+def walk(e: Any):
+    """Every sub-expression of `e`, children first."""
+    if isinstance(e, Apply):
+        for a in e.args:
+            yield from walk(a)
+    elif isinstance(e, Gather):
+        yield from walk(e.index)
+    yield e
+
+
+def depends_on(e: Any, dims: range) -> bool:
+    """Whether the value of `e` changes along any of `dims`."""
+    for s in walk(e):
+        if isinstance(s, (Load, Gather, Padded, Iota)) and any(s.strides[d] for d in dims):
+            return True
+        if isinstance(s, Padded) and any(s.lows[d] or s.steps[d] > 1 for d in dims):
+            return True
+        if isinstance(s, Rand) and any(s.lin[d] for d in dims):
+            return True
+    return False
+
+
+# --- stages and kernels --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """`reduce`: Row(k) = fold(op, expr over inner dims); `row`: Row(k) = expr (per outer index);
+    `store`: arg[...] = expr; `scatter`: arg[offset + strides . coord + index*axis_stride] (+)= expr
+    (serial)."""
+
+    kind: str  # 'reduce' | 'row' | 'store' | 'scatter'
+    expr: Any
+    op: Op | None = None  # SUM / MAX / PROD for reduce; ADD for scatter-add, None for scatter
+    arg: int | None = None
+    strides: tuple[int, ...] = ()
+    offset: int = 0
+    index: Any = None  # scatter: integer expression
+    axis_stride: int = 0
+    axis_size: int = 0
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A kernel argument: a plan buffer (by graph value id) and how the kernel uses it."""
+
+    buffer: int
+    dtype: DType
+    writes: bool
+
+
+@dataclass
+class Kernel:
+    name: str
+    args: list[Arg]
+    outer: tuple[int, ...]
+    inner: tuple[int, ...]
+    stages: list[Stage]
+    nodes: list[int] = field(default_factory=list)  # graph value ids computed here
+    serial: bool = False
+
+    @property
+    def space(self) -> tuple[int, ...]:
+        return self.outer + self.inner
+
+    @property
+    def n_outer(self) -> int:
+        return math.prod(self.outer)
+
+    def __str__(self) -> str:
+        return format_kernel(self)
+
+
+IDENTITY = {Op.SUM: 0, Op.PROD: 1, Op.MAX: -math.inf}
+
+
+def format_expr(e: Any) -> str:
+    if isinstance(e, Load):
+        return f"a{e.arg}[{e.offset}+{_strides(e.strides)}]"
+    if isinstance(e, Const):
+        return repr(e.value)
+    if isinstance(e, Iota):
+        return f"iota({e.offset}+{_strides(e.strides)})"
+    if isinstance(e, Apply):
+        extra = "".join(f", {k}={getattr(v, 'short', v)}" for k, v in e.attrs)
+        return f"{e.op.value}({', '.join(format_expr(a) for a in e.args)}{extra})"
+    if isinstance(e, Rand):
+        return f"rand(a{e.state}, +{e.offset}, {_strides(e.lin)})"
+    if isinstance(e, Gather):
+        return (f"a{e.arg}[{e.offset}+{_strides(e.strides)} + {format_expr(e.index)}"
+                f"*{e.axis_stride}]")
+    if isinstance(e, Padded):
+        return f"pad(a{e.arg}[{e.offset}+{_strides(e.strides)}], lo={e.lows}, value={e.value})"
+    if isinstance(e, Row):
+        return f"r{e.stage}"
+    return repr(e)
+
+
+def _strides(s: tuple[int, ...]) -> str:
+    return "(" + ",".join(map(str, s)) + ")"
+
+
+def format_kernel(k: Kernel) -> str:
+    """A few readable lines: signature, space, one line per stage."""
+    args = ", ".join(f"{'out' if a.writes else 'in'} a{i}: {a.dtype.short} buf{a.buffer}"
+                     for i, a in enumerate(k.args))
+    lines = [f"kernel {k.name}({args})  space outer={list(k.outer)} inner={list(k.inner)}"
+             + ("  serial" if k.serial else "")]
+    for i, s in enumerate(k.stages):
+        if s.kind == "reduce":
+            lines.append(f"  r{i} = {s.op.value}(over inner) {format_expr(s.expr)}")
+        elif s.kind == "row":
+            lines.append(f"  r{i} = {format_expr(s.expr)}")
+        elif s.kind == "store":
+            lines.append(f"  a{s.arg}[{s.offset}+{_strides(s.strides)}] = {format_expr(s.expr)}")
+        else:
+            verb = "+=" if s.op is Op.ADD else "="
+            lines.append(f"  a{s.arg}[{s.offset}+{_strides(s.strides)} + "
+                         f"{format_expr(s.index)}*{s.axis_stride}] {verb} {format_expr(s.expr)}")
+    return "\n".join(lines)

@@ -1,0 +1,826 @@
+"""Fusion: group a graph's primitives into loop kernels, BLAS matmuls and copies.
+
+Which values get a buffer ("realized"): graph inputs and outputs, reductions, matmul and scatter
+results, constants with more than one element, and values used by more than one node. Every other
+value is inlined into the expression of the kernel that computes a realized value; movement ops
+(permute, expand, slice, contiguous reshape) are folded into the strides of the loads they reach.
+A reshape that strides cannot express realizes its input first.
+
+Row fusion then merges kernels over the same space: a reduction and the elementwise work feeding
+it become one kernel; an elementwise consumer at the reduction's output shape becomes a per-row
+stage; and a consumer over the reduction's input space absorbs the whole row program, so softmax,
+log_softmax and layer norm are one kernel each."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler.ir.graph import Graph, Node
+from compiler.ir.ops import ELEMENTWISE, Op
+from compiler.ir.types import TensorType
+from compiler.kernel import (
+    Apply, Arg, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, walk,
+)
+from compiler.view import View, contiguous_strides
+
+REDUCE_OPS = (Op.SUM, Op.PROD, Op.MAX)
+MOVEMENT = (Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE)
+
+
+class NeedsRealize(Exception):
+    """Raised while building an expression that needs `value` to live in a buffer first."""
+
+    def __init__(self, value: int):
+        super().__init__(value)
+        self.value = value
+
+
+@dataclass
+class Gemm:
+    """out[b] = a[b] @ b[b] on views of realized buffers (batched when `batch` > 1)."""
+
+    name: str
+    a: int
+    b: int
+    out: int
+    a_view: View  # [batch, m, k]
+    b_view: View  # [batch, k, n]
+    nodes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    """The fused program: steps in execution order over realized buffers."""
+
+    graph: Graph
+    steps: list  # Kernel | Gemm
+    buffers: dict[int, TensorType]  # realized value id -> type (contiguous buffer)
+    constants: dict[int, np.ndarray]
+    owner: dict[int, str]  # graph value id -> name of the step that computes it
+
+    @property
+    def kernel_count(self) -> int:
+        return sum(1 for s in self.steps if isinstance(s, Kernel))
+
+    def __str__(self) -> str:
+        from compiler.ir.printer import format_graph
+
+        text = format_graph(self.graph, annotate=self.owner)
+        parts = [text]
+        for s in self.steps:
+            parts.append(str(s) if isinstance(s, Kernel) else
+                         f"gemm {s.name}: buf{s.out} = buf{s.a}{list(s.a_view.shape)} @ "
+                         f"buf{s.b}{list(s.b_view.shape)}")
+        return "\n".join(parts)
+
+
+# --- what gets a buffer --------------------------------------------------------------------------
+
+
+def _realized(graph: Graph) -> set[int]:
+    users: dict[int, int] = {}
+    for n in graph.nodes:
+        for v in n.inputs:
+            users[v.id] = users.get(v.id, 0) + 1
+    out = {v.id for v in graph.inputs} | {v.id for v in graph.outputs}
+    for n in graph.nodes:
+        v = n.out.id
+        if n.op in REDUCE_OPS or n.op in (Op.MATMUL, Op.SCATTER, Op.SCATTER_ADD, Op.CONCAT):
+            out.add(v)
+        elif n.op is Op.CONSTANT and n.out.type.numel > 1:
+            out.add(v)
+        elif (n.op in ELEMENTWISE or n.op in (Op.GATHER, Op.PAD, Op.RAND)) and users.get(v, 0) > 1:
+            out.add(v)
+    return out
+
+
+# --- expressions -------------------------------------------------------------------------------
+
+
+def _apply_view(view: View, op: Any, attrs: Any) -> View | None:
+    if op is Op.PERMUTE:
+        return view.permute(attrs)
+    if op is Op.EXPAND:
+        return view.expand(attrs)
+    if op is Op.SLICE:
+        return view.slice(*attrs)
+    if op is Op.RESHAPE:
+        return view.reshape(attrs)
+    if op == "embed":  # the dims of an index tensor inside a gather's output space
+        start, ndim = attrs
+        lead = (0,) * start
+        tail = (0,) * (ndim - start - len(view.shape))
+        return View((1,) * start + view.shape + (1,) * len(tail), lead + view.strides + tail,
+                    view.offset)
+    raise AssertionError(op)
+
+
+def _transform_attrs(node: Node) -> Any:
+    a = node.attrs
+    if node.op is Op.PERMUTE:
+        return a["perm"]
+    if node.op is Op.EXPAND or node.op is Op.RESHAPE:
+        return a["shape"]
+    return (a["starts"], a["stops"], a["steps"])
+
+
+class _Builder:
+    """Builds the expressions of one kernel, collecting its buffer arguments."""
+
+    def __init__(self, prog: _Fuser, space_perm: tuple[int, ...] | None = None):
+        self.f = prog
+        self.args: list[Arg] = []
+        self.arg_of: dict[tuple[int, bool], int] = {}
+        self.nodes: list[int] = []
+
+    def arg(self, buffer: int, writes: bool = False) -> int:
+        key = (buffer, writes)
+        if key not in self.arg_of:
+            self.arg_of[key] = len(self.args)
+            self.args.append(Arg(buffer, self.f.types[buffer].dtype, writes))
+        return self.arg_of[key]
+
+    def leaf_view(self, base: View, pending: list, failing: int) -> View:
+        v = base
+        for op, attrs, src in reversed(pending):
+            nv = _apply_view(v, op, attrs)
+            if nv is None:
+                raise NeedsRealize(src)
+            v = nv
+        return v
+
+    def buffer_view(self, vid: int) -> tuple[int, View]:
+        """A view chain from `vid` down to a realized buffer: (buffer id, view in vid's shape)."""
+        chain = []
+        cur = vid
+        while cur not in self.f.realized:
+            node = self.f.prod.get(cur)
+            if node is None or node.op not in MOVEMENT:
+                raise NeedsRealize(cur)
+            chain.append((node.op, _transform_attrs(node), node.inputs[0].id))
+            cur = node.inputs[0].id
+        view = self.leaf_view(View.contiguous(self.f.types[cur].shape), chain, cur)
+        return cur, view
+
+    def expr(self, vid: int, pending: list) -> Any:
+        """The value of `vid` at the kernel's coordinates (mapped through `pending` views)."""
+        t = self.f.types[vid]
+        if vid in self.f.realized:
+            if vid in self.f.constants or vid in self.f.buffers_ready:
+                view = self.leaf_view(View.contiguous(t.shape), pending, vid)
+                return Load(self.arg(vid), t.dtype, view.strides, view.offset)
+        node = self.f.prod[vid]
+        self.nodes.append(vid)
+        op = node.op
+        if op in MOVEMENT:
+            return self.expr(node.inputs[0].id, pending + [(op, _transform_attrs(node),
+                                                            node.inputs[0].id)])
+        if op in ELEMENTWISE:
+            args = []
+            for w in node.inputs:
+                sub = pending
+                if tuple(w.shape) != tuple(t.shape):  # implicit broadcasting
+                    sub = pending + [(Op.EXPAND, t.shape, w.id)]
+                args.append(self.expr(w.id, sub))
+            attrs = (("dtype", node.attrs["dtype"]),) if op is Op.CAST else ()
+            return Apply(op, tuple(args), t.dtype, attrs)
+        if op is Op.FULL:
+            return Const(node.attrs["value"], t.dtype)
+        if op is Op.CONSTANT:  # a one-element constant
+            return Const(node.attrs["value"].array.reshape(-1)[0].item(), t.dtype)
+        if op is Op.IOTA:
+            axis = node.attrs["axis"]
+            base = View(t.shape, tuple(1 if d == axis else 0 for d in range(len(t.shape))), 0)
+            view = self.leaf_view(base, pending, vid)
+            return Iota(view.strides, view.offset, t.dtype)
+        if op is Op.RAND:
+            state = node.inputs[0].id
+            if state not in self.f.realized:
+                raise NeedsRealize(state)
+            view = self.leaf_view(View.contiguous(t.shape), pending, vid)
+            return Rand(self.arg(state), node.attrs["offset"] + view.offset, view.strides,
+                        t.dtype)
+        if op is Op.GATHER and not pending:
+            x, idx = node.inputs
+            axis = node.attrs["axis"]
+            buf, xv = self.buffer_view(x.id)
+            nd = len(idx.shape)
+            strides = xv.strides[:axis] + (0,) * nd + xv.strides[axis + 1:]
+            index = self.expr(idx.id, [("embed", (axis, len(t.shape)), idx.id)])
+            return Gather(self.arg(buf), t.dtype, strides, xv.offset, xv.strides[axis],
+                          x.shape[axis], index)
+        if op is Op.PAD and not pending:
+            (x,) = node.inputs
+            buf, xv = self.buffer_view(x.id)
+            pads = node.attrs["pads"]
+            return Padded(self.arg(buf), t.dtype, xv.strides, xv.offset,
+                          tuple(lo for lo, _, _ in pads), tuple(it + 1 for _, _, it in pads),
+                          tuple(x.shape), node.attrs["value"])
+        raise NeedsRealize(vid)
+
+
+# --- building kernels ----------------------------------------------------------------------------
+
+
+@dataclass
+class _RowKernel:
+    """A kernel during fusion: its space in the order of the original dims of the value it
+    computes (`dims`), which of them are reduced, and the permutation into loop order."""
+
+    kernel: Kernel
+    shape: tuple[int, ...]  # original space shape
+    reduced: tuple[int, ...]  # original dims reduced (empty for elementwise)
+    stores: dict[int, int]  # buffer id -> stage index that stores it
+    rows: dict[int, int]  # buffer id -> Row stage whose value the store writes (row kernels)
+
+
+class _Fuser:
+    def __init__(self, graph: Graph, realized: set[int]):
+        self.graph = graph
+        self.realized = realized
+        self.prod = {n.out.id: n for n in graph.nodes}
+        self.types = {v.id: v.type for v in graph.inputs}
+        self.types.update({n.out.id: n.out.type for n in graph.nodes})
+        self.constants: dict[int, np.ndarray] = {}
+        self.buffers_ready: set[int] = {v.id for v in graph.inputs}
+        self.steps: list = []
+        self.owner: dict[int, str] = {}
+
+    def name(self) -> str:
+        return f"k{len(self.steps)}"
+
+    def run(self) -> Program:
+        for node in self.graph.nodes:
+            vid = node.out.id
+            if vid not in self.realized:
+                continue
+            op = node.op
+            if op is Op.CONSTANT and node.out.type.numel > 1:
+                self.constants[vid] = np.asarray(node.attrs["value"].array,
+                                                 dtype=node.out.type.dtype.np).reshape(-1)
+            elif op is Op.MATMUL:
+                self._gemm(node)
+            elif op in REDUCE_OPS:
+                self._reduce(node)
+            elif op in (Op.SCATTER, Op.SCATTER_ADD):
+                self._scatter(node)
+            elif op is Op.CONCAT:
+                self._concat(node)
+            else:
+                self._elementwise(vid, vid, node.out.type.shape)
+            self.buffers_ready.add(vid)
+        steps = _row_fusion(self.steps, self.graph)
+        kernels = [_finish(s) if isinstance(s, _RowKernel) else s for s in steps]
+        owner = {}
+        for s in kernels:
+            for v in s.nodes:
+                owner.setdefault(v, s.name)
+        buffers = {v: self.types[v] for v in self.realized}
+        return Program(self.graph, kernels, buffers, self.constants, owner)
+
+    def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> _RowKernel:
+        k = Kernel(self.name(), b.args, (), (), stages, nodes=b.nodes)
+        return _RowKernel(k, tuple(shape), tuple(reduced), stores, rows)
+
+    def _elementwise(self, vid: int, out: int, shape: tuple[int, ...]) -> None:
+        b = _Builder(self)
+        b.nodes.append(vid)
+        node = self.prod[vid]
+        # the value itself, not its buffer (we are computing it)
+        saved = vid in self.buffers_ready
+        self.buffers_ready.discard(vid)
+        self.realized.discard(vid)
+        try:
+            e = b.expr(vid, [])
+        finally:
+            self.realized.add(vid)
+            if saved:
+                self.buffers_ready.add(vid)
+        del node
+        dst = b.arg(out, writes=True)
+        st = Stage("store", e, arg=dst, strides=contiguous_strides(shape), offset=0)
+        self.steps.append(self._new_kernel(b, shape, (), [st], {out: 0}, {}))
+
+    def _reduce(self, node: Node) -> None:
+        (x,) = node.inputs
+        axes = node.attrs["axes"]
+        b = _Builder(self)
+        b.nodes.append(node.out.id)
+        e = b.expr(x.id, [])
+        out_strides = tuple(0 if d in axes else s for d, s in
+                            enumerate(contiguous_strides(node.out.type.shape)))
+        dst = b.arg(node.out.id, writes=True)
+        stages = [Stage("reduce", e, op=node.op),
+                  Stage("store", Row(0, node.out.type.dtype), arg=dst, strides=out_strides)]
+        self.steps.append(self._new_kernel(b, x.shape, axes, stages, {node.out.id: 1},
+                                           {node.out.id: 0}))
+
+    def _gemm(self, node: Node) -> None:
+        a, bb = node.inputs
+        views = []
+        for v in (a, bb):
+            b = _Builder(self)
+            try:
+                buf, view = b.buffer_view(v.id)
+            except NeedsRealize:
+                raise NeedsRealize(v.id) from None
+            flat = _gemm_view(view)
+            if flat is None:
+                raise NeedsRealize(v.id)
+            views.append((buf, flat))
+        (abuf, av), (bbuf, bv) = views
+        self.steps.append(Gemm(self.name(), abuf, bbuf, node.out.id, av, bv, [node.out.id]))
+
+    def _scatter(self, node: Node) -> None:
+        x, idx, src = node.inputs
+        out = node.out.id
+        self._elementwise_into(x.id, out, node.out.type.shape, [out])
+        b = _Builder(self)
+        b.nodes.append(out)
+        axis = node.attrs["axis"]
+        shape = src.shape
+        val = b.expr(src.id, [])
+        index = b.expr(idx.id, [("embed", (axis, len(shape)), idx.id)])
+        ostr = contiguous_strides(node.out.type.shape)
+        nd = len(idx.shape)
+        strides = ostr[:axis] + (0,) * nd + ostr[axis + 1:]
+        dst = b.arg(out, writes=True)
+        st = Stage("scatter", val, op=Op.ADD if node.op is Op.SCATTER_ADD else None, arg=dst,
+                   strides=strides, index=index, axis_stride=ostr[axis],
+                   axis_size=node.out.type.shape[axis])
+        rk = self._new_kernel(b, shape, (), [st], {}, {})
+        rk.kernel.serial = True
+        self.steps.append(rk)
+
+    def _elementwise_into(self, vid: int, out: int, shape, nodes: list[int],
+                          offset: int = 0, strides: tuple[int, ...] | None = None) -> None:
+        """A store kernel writing value `vid` into buffer `out` (at a slice for concat)."""
+        b = _Builder(self)
+        b.nodes.extend(nodes)
+        e = b.expr(vid, [])
+        dst = b.arg(out, writes=True)
+        st = Stage("store", e, arg=dst,
+                   strides=strides if strides is not None else contiguous_strides(shape),
+                   offset=offset)
+        self.steps.append(self._new_kernel(b, shape, (), [st], {}, {}))
+
+    def _concat(self, node: Node) -> None:
+        axis = node.attrs["axis"]
+        ostr = contiguous_strides(node.out.type.shape)
+        start = 0
+        for x in node.inputs:
+            self._elementwise_into(x.id, node.out.id, x.shape, [node.out.id],
+                                   offset=start * ostr[axis], strides=ostr)
+            start += x.shape[axis]
+
+
+def _gemm_view(view: View) -> View | None:
+    """The view as [batch, rows, cols] with one batch stride and a unit stride in one of the
+    last two dims (what BLAS can read), or None."""
+    shape, strides = view.shape, view.strides
+    if len(shape) < 2:
+        return None
+    batch_shape, batch_strides = shape[:-2], strides[:-2]
+    merged = View(batch_shape, batch_strides, 0).reshape((math.prod(batch_shape),))
+    if merged is None:
+        return None
+    r, c = shape[-2:]
+    rs, cs = strides[-2:]
+    if not (cs == 1 or c == 1 or rs == 1 or r == 1):
+        return None
+    return View((merged.shape[0], r, c), (merged.strides[0], rs, cs), view.offset)
+
+
+# --- row fusion ----------------------------------------------------------------------------------
+
+
+def _loop_order(rk: _RowKernel) -> tuple[int, ...]:
+    kept = tuple(d for d in range(len(rk.shape)) if d not in rk.reduced)
+    return kept + rk.reduced
+
+
+def _readers(steps: list, buf: int, start: int, stop: int) -> bool:
+    for s in steps[start:stop]:
+        args = s.kernel.args if isinstance(s, _RowKernel) else [Arg(s.a, None, False),
+                                                                  Arg(s.b, None, False)]
+        if any(a.buffer == buf and not a.writes for a in args):
+            return True
+    return False
+
+
+def _row_fusion(steps: list, graph: Graph) -> list:
+    """Merge row kernels into later kernels over the same (or the row) space, to a fixed point."""
+    outputs = {v.id for v in graph.outputs}
+    changed = True
+    while changed:
+        changed = False
+        for j, c in enumerate(steps):
+            if not isinstance(c, _RowKernel) or c.kernel.serial:
+                continue
+            for i in range(j - 1, -1, -1):
+                p = steps[i]
+                if not isinstance(p, _RowKernel) or not p.reduced or p.kernel.serial:
+                    continue
+                merged = _try_merge(p, c)
+                if merged is None:
+                    continue
+                produced = [a.buffer for a in p.kernel.args if a.writes]
+                if any(_readers(steps, buf, i + 1, j) for buf in produced):
+                    continue
+                steps = steps[:i] + steps[i + 1:j] + [merged] + steps[j + 1:]
+                changed = True
+                break
+            if changed:
+                break
+    return [_cleanup(s, steps, k, outputs) if isinstance(s, _RowKernel) else s
+            for k, s in enumerate(steps)]
+
+
+def _read_elsewhere(steps: list, k: int, buf: int, outputs: set[int]) -> bool:
+    return buf in outputs or any(
+        _readers(steps, buf, i, i + 1) for i in range(len(steps)) if i != k)
+
+
+def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKernel:
+    """Inside one kernel: a buffer stored and re-read at the same positions, and read by no other
+    step, is recomputed from its expression instead (no memory round trip); stores nobody reads
+    are dropped."""
+    args = rk.kernel.args
+    stages = list(rk.kernel.stages)
+    for i, st in enumerate(stages):
+        if st is None or st.kind != "store":
+            continue
+        buf = args[st.arg].buffer
+        if _read_elsewhere(steps, k, buf, outputs):
+            continue
+        same = [a for a, x in enumerate(args) if x.buffer == buf and not x.writes]
+
+        def inline(e: Any) -> Any:
+            if isinstance(e, Load) and e.arg in same:
+                if e.strides == st.strides and e.offset == st.offset:
+                    return st.expr
+                raise _Keep()
+            if isinstance(e, Apply):
+                return Apply(e.op, tuple(inline(a) for a in e.args), e.dtype, e.attrs)
+            if isinstance(e, Gather):
+                return Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
+                              inline(e.index))
+            return e
+
+        try:
+            later = [None if s is None else Stage(
+                s.kind, inline(s.expr), op=s.op, arg=s.arg, strides=s.strides, offset=s.offset,
+                index=inline(s.index) if s.index is not None else None,
+                axis_stride=s.axis_stride, axis_size=s.axis_size) for s in stages[i + 1:]]
+        except _Keep:
+            continue
+        stages = stages[:i] + [None] + later
+    return _drop_dead_stores(_with_stages(rk, stages), steps, k, outputs)
+
+
+class _Keep(Exception):
+    """A buffer is also read at other positions: it stays in memory."""
+
+
+def _with_stages(rk: _RowKernel, stages: list) -> _RowKernel:
+    """rk with some stages removed (None), Row references renumbered."""
+    remap, n = {}, 0
+    for i, s in enumerate(stages):
+        if s is not None:
+            remap[i] = n
+            n += 1
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Row):
+            return Row(remap[e.stage], e.dtype)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
+                          conv(e.index))
+        return e
+
+    new = [Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg, strides=s.strides, offset=s.offset,
+                 index=conv(s.index) if s.index is not None else None,
+                 axis_stride=s.axis_stride, axis_size=s.axis_size)
+           for s in stages if s is not None]
+    k = Kernel(rk.kernel.name, rk.kernel.args, (), (), new, nodes=rk.kernel.nodes,
+               serial=rk.kernel.serial)
+    rows = {b: remap[r] for b, r in rk.rows.items() if r in remap}
+    return _RowKernel(k, rk.shape, rk.reduced, {}, rows)
+
+
+def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
+    """p's row program followed by c, if c reads p's outputs only at p's row (or None)."""
+    if c.reduced and c.reduced != p.reduced:
+        return None
+    if c.shape == p.shape:
+        c_map = None  # same original space
+    elif c.shape == tuple(1 if d in p.reduced else s for d, s in enumerate(p.shape)) and \
+            not c.reduced:
+        c_map = "row"  # c is over p's output (row) shape: a per-row stage
+    else:
+        return None
+    rows = dict(p.rows)
+    # remap c's args into p's argument list
+    args = list(p.kernel.args)
+    index = {(a.buffer, a.writes): i for i, a in enumerate(args)}
+    amap = {}
+    for k, a in enumerate(c.kernel.args):
+        key = (a.buffer, a.writes)
+        if key not in index:
+            index[key] = len(args)
+            args.append(a)
+        amap[k] = index[key]
+    offset = len(p.kernel.stages)
+    row_bufs = {args[amap[k]].buffer: k for k in range(len(c.kernel.args))}
+    stages = list(p.kernel.stages)
+    new_rows = dict(rows)
+    ok = [True]
+
+    def conv(e: Any, row_space: bool) -> Any:
+        if isinstance(e, Load):
+            buf = args[amap[e.arg]].buffer
+            if buf in rows and _is_row_read(e, p, buf, row_space):
+                return Row(rows[buf], e.dtype)
+            if buf in rows:
+                ok[0] = False
+            return Load(amap[e.arg], e.dtype, e.strides, e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a, row_space) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Row):
+            return Row(e.stage + offset, e.dtype)
+        if isinstance(e, (Gather,)):
+            return Gather(amap[e.arg], e.dtype, e.strides, e.offset, e.axis_stride,
+                          e.axis_size, conv(e.index, row_space))
+        if isinstance(e, Padded):
+            return Padded(amap[e.arg], e.dtype, e.strides, e.offset, e.lows, e.steps, e.sizes,
+                          e.value)
+        if isinstance(e, Rand):
+            return Rand(amap[e.state], e.offset, e.lin, e.dtype)
+        return e
+
+    del row_bufs
+    for buf, r in c.rows.items():
+        new_rows[buf] = r + offset
+    stores = dict(p.stores)
+    for s in c.kernel.stages:
+        st = Stage(s.kind, conv(s.expr, c_map == "row"), op=s.op,
+                   arg=amap[s.arg] if s.arg is not None else None, strides=s.strides,
+                   offset=s.offset)
+        if c_map == "row" and st.kind == "store" and not any(
+                isinstance(x, (Load, Gather, Padded, Rand, Iota)) for x in walk(st.expr)):
+            # a pure per-row value: keep it as a Row so later kernels can read it
+            stages.append(Stage("row", st.expr))
+            stages.append(Stage("store", Row(len(stages) - 1, st.expr.dtype), arg=st.arg,
+                                strides=st.strides, offset=st.offset))
+            buf = args[st.arg].buffer
+            new_rows[buf] = len(stages) - 2
+            stores[buf] = len(stages) - 1
+            continue
+        stages.append(st)
+        if st.kind == "store":
+            stores[args[st.arg].buffer] = len(stages) - 1
+    if not ok[0]:
+        return None
+    if c_map == "row":
+        stages = [_row_strides(s, p) if i >= offset else s for i, s in enumerate(stages)]
+        if any(s is None for s in stages):
+            return None
+    nodes = p.kernel.nodes + [v for v in c.kernel.nodes if v not in p.kernel.nodes]
+    k = Kernel(c.kernel.name, args, (), (), stages, nodes=nodes)
+    return _RowKernel(k, p.shape, p.reduced, stores, new_rows)
+
+
+def _is_row_read(e: Load, p: _RowKernel, buf: int, row_space: bool) -> bool:
+    """Whether load `e` reads buffer `buf` exactly where p's row stores it."""
+    store = p.kernel.stages[p.stores[buf]]
+    if e.offset != store.offset:
+        return False
+    for d, (a, b) in enumerate(zip(e.strides, store.strides)):
+        if d in p.reduced:
+            if not row_space and a != 0:
+                return False
+        elif a != b and p.shape[d] != 1:
+            return False
+    return True
+
+
+def _row_strides(s: Stage, p: _RowKernel) -> Stage | None:
+    """A stage written over p's row shape, re-expressed over p's full space (0 on reduced)."""
+
+    def fix(strides: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(0 if d in p.reduced else st for d, st in enumerate(strides))
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(e.arg, e.dtype, fix(e.strides), e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Iota):
+            return Iota(fix(e.strides), e.offset, e.dtype)
+        if isinstance(e, Rand):
+            return Rand(e.state, e.offset, fix(e.lin), e.dtype)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, fix(e.strides), e.offset, e.axis_stride, e.axis_size,
+                          conv(e.index))
+        if isinstance(e, Padded):
+            return None
+        return e
+
+    expr = conv(s.expr)
+    if expr is None:
+        return None
+    return Stage(s.kind, expr, op=s.op, arg=s.arg, strides=fix(s.strides), offset=s.offset)
+
+
+def _drop_dead_stores(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKernel:
+    """Remove stores of buffers no one reads (their value lives in a register), and unused
+    arguments."""
+    args = rk.kernel.args
+    stages: list = list(rk.kernel.stages)
+    for i, s in enumerate(stages):
+        if s.kind == "store":
+            buf = args[s.arg].buffer
+            in_kernel = any(isinstance(x, Load) and args[x.arg].buffer == buf
+                            for st in stages if st is not None for x in walk(st.expr))
+            if not in_kernel and not _read_elsewhere(steps, k, buf, outputs):
+                stages[i] = None
+    rk = _with_stages(rk, stages)
+    stages = rk.kernel.stages
+    used = set()
+    for s in stages:
+        if s.arg is not None:
+            used.add(s.arg)
+        for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
+            if isinstance(e, (Load, Gather, Padded)):
+                used.add(e.arg)
+            elif isinstance(e, Rand):
+                used.add(e.state)
+    order = sorted(used)
+    amap = {old: new for new, old in enumerate(order)}
+    new_args = [args[i] for i in order]
+    stages = [_remap_args(s, amap) for s in stages]
+    kern = Kernel(rk.kernel.name, new_args, (), (), stages, nodes=rk.kernel.nodes,
+                  serial=rk.kernel.serial)
+    return _RowKernel(kern, rk.shape, rk.reduced, {}, rk.rows)
+
+
+def _remap_args(s: Stage, amap: dict[int, int]) -> Stage:
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(amap[e.arg], e.dtype, e.strides, e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Gather):
+            return Gather(amap[e.arg], e.dtype, e.strides, e.offset, e.axis_stride,
+                          e.axis_size, conv(e.index))
+        if isinstance(e, Padded):
+            return Padded(amap[e.arg], e.dtype, e.strides, e.offset, e.lows, e.steps, e.sizes,
+                          e.value)
+        if isinstance(e, Rand):
+            return Rand(amap[e.state], e.offset, e.lin, e.dtype)
+        return e
+
+    return Stage(s.kind, conv(s.expr), op=s.op, arg=amap[s.arg] if s.arg is not None else None,
+                 strides=s.strides, offset=s.offset,
+                 index=conv(s.index) if s.index is not None else None,
+                 axis_stride=s.axis_stride, axis_size=s.axis_size)
+
+
+# --- loop order and dim collapsing ---------------------------------------------------------------
+
+
+def _exprs_strides(stages: list[Stage]) -> list[tuple[int, ...]]:
+    out = []
+    for s in stages:
+        if s.kind in ("store", "scatter"):
+            out.append(s.strides)
+        for e in walk(s.expr):
+            if isinstance(e, (Load, Gather, Padded, Iota)):
+                out.append(e.strides)
+            elif isinstance(e, Rand):
+                out.append(e.lin)
+        if s.index is not None:
+            for e in walk(s.index):
+                if isinstance(e, (Load, Gather, Iota)):
+                    out.append(e.strides)
+                elif isinstance(e, Rand):
+                    out.append(e.lin)
+    return out
+
+
+def _permute_stage(s: Stage, order: tuple[int, ...]) -> Stage:
+    def p(t: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(t[d] for d in order)
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(e.arg, e.dtype, p(e.strides), e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Iota):
+            return Iota(p(e.strides), e.offset, e.dtype)
+        if isinstance(e, Rand):
+            return Rand(e.state, e.offset, p(e.lin), e.dtype)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, p(e.strides), e.offset, e.axis_stride, e.axis_size,
+                          conv(e.index))
+        if isinstance(e, Padded):
+            return Padded(e.arg, e.dtype, p(e.strides), e.offset, p(e.lows), p(e.steps),
+                          p(e.sizes), e.value)
+        return e
+
+    return Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
+                 strides=p(s.strides) if s.strides else s.strides, offset=s.offset,
+                 index=conv(s.index) if s.index is not None else None,
+                 axis_stride=s.axis_stride, axis_size=s.axis_size)
+
+
+def _has_padded(stages: list[Stage]) -> bool:
+    return any(isinstance(e, Padded) for s in stages for e in walk(s.expr))
+
+
+def _collapse(shape: tuple[int, ...], groups: list[list[int]], all_strides: list) -> list[list[int]]:
+    """Merge adjacent dims d, d+1 of a group when every stride list allows it."""
+    out = []
+    for g in groups:
+        merged = [[g[0]]] if g else []
+        for d in g[1:]:
+            prev = merged[-1][-1]
+            if all(st[prev] == st[d] * shape[d] for st in all_strides):
+                merged[-1].append(d)
+            else:
+                merged.append([d])
+        out.append(merged)
+    return out
+
+
+def _finish(rk: _RowKernel) -> Kernel:
+    """Put the kernel in loop order (kept dims outer, reduced inner), drop size-1 dims, collapse
+    contiguous dims, and choose the parallel split."""
+    order = _loop_order(rk)
+    shape = tuple(rk.shape[d] for d in order)
+    stages = [_permute_stage(s, order) for s in rk.kernel.stages]
+    n_kept = len(shape) - len(rk.reduced)
+    keep = [d for d in range(len(shape)) if shape[d] != 1]
+    kept = [d for d in keep if d < n_kept]
+    red = [d for d in keep if d >= n_kept]
+    all_strides = _exprs_strides(stages)
+    if _has_padded(stages) or rk.kernel.serial:
+        groups = [[[d] for d in kept], [[d] for d in red]]
+    else:
+        groups = _collapse(shape, [kept, red], all_strides)
+    dims = [g for part in groups for g in part]
+    sizes = tuple(math.prod(shape[d] for d in g) for g in dims)
+
+    def squash(t: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(t[g[-1]] for g in dims)
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(e.arg, e.dtype, squash(e.strides), e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Iota):
+            return Iota(squash(e.strides), e.offset, e.dtype)
+        if isinstance(e, Rand):
+            return Rand(e.state, e.offset, squash(e.lin), e.dtype)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, squash(e.strides), e.offset, e.axis_stride,
+                          e.axis_size, conv(e.index))
+        if isinstance(e, Padded):  # dims were not merged: single-dim groups
+            return Padded(e.arg, e.dtype, squash(e.strides), e.offset, squash(e.lows),
+                          squash(e.steps), squash(e.sizes), e.value)
+        return e
+
+    new_stages = [Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
+                        strides=squash(s.strides) if s.strides else s.strides,
+                        offset=s.offset, index=conv(s.index) if s.index is not None else None,
+                        axis_stride=s.axis_stride, axis_size=s.axis_size) for s in stages]
+    n_outer_groups = len(groups[0])
+    if rk.reduced:
+        outer, inner = sizes[:n_outer_groups], sizes[n_outer_groups:]
+    elif rk.kernel.serial:
+        outer, inner = sizes, ()
+    else:
+        outer, inner = sizes[:1], sizes[1:]
+    k = rk.kernel
+    return Kernel(k.name, k.args, outer, inner, new_stages, nodes=k.nodes, serial=k.serial)
+
+
+def fuse(graph: Graph) -> Program:
+    """Fuse `graph` into kernels and GEMMs (see the module docstring)."""
+    realized = _realized(graph)
+    for _ in range(10000):
+        try:
+            return _Fuser(graph, set(realized)).run()
+        except NeedsRealize as e:
+            if e.value in realized:
+                raise AssertionError(f"fusion: value {e.value} is realized but still asked for")
+            realized.add(e.value)
+    raise AssertionError("fusion did not converge")
