@@ -7,6 +7,7 @@ for the recompile log."""
 
 from __future__ import annotations
 
+import dis
 import inspect
 import types
 from typing import Any
@@ -75,8 +76,14 @@ def _is_optimizer(obj: Any) -> bool:
     return hasattr(obj, "param_groups") and hasattr(obj, "state")
 
 
+_GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
+
+
 def _code_globals(code: types.CodeType, out: set[str]) -> None:
-    out.update(code.co_names)
+    """The global names `code` (and the functions and comprehensions nested in it) reads."""
+    for ins in dis.get_instructions(code):
+        if ins.opname in _GLOBAL_LOADS:
+            out.add(ins.argval)
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
             _code_globals(c, out)
@@ -109,7 +116,12 @@ class KeyBuilder:
         names: set[str] = set()
         if code is not None:
             _code_globals(code, names)
-        self.global_names = tuple(sorted(n for n in names if n in self.globals_dict))
+        # NOTE: every global the code loads, also those not defined yet (a notebook may define
+        # them after decorating); builtins only when a global of that name exists now.
+        builtins = getattr(user, "__builtins__", None) or {}
+        builtins = builtins if isinstance(builtins, dict) else vars(builtins)
+        self.global_names = tuple(sorted(n for n in names
+                                         if n in self.globals_dict or n not in builtins))
         self.free_names = code.co_freevars if code is not None else ()
         self.cells = getattr(user, "__closure__", None) or ()
         self.self_obj = getattr(fn, "__self__", None)
@@ -118,23 +130,33 @@ class KeyBuilder:
         except (TypeError, ValueError):
             self.params = []
         self._sig_cache: tuple = (None, None, None)
+        # globals, closure cells or a module/optimizer `self` to read on every call
+        self.has_env = bool(self.global_names or self.cells or (
+            self.self_obj is not None and (_is_module(self.self_obj)
+                                           or _is_optimizer(self.self_obj))))
 
     # the key -----------------------------------------------------------------------------------
 
     def key(self, args: tuple, kwargs: dict) -> tuple:
+        # NOTE: this is the cache-hit path of every compiled call; keep it free of generic
+        # helpers on the common call (tensor and scalar arguments, no keywords, no environment).
         roots: list = []
         parts = []
+        ids = []
         for a in args:
             c = a.__class__
             if c in _TENSOR_CLASSES:
                 v = a._value
                 parts.append((v.__class__, v.shape, v.dtype, a._rg))
+                ids.append(id(a))
             elif c in _SCALAR_SET:
                 parts.append((c, a))
             else:
                 parts.append(self._leaf(a, roots))
         kw = tuple((k, self._leaf(v, roots)) for k, v in sorted(kwargs.items())) if kwargs else ()
-        return (STATE.grad, tuple(parts), kw, self._env(roots), _aliasing(args))
+        env = self._env(roots) if roots or self.has_env else ()
+        alias = None if len(ids) < 2 or len(set(ids)) == len(ids) else _aliasing(args)
+        return (STATE.grad, tuple(parts), kw, env, alias)
 
     def _leaf(self, a: Any, roots: list) -> Any:
         c = a.__class__
