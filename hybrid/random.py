@@ -122,6 +122,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     """Integers uniform in [low, high)."""
     if high is None:
         low, high = 0, low
+    elif size is None and isinstance(high, (tuple, list)):  # randint(high, size), as PyTorch
+        low, high, size = 0, low, high
     if size is None:
         raise errors.ShapeError(errors.at_user("randint: give a size, e.g. randint(0, 10, (3,))"))
     if high <= low:

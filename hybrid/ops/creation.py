@@ -181,7 +181,7 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     from hybrid.ops.elementwise import cast, where
 
     # PyTorch computes the second half from the end, so the last value is exactly `end`
-    out = where(idx < steps // 2, idx * step + start, end - (steps - 1 - idx) * step)
+    out = where(idx < (steps + 1) // 2, idx * step + start, end - (steps - 1 - idx) * step)
     return _finish(cast(out, dt), requires_grad)
 
 
