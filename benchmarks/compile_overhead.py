@@ -1,0 +1,220 @@
+"""Compile overhead of @hybrid.compile next to jax.jit and torch.compile (when installed).
+
+(a) First call of an MLP 784-512-512-10 training step (batch 128, SGD, cross_entropy): trace +
+    pass time, median over several fresh compiled functions, split by stage.
+(b) Per-call overhead of a cache hit for one add on 16-element float32 tensors: total time per
+    call, the executor's share (entry.run called directly) and the difference, which is the
+    guard check + dispatch.
+
+Run: python benchmarks/compile_overhead.py   (medians, one run, a markdown table on stdout)"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+import hybrid as h  # noqa: E402
+import hybrid.nn as nn  # noqa: E402
+import hybrid.nn.functional as F  # noqa: E402
+
+BATCH, SIZES = 128, (784, 512, 512, 10)
+FIRST_CALL_REPEATS = 5
+
+
+def per_call_us(fn, n: int = 20000, repeats: int = 7) -> float:
+    """Median over `repeats` of the mean time of `n` calls, in microseconds."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times) * 1e6
+
+
+# --- (a) first call of a training step -------------------------------------------------------
+
+
+def hybrid_first_call() -> tuple[float, float, dict[str, float]]:
+    """(median first-call seconds, median trace+passes seconds, median seconds per stage)."""
+    rng = np.random.RandomState(0)
+    x = h.tensor(rng.randn(BATCH, SIZES[0]).astype(np.float32))
+    y = h.tensor(rng.randint(0, SIZES[-1], size=(BATCH,)))
+    firsts, compiles, stages = [], [], {}
+    for _ in range(FIRST_CALL_REPEATS):
+        h.manual_seed(0)
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                              nn.Linear(512, 10))
+        opt = h.optim.SGD(model.parameters(), lr=0.01)
+
+        @h.compile
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+
+        t0 = time.perf_counter()
+        step(x, y)
+        firsts.append(time.perf_counter() - t0)
+        compiles.append(sum(s.seconds for s in step.graphs))
+        for s in step.graphs:
+            stages.setdefault(s.name, [0.0] * FIRST_CALL_REPEATS)
+        for s in step.graphs:  # a name can repeat (dce runs twice): sum per name
+            stages[s.name][len(firsts) - 1] += s.seconds
+    return (statistics.median(firsts), statistics.median(compiles),
+            {k: statistics.median(v) for k, v in stages.items()})
+
+
+def jax_first_call() -> float | None:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    rng = np.random.RandomState(0)
+    x = jnp.asarray(rng.randn(BATCH, SIZES[0]).astype(np.float32))
+    y = jnp.asarray(rng.randint(0, SIZES[-1], size=(BATCH,)))
+    params = [(jnp.asarray(rng.randn(i, o).astype(np.float32) * 0.01), jnp.zeros(o))
+              for i, o in zip(SIZES[:-1], SIZES[1:])]
+
+    def loss_fn(params, x, y):
+        for k, (w, b) in enumerate(params):
+            x = x @ w + b
+            if k < len(params) - 1:
+                x = jax.nn.relu(x)
+        logp = jax.nn.log_softmax(x)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    times = []
+    for _ in range(FIRST_CALL_REPEATS):
+        def step(params, x, y):
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+            return loss, jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads)
+
+        jitted = jax.jit(step)  # a new function object each time: no cache reuse
+        t0 = time.perf_counter()
+        jax.block_until_ready(jitted(params, x, y))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def torch_first_call() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, SIZES[0])
+    y = torch.randint(0, SIZES[-1], (BATCH,))
+    times = []
+    for _ in range(min(FIRST_CALL_REPEATS, 3)):  # each compile takes seconds
+        torch._dynamo.reset()
+        model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(),
+                                    torch.nn.Linear(512, 512), torch.nn.ReLU(),
+                                    torch.nn.Linear(512, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+        def step(x, y):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+
+        compiled = torch.compile(step)
+        t0 = time.perf_counter()
+        compiled(x, y)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# --- (b) per-call overhead of a cache hit ----------------------------------------------------
+
+
+def hybrid_hit() -> tuple[float, float]:
+    """(total µs per call, executor µs per call) for a compiled one-add function."""
+    @h.compile
+    def add(a, b):
+        return a + b
+
+    a, b = h.randn(16), h.randn(16)
+    add(a, b)
+    entry = add.last_entry
+    arrays = [a._value, b._value]
+    total = per_call_us(lambda: add(a, b))
+    executor = per_call_us(lambda: entry.run(arrays))
+    assert add.cache_size() == 1
+    return total, executor
+
+
+def jax_hit() -> float | None:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    add = jax.jit(lambda a, b: a + b)
+    a, b = jnp.ones(16, jnp.float32), jnp.ones(16, jnp.float32)
+    return per_call_us(lambda: add(a, b).block_until_ready(), n=5000)
+
+
+def torch_hit() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    add = torch.compile(lambda a, b: a + b)
+    a, b = torch.ones(16), torch.ones(16)
+    add(a, b)
+    return per_call_us(lambda: add(a, b), n=5000)
+
+
+def fmt(v: float | None, unit: str, scale: float = 1.0, digits: int = 3) -> str:
+    return "not installed" if v is None else f"{v * scale:.{digits}f} {unit}"
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    first, compile_s, stages = hybrid_first_call()
+    jf, tf = jax_first_call(), torch_first_call()
+    total, executor = hybrid_hit()
+    jh, th = jax_hit(), torch_hit()
+
+    print("## (a) first call: MLP 784-512-512-10 training step (batch 128, SGD, cross_entropy)")
+    print()
+    print("| system | first call | of which trace + passes |")
+    print("|---|---|---|")
+    print(f"| hybrid.compile | {first:.3f} s | {compile_s:.3f} s |")
+    print(f"| jax.jit | {fmt(jf, 's')} | |")
+    print(f"| torch.compile | {fmt(tf, 's')} | |")
+    print()
+    print(f"hybrid stages (median of {FIRST_CALL_REPEATS} fresh compiled functions):")
+    print()
+    print("| stage | time |")
+    print("|---|---|")
+    for name, sec in stages.items():
+        print(f"| {name} | {sec * 1e3:.2f} ms |")
+    print()
+    print("## (b) cache hit: one add on 16-element float32 tensors, per call")
+    print()
+    print("| system | per call | executor | guard check + dispatch |")
+    print("|---|---|---|---|")
+    print(f"| hybrid.compile | {total:.2f} µs | {executor:.2f} µs | {total - executor:.2f} µs |")
+    print(f"| jax.jit | {fmt(jh, 'µs', digits=2)} | | |")
+    print(f"| torch.compile | {fmt(th, 'µs', digits=2)} | | |")
+
+
+if __name__ == "__main__":
+    main()
