@@ -542,14 +542,18 @@ def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
     new_rows = dict(rows)
     ok = [True]
 
+    written = {a.buffer for a in p.kernel.args if a.writes}
+
     def conv(e: Any, row_space: bool) -> Any:
         if isinstance(e, Load):
             buf = args[amap[e.arg]].buffer
             if buf in rows and _is_row_read(e, p, buf, row_space):
                 return Row(rows[buf], e.dtype)
-            if buf in rows:
+            if buf in written and (buf in rows or not _same_row(e, p, buf)):
                 ok[0] = False
             return Load(amap[e.arg], e.dtype, e.strides, e.offset)
+        if isinstance(e, (Gather, Padded)) and args[amap[e.arg]].buffer in written:
+            ok[0] = False  # data-dependent reads of p's output may cross rows (and threads)
         if isinstance(e, Apply):
             return Apply(e.op, tuple(conv(a, row_space) for a in e.args), e.dtype, e.attrs)
         if isinstance(e, Row):
@@ -610,6 +614,15 @@ def _is_row_read(e: Load, p: _RowKernel, buf: int, row_space: bool) -> bool:
     return True
 
 
+def _same_row(e: Load, p: _RowKernel, buf: int) -> bool:
+    """Whether load `e` reads buffer `buf` only within the row p's full store of it just wrote."""
+    store = p.kernel.stages[p.stores[buf]] if buf in p.stores else None
+    if store is None or store.kind != "store" or e.offset != store.offset:
+        return False
+    return all(a == b for d, (a, b) in enumerate(zip(e.strides, store.strides))
+               if d not in p.reduced)
+
+
 def _row_strides(s: Stage, p: _RowKernel) -> Stage | None:
     """A stage written over p's row shape, re-expressed over p's full space (0 on reduced)."""
 
@@ -646,7 +659,7 @@ def _drop_dead_stores(rk: _RowKernel, steps: list, k: int, outputs: set[int]) ->
     for i, s in enumerate(stages):
         if s.kind == "store":
             buf = args[s.arg].buffer
-            in_kernel = any(isinstance(x, Load) and args[x.arg].buffer == buf
+            in_kernel = any(isinstance(x, (Load, Gather, Padded)) and args[x.arg].buffer == buf
                             for st in stages if st is not None for x in walk(st.expr))
             if not in_kernel and not _read_elsewhere(steps, k, buf, outputs):
                 stages[i] = None
