@@ -129,7 +129,7 @@ class KeyBuilder:
             self.params = [p.name for p in inspect.signature(fn).parameters.values()]
         except (TypeError, ValueError):
             self.params = []
-        self._sig_cache: tuple = (None, None, None)
+        self._sig_cache: tuple = (None, None, None, ())
         # globals, closure cells or a module/optimizer `self` to read on every call
         self.has_env = bool(self.global_names or self.cells or (
             self.self_obj is not None and (_is_module(self.self_obj)
@@ -171,7 +171,7 @@ class KeyBuilder:
             return (c, tuple((k, self._leaf(v, roots)) for k, v in a.items()))
         if _is_module(a) or _is_optimizer(a):
             roots.append(a)
-        return ("object", c.__qualname__, id(a))
+        return ("object", c.__qualname__, id(a), _scalar_attrs(a))
 
     def _env(self, roots: list) -> tuple:
         g = self.globals_dict
@@ -207,14 +207,19 @@ class KeyBuilder:
         """Module structure / modes and optimizer hyperparameters of the reachable roots."""
         ids = tuple(id(r) for r in roots)
         epoch = _structure_epoch()
-        cached_epoch, cached_ids, cached_mods = self._sig_cache
+        cached_epoch, cached_ids, cached_mods, subs = self._sig_cache
         if epoch is None or epoch != cached_epoch or ids != cached_ids:
             mods = tuple(_module_sig(r) for r in roots if _is_module(r))
-            self._sig_cache = (epoch, ids, mods)
+            subs = tuple({id(m): m for r in roots if _is_module(r)
+                          for _, m in r.named_modules()}.values())
+            self._sig_cache = (epoch, ids, mods, subs)
         else:
             mods = cached_mods
+        # NOTE: plain attributes (self.scale = 2.0) change without bumping the structure epoch,
+        # so they are read on every call.
+        attrs = tuple(_scalar_attrs(m) for m in subs)
         opts = tuple(_optimizer_sig(r) for r in roots if _is_optimizer(r))
-        return ("roots", mods, opts)
+        return ("roots", mods, opts, attrs)
 
     # names -------------------------------------------------------------------------------------
 
@@ -298,6 +303,15 @@ def _aliasing(args: tuple) -> Any:
     if len(ids) < 2 or len(set(ids)) == len(ids):
         return None
     return tuple(ids.index(i) for i in ids)
+
+
+def _scalar_attrs(obj: Any) -> tuple:
+    """(name, value) of an object's plain scalar attributes (what `self.k` in traced code reads
+    as a constant); () for objects without a __dict__."""
+    d = getattr(obj, "__dict__", None)
+    if d is None or d.__class__ is not dict:
+        return ()
+    return tuple((k, v) for k, v in d.items() if v.__class__ in _SCALAR_SET)
 
 
 def _module_sig(m: Any) -> tuple:
@@ -397,6 +411,8 @@ def explain_change(old: tuple, new: tuple, kb: KeyBuilder) -> tuple[str, str]:
             if isinstance(b, tuple) and b and b[0] == "roots":
                 if a[1] != b[1]:
                     return _module_change(a[1], b[1])
+                if a[3] != b[3]:
+                    return _attr_change("module attribute", a[3], b[3])
                 return _optimizer_change(a[2], b[2])
             label = env_names[i] if i < len(env_names) else "environment"
             return label, f"{label}: {_show_env_change(a, b)}"
@@ -418,7 +434,26 @@ def _leaf_change(name: str, a: Any, b: Any) -> tuple[str, str]:
                 else:
                     name, a, b = f"{name}[{k}]", ea, eb
                 break
+    if _same_object(a, b):
+        return _attr_change(f"{name} attribute", (a[3],), (b[3],))
     return name, f"{name}: {_show_leaf(a)} -> {_show_leaf(b)}"
+
+
+def _same_object(a: Any, b: Any) -> bool:
+    return (a.__class__ is tuple and b.__class__ is tuple and len(a) == 4 == len(b)
+            and a[0] == "object" == b[0] and a[2] == b[2])
+
+
+def _attr_change(what: str, old: tuple, new: tuple) -> tuple[str, str]:
+    """The first plain attribute whose value differs, over per-object (name, value) tuples."""
+    for da, db in zip(old, new):
+        if da != db:
+            oa, ob = dict(da), dict(db)
+            for k in list(ob) + [k for k in oa if k not in ob]:
+                if oa.get(k, "<unset>") != ob.get(k, "<unset>"):
+                    label = f"{what} '{k}'"
+                    return label, f"{label}: {oa.get(k, '<unset>')!r} -> {ob.get(k, '<unset>')!r}"
+    return what, f"{what} changed"
 
 
 def _module_change(old: tuple, new: tuple) -> tuple[str, str]:
@@ -434,6 +469,8 @@ def _module_change(old: tuple, new: tuple) -> tuple[str, str]:
 
 def _show_env_change(a: Any, b: Any) -> str:
     """`old -> new` for a global or closure value; a tensor read by identity says which changed."""
+    if _same_object(a, b):
+        return _attr_change("attribute", (a[3],), (b[3],))[1]
     tensor = (tuple, 6)
     if (a.__class__, len(a) if a.__class__ is tuple else 0) == tensor == (
             b.__class__, len(b) if b.__class__ is tuple else 0) and a[0] == b[0] == "tensor":

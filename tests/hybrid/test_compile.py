@@ -254,3 +254,5 @@ def test_compiled_method_on_a_class():
     s = Scaler(3.0)
     x = h.randn(3)
     np.testing.assert_allclose(arr(s.apply(x)), arr(x) * 3.0, rtol=1e-6)
+    s.k = 4.0  # a plain attribute the traced code read: part of the key
+    np.testing.assert_allclose(arr(s.apply(x)), arr(x) * 4.0, rtol=1e-6)

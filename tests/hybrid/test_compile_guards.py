@@ -145,6 +145,48 @@ def test_closure_tensor_rebinding_and_values():
     np.testing.assert_allclose(arr(f(x)), arr(x) * arr(w), rtol=1e-6)
 
 
+def test_global_defined_after_decorating_is_in_the_key():
+    @h.compile
+    def f(x):
+        return x * LATER  # noqa: F821  (defined below, after decorating)
+
+    x = h.randn(3)
+    try:
+        globals()["LATER"] = 2.0
+        np.testing.assert_allclose(arr(f(x)), arr(x) * 2.0, rtol=1e-6)
+        globals()["LATER"] = 3.0
+        np.testing.assert_allclose(arr(f(x)), arr(x) * 3.0, rtol=1e-6)
+    finally:
+        globals().pop("LATER", None)
+
+
+def test_plain_attributes_read_by_the_function_are_in_the_key(log_recompiles):
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = 2.0
+
+        def forward(self, x):
+            return x * self.scale
+
+    class Cfg:
+        k = 0.0
+
+    cfg = Cfg()
+    cfg.k = 2.0
+    m = Scaled()
+    cm = h.compile(m)
+    f = h.compile(lambda x: x * cfg.k)
+    x = h.randn(3)
+    cm(x), f(x)
+    m.scale, cfg.k = 3.0, 5.0
+    np.testing.assert_allclose(arr(cm(x)), arr(x) * 3.0, rtol=1e-6)
+    np.testing.assert_allclose(arr(f(x)), arr(x) * 5.0, rtol=1e-6)
+    msgs = recompile_lines(log_recompiles)
+    assert "module attribute 'scale': 2.0 -> 3.0" in msgs[0]
+    assert "attribute 'k': 2.0 -> 5.0" in msgs[1]
+
+
 def test_train_eval_switch_retraces_and_switching_back_reuses(log_recompiles):
     h.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
