@@ -10,6 +10,7 @@ Run: python benchmarks/compile_overhead.py   (medians, one run, a markdown table
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import sys
@@ -20,11 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import hybrid as h  # noqa: E402
-import hybrid.nn as nn  # noqa: E402
-import hybrid.nn.functional as F  # noqa: E402
+import hybrid as h
+import hybrid.nn.functional as F
+from hybrid import nn
 
 BATCH, SIZES = 128, (784, 512, 512, 10)
 FIRST_CALL_REPEATS = 5
@@ -58,11 +59,11 @@ def hybrid_first_call() -> tuple[float, float, dict[str, float]]:
         opt = h.optim.SGD(model.parameters(), lr=0.01)
 
         @h.compile
-        def step(x, y):
-            loss = F.cross_entropy(model(x), y)
+        def step(x, y):  # NOTE: called within its iteration, so the loop variables are right
+            loss = F.cross_entropy(model(x), y)  # noqa: B023
             loss.backward()
-            opt.step()
-            opt.zero_grad()
+            opt.step()  # noqa: B023
+            opt.zero_grad()  # noqa: B023
             return loss
 
         t0 = time.perf_counter()
@@ -87,7 +88,7 @@ def jax_first_call() -> float | None:
     x = jnp.asarray(rng.randn(BATCH, SIZES[0]).astype(np.float32))
     y = jnp.asarray(rng.randint(0, SIZES[-1], size=(BATCH,)))
     params = [(jnp.asarray(rng.randn(i, o).astype(np.float32) * 0.01), jnp.zeros(o))
-              for i, o in zip(SIZES[:-1], SIZES[1:])]
+              for i, o in itertools.pairwise(SIZES)]
 
     def loss_fn(params, x, y):
         for k, (w, b) in enumerate(params):
@@ -127,10 +128,10 @@ def torch_first_call() -> float | None:
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
         def step(x, y):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(model(x), y)  # noqa: B023
             loss.backward()
-            opt.step()
-            opt.zero_grad()
+            opt.step()  # noqa: B023
+            opt.zero_grad()  # noqa: B023
             return loss
 
         compiled = torch.compile(step)

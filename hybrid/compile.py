@@ -262,9 +262,9 @@ def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
 
 
 def _executable(graph: Graph) -> Any:
-    from compiler.ir.interpret import interpret
-
     import numpy as np
+
+    from compiler.ir.interpret import interpret
 
     def run(arrays: list) -> list:
         xp = np if not arrays or arrays[0].__class__ is np.ndarray else _xp(arrays[0])
@@ -319,7 +319,7 @@ def _unique_tensors(leaves: Any) -> list:
     return out
 
 
-def compile(fn: Any = None, *, fallback: str = "error", passes: Any = None) -> Any:  # noqa: A001
+def compile(fn: Any = None, *, fallback: str = "error", passes: Any = None) -> Any:
     """Compile `fn` (a function or an nn.Module): `@hybrid.compile`, `hybrid.compile(fn)`,
     `@hybrid.compile(fallback="eager")`. Returns a callable with the same signature."""
     if fn is None:

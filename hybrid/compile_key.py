@@ -124,6 +124,7 @@ class KeyBuilder:
                                          if n in self.globals_dict or n not in builtins))
         self.free_names = code.co_freevars if code is not None else ()
         self.cells = getattr(user, "__closure__", None) or ()
+        self.user = user  # its default argument values are read on every call (see _env)
         self.self_obj = getattr(fn, "__self__", None)
         try:
             self.params = [p.name for p in inspect.signature(fn).parameters.values()]
@@ -131,7 +132,7 @@ class KeyBuilder:
             self.params = []
         self._sig_cache: tuple = (None, None, None, ())
         # globals, closure cells or a module/optimizer `self` to read on every call
-        self.has_env = bool(self.global_names or self.cells or (
+        self.has_env = bool(self.global_names or self.cells or _defaults(user) or (
             self.self_obj is not None and (_is_module(self.self_obj)
                                            or _is_optimizer(self.self_obj))))
 
@@ -184,6 +185,8 @@ class KeyBuilder:
             except ValueError:  # empty cell
                 env.append(None)
                 continue
+            env.append(self._env_leaf(v, roots))
+        for v in _defaults(self.user):  # `def f(x, k=2.0, model=model)`
             env.append(self._env_leaf(v, roots))
         if self.self_obj is not None and (_is_module(self.self_obj) or _is_optimizer(self.self_obj)):
             roots.append(self.self_obj)
@@ -281,6 +284,13 @@ class KeyBuilder:
             return table.get(id(t), "")
 
         return name
+
+
+def _defaults(fn: Any) -> tuple:
+    """The default values of a function's parameters (positional, then keyword-only)."""
+    pos = getattr(fn, "__defaults__", None) or ()
+    kw = getattr(fn, "__kwdefaults__", None) or {}
+    return tuple(pos) + tuple(kw.values())
 
 
 def _paths(obj: Any, base: str, out: list[str]) -> None:
@@ -404,8 +414,13 @@ def explain_change(old: tuple, new: tuple, kb: KeyBuilder) -> tuple[str, str]:
             if olds[k] != v:
                 return _leaf_change(f"argument '{k}'", olds[k], v)
         return "keyword arguments", "keyword arguments changed"
+    code = getattr(kb.user, "__code__", None)
+    n_pos = len(getattr(kb.user, "__defaults__", None) or ())
+    pos_names = code.co_varnames[code.co_argcount - n_pos:code.co_argcount] if code else ()
+    kw_names = tuple(getattr(kb.user, "__kwdefaults__", None) or {})
     env_names = [f"global '{n}'" for n in kb.global_names] + [
-        f"closure variable '{n}'" for n in kb.free_names]
+        f"closure variable '{n}'" for n in kb.free_names] + [
+        f"default of '{n}'" for n in pos_names + kw_names]
     for i, (a, b) in enumerate(zip(old[3], new[3])):
         if a != b:
             if isinstance(b, tuple) and b and b[0] == "roots":

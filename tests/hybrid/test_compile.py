@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import hybrid as h
-import hybrid.nn as nn
 from compiler.ir.graph import Graph
 from compiler.ir.ops import Op
 from compiler.ir.verify import verify
+from hybrid import nn
 
 
 def arr(t):

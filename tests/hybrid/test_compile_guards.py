@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import hybrid as h
-import hybrid.nn as nn
+from hybrid import nn
 from hybrid.config import config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -185,6 +185,21 @@ def test_plain_attributes_read_by_the_function_are_in_the_key(log_recompiles):
     msgs = recompile_lines(log_recompiles)
     assert "module attribute 'scale': 2.0 -> 3.0" in msgs[0]
     assert "attribute 'k': 2.0 -> 5.0" in msgs[1]
+
+
+def test_default_argument_values_are_in_the_key():
+    drop = nn.Dropout(0.5)
+
+    @h.compile
+    def f(x, mod=drop, k=2.0):
+        return mod(x) * k
+
+    x = h.ones(64)
+    h.manual_seed(0)
+    assert (arr(f(x)) == 0).any()
+    drop.eval()
+    np.testing.assert_array_equal(arr(f(x)), np.full(64, 2.0, np.float32))
+    assert f.cache_size() == 2
 
 
 def test_train_eval_switch_retraces_and_switching_back_reuses(log_recompiles):
@@ -384,7 +399,7 @@ def test_env_hybrid_log_recompiles_in_a_subprocess():
     )
     env = dict(os.environ, HYBRID_LOG="recompiles", PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
+                       timeout=120, cwd=ROOT, check=False)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "recompiling" in ln]
     assert len(lines) == 1

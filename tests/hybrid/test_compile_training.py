@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import hybrid as h
-import hybrid.nn as nn
 import hybrid.nn.functional as F
 from compiler.ir.ops import Op
 from compiler.ir.verify import verify
+from hybrid import nn
 
 RTOL, ATOL = 1e-5, 1e-6
 
