@@ -131,7 +131,7 @@ def run_program(prog: Any, inputs: list) -> list:
     for v, a in zip(g.inputs, inputs):
         store[v.id] = np.ascontiguousarray(a).reshape(-1)
     for vid, arr in prog.constants.items():
-        store[vid] = arr
+        store[vid] = arr.reshape(-1)
     for vid, t in prog.buffers.items():
         if vid not in store:
             store[vid] = np.zeros(t.numel, dtype=t.dtype.np)

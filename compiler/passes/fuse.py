@@ -21,7 +21,7 @@ import numpy as np
 
 from compiler.ir.graph import Graph, Node
 from compiler.ir.ops import ELEMENTWISE, Op
-from compiler.ir.types import TensorType
+from compiler.ir.types import DType, TensorType
 from compiler.kernel import (
     Apply, Arg, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, walk,
 )
@@ -82,19 +82,29 @@ class Program:
 
 
 def _realized(graph: Graph) -> set[int]:
-    users: dict[int, int] = {}
-    for n in graph.nodes:
-        for v in n.inputs:
-            users[v.id] = users.get(v.id, 0) + 1
     out = {v.id for v in graph.inputs} | {v.id for v in graph.outputs}
     for n in graph.nodes:
-        v = n.out.id
         if n.op in REDUCE_OPS or n.op in (Op.MATMUL, Op.SCATTER, Op.SCATTER_ADD, Op.CONCAT):
-            out.add(v)
+            out.add(n.out.id)
         elif n.op is Op.CONSTANT and n.out.type.numel > 1:
+            out.add(n.out.id)
+    # A value read by the expressions of more than one realized value gets a buffer too (unless
+    # it is free to recompute): walk users before producers, collecting which kernels read each.
+    users = graph.users()
+    anchors: dict[int, frozenset] = {}
+    for n in reversed(graph.nodes):
+        v = n.out.id
+        if v in out:
+            anchors[v] = frozenset([v])
+            continue
+        reach: set = set()
+        for u in users.get(v, ()):
+            reach |= anchors[u.out.id]
+        shared = len(reach) > 1
+        if shared and (n.op in ELEMENTWISE or n.op in (Op.GATHER, Op.PAD, Op.RAND)):
             out.add(v)
-        elif (n.op in ELEMENTWISE or n.op in (Op.GATHER, Op.PAD, Op.RAND)) and users.get(v, 0) > 1:
-            out.add(v)
+            reach = {v}
+        anchors[v] = frozenset(reach)
     return out
 
 
@@ -261,7 +271,7 @@ class _Fuser:
             op = node.op
             if op is Op.CONSTANT and node.out.type.numel > 1:
                 self.constants[vid] = np.asarray(node.attrs["value"].array,
-                                                 dtype=node.out.type.dtype.np).reshape(-1)
+                                                 dtype=node.out.type.dtype.np)
             elif op is Op.MATMUL:
                 self._gemm(node)
             elif op in REDUCE_OPS:
@@ -279,7 +289,11 @@ class _Fuser:
         for s in kernels:
             for v in s.nodes:
                 owner.setdefault(v, s.name)
-        buffers = {v: self.types[v] for v in self.realized}
+        used = {v.id for v in self.graph.inputs} | {v.id for v in self.graph.outputs}
+        used |= set(self.constants)
+        for s in kernels:
+            used |= {a.buffer for a in s.args} if isinstance(s, Kernel) else {s.a, s.b, s.out}
+        buffers = {v: self.types[v] for v in self.realized if v in used}
         return Program(self.graph, kernels, buffers, self.constants, owner)
 
     def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> _RowKernel:
@@ -321,6 +335,8 @@ class _Fuser:
 
     def _gemm(self, node: Node) -> None:
         a, bb = node.inputs
+        if node.out.type.dtype not in (DType.float32, DType.float64):
+            return self._matmul_kernel(node)
         views = []
         for v in (a, bb):
             b = _Builder(self)
@@ -334,6 +350,27 @@ class _Fuser:
             views.append((buf, flat))
         (abuf, av), (bbuf, bv) = views
         self.steps.append(Gemm(self.name(), abuf, bbuf, node.out.id, av, bv, [node.out.id]))
+
+    def _matmul_kernel(self, node: Node) -> None:
+        """A matmul BLAS has no routine for (int, float16): a reduction over k."""
+        a, bb = node.inputs
+        b = _Builder(self)
+        b.nodes.append(node.out.id)
+        abuf, av = b.buffer_view(a.id)
+        bbuf, bv = b.buffer_view(bb.id)
+        nb = len(a.shape) - 2
+        a_str = av.strides[:nb] + (av.strides[-2], 0, av.strides[-1])
+        b_str = bv.strides[:nb] + (0, bv.strides[-1], bv.strides[-2])
+        dt = node.out.type.dtype
+        e = Apply(Op.MUL, (Load(b.arg(abuf), dt, a_str, av.offset),
+                           Load(b.arg(bbuf), dt, b_str, bv.offset)), dt)
+        shape = tuple(node.out.type.shape) + (a.shape[-1],)
+        out_strides = contiguous_strides(node.out.type.shape) + (0,)
+        dst = b.arg(node.out.id, writes=True)
+        stages = [Stage("reduce", e, op=Op.SUM),
+                  Stage("store", Row(0, dt), arg=dst, strides=out_strides)]
+        self.steps.append(self._new_kernel(b, shape, (len(shape) - 1,), stages,
+                                           {node.out.id: 1}, {node.out.id: 0}))
 
     def _scatter(self, node: Node) -> None:
         x, idx, src = node.inputs

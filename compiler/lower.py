@@ -1,0 +1,156 @@
+"""Lowering: a fused Program becomes a Plan (buffers placed in one arena by the memory planner,
+kernel / GEMM steps) plus the LLVM IR of its kernels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from compiler.kernel import Gather, Kernel, Load, Padded, Stage, walk
+from compiler.passes.fuse import Gemm, Program
+from compiler.passes.memory_plan import BufferUse, InplaceCandidate, MemoryPlan, plan_memory
+from compiler.plan import Buffer, GemmStep, KernelStep, Plan
+
+# A thread's chunk of a kernel should hold at least this many inner-loop iterations.
+GRAIN_ELEMENTS = 1 << 14
+
+
+@dataclass
+class Lowered:
+    plan: Plan
+    kernels: list[Kernel]
+    memory: MemoryPlan
+
+
+def _kernel_reads(k: Kernel) -> set[int]:
+    out = set()
+    for s in k.stages:
+        exprs = [s.expr] + ([s.index] if s.index is not None else [])
+        for e in exprs:
+            for x in walk(e):
+                if isinstance(x, (Load, Gather, Padded)):
+                    out.add(k.args[x.arg].buffer)
+                elif hasattr(x, "state"):
+                    out.add(k.args[x.state].buffer)
+    for s in k.stages:  # scatter-add reads what it updates
+        if s.kind == "scatter" and s.op is not None:
+            out.add(k.args[s.arg].buffer)
+    return out
+
+
+def _reads_writes(step) -> tuple[set[int], set[int]]:
+    if isinstance(step, Gemm):
+        return {step.a, step.b}, {step.out}
+    return _kernel_reads(step), {a.buffer for a in step.args if a.writes}
+
+
+def _inplace_candidates(step: Kernel, index: int, nbytes: dict[int, int]) -> list:
+    """Elementwise kernels whose output can overwrite an input read at the same positions."""
+    if step.serial or any(s.kind != "store" for s in step.stages) or len(step.stages) != 1:
+        return []
+    st: Stage = step.stages[0]
+    out_buf = step.args[st.arg].buffer
+    found = []
+    loads = [x for x in walk(st.expr) if isinstance(x, (Load, Gather, Padded))]
+    for x in loads:
+        buf = step.args[x.arg].buffer
+        same_pos = isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset
+        others = [y for y in loads if y is not x and step.args[y.arg].buffer == buf]
+        if same_pos and not others and nbytes.get(buf) == nbytes.get(out_buf) and buf != out_buf:
+            found.append(InplaceCandidate(out_buf, buf, index))
+    return found
+
+
+def _gemm_operand(view) -> tuple[bool, int]:
+    """(transposed, leading dim) of a [batch, rows, cols] view for row-major BLAS."""
+    _, rows, cols = view.shape
+    _, rs, cs = view.strides
+    if cs == 1 or cols == 1:
+        return False, max(rs, cols, 1)
+    if rs == 1 or rows == 1:
+        return True, max(cs, rows, 1)
+    raise AssertionError(f"gemm operand view {view} is not BLAS-compatible")
+
+
+def _gemm_step(g: Gemm, bid: dict[int, int], dtype) -> GemmStep:
+    av, bv = g.a_view, g.b_view
+    batch, m, k = av.shape
+    n = bv.shape[2]
+    ta, lda = _gemm_operand(av)
+    tb, ldb = _gemm_operand(bv)
+    sa, sb = av.strides[0], bv.strides[0]
+    if batch > 1 and sb == 0 and not ta and sa == m * lda:  # shared B: one tall GEMM
+        m, batch, sa = m * batch, 1, 0
+    return GemmStep(dtype=dtype, trans_a=ta, trans_b=tb, m=m, n=n, k=k, a=bid[g.a], b=bid[g.b],
+                    c=bid[g.out], a_offset=av.offset, b_offset=bv.offset, c_offset=0, lda=lda,
+                    ldb=ldb, ldc=n, batch=batch, stride_a=sa if batch > 1 else 0,
+                    stride_b=sb if batch > 1 else 0, stride_c=m * n if batch > 1 else 0)
+
+
+def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
+    """Place buffers, order steps, and describe everything the runtime needs."""
+    g = prog.graph
+    types = prog.buffers
+    nbytes = {v: t.numel * t.dtype.itemsize for v, t in types.items()}
+    inputs = [v.id for v in g.inputs]
+    outputs = [v.id for v in g.outputs]
+    special = set(inputs) | set(outputs) | set(prog.constants)
+    # liveness of arena buffers over the steps
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    candidates = []
+    for i, step in enumerate(prog.steps):
+        reads, writes = _reads_writes(step)
+        for v in writes:
+            first.setdefault(v, i)
+            last[v] = max(last.get(v, i), i)
+        for v in reads:
+            last[v] = max(last.get(v, i), i)
+        if isinstance(step, Kernel):
+            candidates += [c for c in _inplace_candidates(step, i, nbytes)
+                           if c.out not in special and c.inp not in special]
+    arena = [BufferUse(v, nbytes[v], first[v], last[v]) for v in types
+             if v not in special and v in first]
+    memory = plan_memory(arena, candidates)
+    # the buffer table
+    buffers: list[Buffer] = []
+    bid: dict[int, int] = {}
+
+    def add(v: int, kind: str, index: int, offset: int = 0) -> None:
+        t = types[v] if v in types else None
+        bid[v] = len(buffers)
+        buffers.append(Buffer(kind, index, offset, nbytes.get(v, 0), t.dtype, tuple(t.shape)))
+
+    for i, v in enumerate(inputs):
+        if v not in bid:
+            add(v, "input", i)
+    for j, v in enumerate(outputs):
+        if v not in bid:
+            add(v, "output", j)
+    constants = []
+    for v, arr in prog.constants.items():
+        add(v, "constant", len(constants))
+        constants.append(arr)
+    for u in arena:
+        add(u.id, "arena", 0, memory.offsets[u.id])
+    for v in types:  # realized but never computed: only empty tensors (their kernels are skipped)
+        if v not in bid:
+            assert nbytes[v] == 0, f"lower: buffer of value {v} is never written"
+            add(v, "arena", 0, 0)
+    steps = []
+    kernels = []
+    for step in prog.steps:
+        if isinstance(step, Gemm):
+            steps.append(_gemm_step(step, bid, types[step.out].dtype))
+            continue
+        if math.prod(step.space) == 0:
+            continue
+        inner = max(1, math.prod(step.inner))
+        grain = max(1, -(-GRAIN_ELEMENTS // inner))
+        steps.append(KernelStep(step.name, step.n_outer, tuple(bid[a.buffer] for a in step.args),
+                                grain=grain, parallel=not step.serial))
+        kernels.append(step)
+    plan = Plan(arena_bytes=memory.arena_bytes, buffers=buffers, steps=steps,
+                inputs=[bid[v] for v in inputs], outputs=[bid[v] for v in outputs],
+                constants=constants)
+    return Lowered(plan, kernels, memory)

@@ -1,0 +1,452 @@
+"""The Plan: an arena of intermediate buffers plus a list of steps the native runtime executes.
+
+A tiny instruction set of three step kinds — `KernelStep` (a compiled function over an outer
+range, split over the thread pool), `GemmStep` (a row-major, optionally batched BLAS call) and
+`CopyStep` (memcpy) — over a table of `Buffer`s: the call's inputs and outputs, views into
+one arena, and constants. Plans serialize to versioned JSON (`to_json` / `from_json`; the
+constant arrays travel separately) and are validated on load, so a malformed plan raises
+`PlanError` here, never crashes the runtime. `to_native` produces the description that
+`hybrid_runtime.Executor` is built from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from compiler.ir.types import DType
+
+PLAN_VERSION = 1
+
+BUFFER_KINDS = ("input", "output", "arena", "constant")
+GEMM_DTYPES = (DType.float32, DType.float64)
+_BLAS_INT_MAX = 2**31 - 1  # BLAS (LP64) takes 32-bit ints
+
+
+class PlanError(ValueError):
+    """A plan is malformed: bad ids, out-of-bounds views, unknown dtypes, wrong version."""
+
+
+def _check(ok: bool, message: Callable[[], str]) -> None:
+    """Raise PlanError(message()) unless ok; the message is built only on failure."""
+    if not ok:
+        raise PlanError(message())
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A typed view: an input/output/constant (by `index`) or bytes [offset, offset+nbytes) of
+    the arena. An 'input' buffer listed in `Plan.outputs` is returned as that very input array
+    (in-place updates)."""
+
+    kind: str
+    index: int
+    offset: int
+    nbytes: int
+    dtype: DType
+    shape: tuple
+
+    def __str__(self) -> str:
+        where = f"{self.kind}[{self.index}]" if self.kind != "arena" else "arena"
+        text = f"{where} {self.dtype.short}[{','.join(map(str, self.shape))}] {self.nbytes} B"
+        if self.kind == "arena":
+            text += f" @ [{self.offset}, {self.offset + self.nbytes})"
+        return text
+
+
+@dataclass(frozen=True)
+class KernelStep:
+    """Call `void symbol(int64_t start, int64_t end, void** args)` over [0, n), chunked over the
+    thread pool (chunks of at least `grain` iterations; serially when `parallel` is False)."""
+
+    symbol: str
+    n: int
+    args: tuple[int, ...]
+    grain: int = 0
+    parallel: bool = True
+
+    def __str__(self) -> str:
+        args = ", ".join(f"b{a}" for a in self.args)
+        mode = f"grain={self.grain}" if self.parallel else "serial"
+        return f"kernel {self.symbol}({args}) n={self.n} {mode}"
+
+
+@dataclass(frozen=True)
+class GemmStep:
+    """Row-major C[m,n] = alpha * op(A) @ op(B) + beta * C, `batch` times (offsets, leading dims
+    and strides in elements; op transposes when the flag is set)."""
+
+    dtype: DType
+    trans_a: bool
+    trans_b: bool
+    m: int
+    n: int
+    k: int
+    a: int
+    b: int
+    c: int
+    a_offset: int
+    b_offset: int
+    c_offset: int
+    lda: int
+    ldb: int
+    ldc: int
+    batch: int = 1
+    stride_a: int = 0
+    stride_b: int = 0
+    stride_c: int = 0
+    alpha: float = 1.0
+    beta: float = 0.0
+
+    def __str__(self) -> str:
+        ta = ".T" if self.trans_a else ""
+        tb = ".T" if self.trans_b else ""
+        text = (
+            f"gemm {self.dtype.short} b{self.c}+{self.c_offset} = {self.alpha:g} * "
+            f"b{self.a}+{self.a_offset}{ta} @ b{self.b}+{self.b_offset}{tb} + {self.beta:g} * C"
+            f"  m={self.m} n={self.n} k={self.k} ld=({self.lda},{self.ldb},{self.ldc})"
+        )
+        if self.batch != 1:
+            text += (
+                f" batch={self.batch} strides=({self.stride_a},{self.stride_b},{self.stride_c})"
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class CopyStep:
+    """memcpy `nbytes` from byte `src_offset` of buffer `src` to byte `dst_offset` of `dst`."""
+
+    src: int
+    dst: int
+    src_offset: int
+    dst_offset: int
+    nbytes: int
+
+    def __str__(self) -> str:
+        return (
+            f"copy b{self.src}[{self.src_offset}:{self.src_offset + self.nbytes}] -> "
+            f"b{self.dst}[{self.dst_offset}:{self.dst_offset + self.nbytes}]"
+        )
+
+
+Step = Union[KernelStep, GemmStep, CopyStep]
+_STEP_OPS: dict[str, type] = {"kernel": KernelStep, "gemm": GemmStep, "copy": CopyStep}
+_OP_OF_STEP = {cls: op for op, cls in _STEP_OPS.items()}
+_DTYPES = {d.short: d for d in DType}
+
+
+@dataclass
+class Plan:
+    """Arena size, buffer table, steps, and which buffers are the call's inputs and outputs."""
+
+    arena_bytes: int
+    buffers: list[Buffer]
+    steps: list[Step]
+    inputs: list[int]
+    outputs: list[int]
+    constants: list[np.ndarray] = field(default_factory=list)
+
+    # ---- validation -------------------------------------------------------------------
+
+    def validate(self) -> Plan:
+        """Check every id, bound, dtype and signature; PlanError naming the culprit. Returns self."""
+        _check(_is_int(self.arena_bytes) and self.arena_bytes >= 0,
+               lambda: f"arena_bytes must be an int >= 0, got {self.arena_bytes!r}")
+        for i, buf in enumerate(self.buffers):
+            self._validate_buffer(i, buf)
+        self._validate_signature()
+        for i, step in enumerate(self.steps):
+            _check(type(step) in _OP_OF_STEP, lambda: f"step {i}: unknown step {step!r}")
+            try:
+                {KernelStep: self._validate_kernel, GemmStep: self._validate_gemm,
+                 CopyStep: self._validate_copy}[type(step)](step)
+            except PlanError as err:
+                raise PlanError(f"step {i} ({_OP_OF_STEP[type(step)]}): {err}") from None
+        return self
+
+    def _validate_buffer(self, i: int, buf: Buffer) -> None:
+        where = f"buffer b{i}"
+        _check(isinstance(buf, Buffer), lambda: f"{where}: not a Buffer: {buf!r}")
+        _check(buf.kind in BUFFER_KINDS,
+               lambda: f"{where}: kind must be one of {BUFFER_KINDS}, got {buf.kind!r}")
+        _check(isinstance(buf.dtype, DType), lambda: f"{where}: unknown dtype {buf.dtype!r}")
+        _check(isinstance(buf.shape, tuple) and all(_is_int(d) and d >= 0 for d in buf.shape),
+               lambda: f"{where}: shape must be a tuple of ints >= 0, got {buf.shape!r}")
+        for name in ("index", "offset", "nbytes"):
+            value = getattr(buf, name)
+            _check(_is_int(value) and value >= 0,
+                   lambda: f"{where}: {name} must be an int >= 0, got {value!r}")
+        numel = int(np.prod(buf.shape, dtype=np.int64)) if buf.shape else 1
+        _check(buf.nbytes == numel * buf.dtype.itemsize,
+               lambda: f"{where}: nbytes {buf.nbytes} != {buf.dtype.short}"
+               f"[{','.join(map(str, buf.shape))}] = {numel * buf.dtype.itemsize} bytes")
+        if buf.kind == "arena":
+            _check(buf.offset + buf.nbytes <= self.arena_bytes,
+                   lambda: f"{where}: [{buf.offset}, {buf.offset + buf.nbytes}) overflows the "
+                   f"arena of {self.arena_bytes} bytes")
+            _check(buf.offset % buf.dtype.itemsize == 0,
+                   lambda: f"{where}: offset {buf.offset} is not aligned to "
+                   f"{buf.dtype.itemsize} bytes ({buf.dtype.short})")
+        else:
+            _check(buf.offset == 0,
+                   lambda: f"{where}: offset must be 0 for a(n) {buf.kind} buffer, got {buf.offset}")
+        if buf.kind == "constant":
+            _check(buf.index < len(self.constants),
+                   lambda: f"{where}: constant index {buf.index} out of range "
+                   f"({len(self.constants)} constants)")
+            array = self.constants[buf.index]
+            _check(isinstance(array, np.ndarray) and array.dtype == buf.dtype.np
+                   and tuple(array.shape) == tuple(buf.shape),
+                   lambda: f"{where}: constant {buf.index} must be a {buf.dtype.short}"
+                   f"{list(buf.shape)} numpy array, got {_describe_array(array)}")
+
+    def _validate_signature(self) -> None:
+        self._check_ids("inputs", self.inputs)
+        self._check_ids("outputs", self.outputs)
+        _check(len(set(self.inputs)) == len(self.inputs),
+               lambda: f"inputs list a buffer twice: {self.inputs}")
+        for pos, b in enumerate(self.inputs):
+            buf = self.buffers[b]
+            _check(buf.kind == "input" and buf.index == pos,
+                   lambda: f"inputs[{pos}] = b{b} must be an input buffer with index {pos}, "
+                   f"got {buf.kind}[{buf.index}]")
+        for pos, b in enumerate(self.outputs):
+            buf = self.buffers[b]
+            _check(buf.kind in ("input", "output"),
+                   lambda: f"outputs[{pos}] = b{b} must be an output or input buffer, "
+                   f"got {buf.kind}")
+            if buf.kind == "output":
+                first = self.outputs.index(b)
+                _check(buf.index == first,
+                       lambda: f"outputs[{pos}] = b{b}: an output buffer's index must be its "
+                       f"first position in outputs ({first}), got {buf.index}")
+        for i, buf in enumerate(self.buffers):
+            if buf.kind == "input":
+                _check(i in self.inputs, lambda: f"input buffer b{i} is not listed in inputs")
+            if buf.kind == "output":
+                _check(i in self.outputs, lambda: f"output buffer b{i} is not listed in outputs")
+
+    def _check_ids(self, what: str, ids: Sequence[int]) -> None:
+        for pos, b in enumerate(ids):
+            _check(_is_int(b) and 0 <= b < len(self.buffers),
+                   lambda: f"{what}[{pos}]: buffer id {b!r} out of range "
+                   f"({len(self.buffers)} buffers)")
+
+    def _validate_kernel(self, step: KernelStep) -> None:
+        _check(isinstance(step.symbol, str) and step.symbol != "",
+               lambda: f"symbol must be a non-empty string, got {step.symbol!r}")
+        _check(_is_int(step.n) and step.n >= 0, lambda: f"n must be an int >= 0, got {step.n!r}")
+        _check(_is_int(step.grain) and step.grain >= 0,
+               lambda: f"grain must be an int >= 0, got {step.grain!r}")
+        _check(isinstance(step.parallel, bool), lambda: f"parallel must be a bool, got {step.parallel!r}")
+        self._check_ids("args", step.args)
+
+    def _validate_gemm(self, s: GemmStep) -> None:
+        _check(s.dtype in GEMM_DTYPES,
+               lambda: f"dtype must be f32 or f64, got {getattr(s.dtype, 'short', s.dtype)!r}")
+        self._check_ids("operands", (s.a, s.b, s.c))
+        for name in ("m", "n", "k", "lda", "ldb", "ldc"):
+            value = getattr(s, name)
+            _check(_is_int(value) and 0 <= value <= _BLAS_INT_MAX,
+                   lambda: f"{name} must be an int in [0, 2**31), got {value!r}")
+        for name in ("a_offset", "b_offset", "c_offset", "stride_a", "stride_b", "stride_c"):
+            value = getattr(s, name)
+            _check(_is_int(value) and value >= 0,
+                   lambda: f"{name} must be an int >= 0, got {value!r}")
+        _check(_is_int(s.batch) and s.batch >= 1, lambda: f"batch must be >= 1, got {s.batch!r}")
+        for name in ("alpha", "beta"):
+            value = getattr(s, name)
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool),
+                   lambda: f"{name} must be a number, got {value!r}")
+        # (operand, rows, cols, ld, offset, stride) as stored, row-major
+        a_rc = (s.k, s.m) if s.trans_a else (s.m, s.k)
+        b_rc = (s.n, s.k) if s.trans_b else (s.k, s.n)
+        operands = [("A", s.a, a_rc, s.lda, s.a_offset, s.stride_a),
+                    ("B", s.b, b_rc, s.ldb, s.b_offset, s.stride_b),
+                    ("C", s.c, (s.m, s.n), s.ldc, s.c_offset, s.stride_c)]
+        for name, b, (rows, cols), ld, offset, stride in operands:
+            buf = self.buffers[b]
+            _check(buf.dtype == s.dtype,
+                   lambda: f"{name} (b{b}) is {buf.dtype.short}, the gemm is {s.dtype.short}")
+            _check(ld >= max(1, cols),
+                   lambda: f"ld{name.lower()}={ld} must be >= max(1, {cols}) (the row length "
+                   f"of the stored {name} [{rows},{cols}])")
+            if s.m == 0 or s.n == 0 or (name != "C" and s.k == 0):
+                continue  # BLAS touches nothing of this operand
+            last = offset + (s.batch - 1) * stride + (rows - 1) * ld + cols  # one past the end
+            numel = buf.nbytes // buf.dtype.itemsize
+            _check(last <= numel,
+                   lambda: f"{name} (b{b}, {numel} elements) is read up to element {last} "
+                   f"(offset {offset}, [{rows},{cols}] ld {ld}, batch {s.batch} stride {stride})")
+
+    def _validate_copy(self, s: CopyStep) -> None:
+        self._check_ids("buffers", (s.src, s.dst))
+        for name in ("src_offset", "dst_offset", "nbytes"):
+            value = getattr(s, name)
+            _check(_is_int(value) and value >= 0,
+                   lambda: f"{name} must be an int >= 0, got {value!r}")
+        for name, b, offset in (("source", s.src, s.src_offset), ("destination", s.dst,
+                                                                   s.dst_offset)):
+            size = self.buffers[b].nbytes
+            _check(offset + s.nbytes <= size,
+                   lambda: f"{name} b{b} [{offset}, {offset + s.nbytes}) overflows its "
+                   f"{size} bytes")
+
+    # ---- serialization ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form (constants as dtype/shape only)."""
+        return {
+            "version": PLAN_VERSION,
+            "arena_bytes": self.arena_bytes,
+            "buffers": [_buffer_to_dict(b) for b in self.buffers],
+            "steps": [_step_to_dict(s) for s in self.steps],
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "constants": [{"dtype": DType.from_np(c.dtype).short, "shape": list(c.shape)}
+                          for c in self.constants],
+        }
+
+    def to_json(self) -> str:
+        """Versioned JSON of everything but the constants' data (stored separately, by index)."""
+        return json.dumps(self.to_dict())
+
+    @staticmethod
+    def from_json(s: str, constants: Sequence[np.ndarray] = ()) -> Plan:
+        """Load and validate a plan written by `to_json`; PlanError on any malformation."""
+        try:
+            data = json.loads(s)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise PlanError(f"plan is not valid JSON: {err}") from None
+        return Plan.from_dict(data, constants)
+
+    @staticmethod
+    def from_dict(data: Any, constants: Sequence[np.ndarray] = ()) -> Plan:
+        """Inverse of `to_dict`; checks the version, the constants' signature and validates."""
+        _check(isinstance(data, dict), lambda: f"plan must be a JSON object, got {type(data)}")
+        version = data.get("version")
+        _check(version == PLAN_VERSION,
+               lambda: f"plan version {version!r} is not supported: this runtime reads plan "
+               f"version {PLAN_VERSION}; re-compile the function")
+        try:
+            buffers = [_buffer_from_dict(b) for b in data["buffers"]]
+            steps = [_step_from_dict(s) for s in data["steps"]]
+            plan = Plan(arena_bytes=data["arena_bytes"], buffers=buffers, steps=steps,
+                        inputs=list(data["inputs"]), outputs=list(data["outputs"]),
+                        constants=list(constants))
+            declared = list(data.get("constants", []))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, PlanError):
+                raise
+            raise PlanError(f"malformed plan: {type(err).__name__}: {err}") from None
+        _check(len(declared) == len(plan.constants),
+               lambda: f"plan declares {len(declared)} constants, {len(plan.constants)} given")
+        for i, (decl, array) in enumerate(zip(declared, plan.constants)):
+            ok = (isinstance(array, np.ndarray) and isinstance(decl, dict)
+                  and decl.get("dtype") in _DTYPES and array.dtype == _DTYPES[decl["dtype"]].np
+                  and list(array.shape) == list(decl.get("shape", ())))
+            _check(ok, lambda: f"constant {i}: plan declares {decl}, got {_describe_array(array)}")
+        return plan.validate()
+
+    # ---- native executor --------------------------------------------------------------
+
+    def to_native(self, kernel_addresses: Mapping[str, int], blas: Any = None,
+                  keepalive: object = None) -> dict[str, Any]:
+        """Validate, then build the description `hybrid_runtime.Executor(desc)` takes.
+
+        `kernel_addresses` maps each kernel symbol to its address (e.g. llvmlite's
+        `engine.get_function_address`); `blas` has `sgemm`/`dgemm` addresses (default: SciPy's,
+        via `compiler.blas.blas_addresses()`, looked up only when the plan has GEMMs);
+        `keepalive` (e.g. the JIT engine owning the kernels) is kept alive by the executor.
+        """
+        self.validate()
+        desc = self.to_dict()
+        for i, (step, d) in enumerate(zip(self.steps, desc["steps"])):
+            if isinstance(step, KernelStep):
+                address = kernel_addresses.get(step.symbol)
+                _check(_is_int(address) and address != 0,
+                       lambda: f"step {i} (kernel): no address for symbol {step.symbol!r}")
+                d["fn"] = int(address)
+        if blas is None and any(isinstance(s, GemmStep) for s in self.steps):
+            from compiler.blas import blas_addresses
+
+            blas = blas_addresses()
+        desc["sgemm"] = int(blas.sgemm) if blas is not None else 0
+        desc["dgemm"] = int(blas.dgemm) if blas is not None else 0
+        desc["constants"] = [np.ascontiguousarray(c) for c in self.constants]
+        desc["keepalive"] = keepalive
+        return desc
+
+    # ---- printing ---------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """A readable listing: signature, buffers (with arena ranges) and steps in order."""
+        ins = ", ".join(f"b{b}" for b in self.inputs)
+        outs = ", ".join(f"b{b}" for b in self.outputs)
+        lines = [
+            f"plan v{PLAN_VERSION}: arena {self.arena_bytes} B, {len(self.buffers)} buffers, "
+            f"{len(self.steps)} steps, {len(self.constants)} constants",
+            f"  ({ins}) -> ({outs})",
+            "buffers:",
+        ]
+        lines += [f"  b{i}: {b}" for i, b in enumerate(self.buffers)]
+        lines.append("steps:")
+        lines += [f"  {i}: {s}" for i, s in enumerate(self.steps)]
+        return "\n".join(lines)
+
+
+def _describe_array(x: object) -> str:
+    if isinstance(x, np.ndarray):
+        return f"{x.dtype}{list(x.shape)}"
+    return type(x).__name__
+
+
+def _buffer_to_dict(b: Buffer) -> dict[str, Any]:
+    return {"kind": b.kind, "index": b.index, "offset": b.offset, "nbytes": b.nbytes,
+            "dtype": b.dtype.short, "shape": list(b.shape)}
+
+
+def _buffer_from_dict(d: dict[str, Any]) -> Buffer:
+    dtype = d["dtype"]
+    _check(dtype in _DTYPES, lambda: f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
+    return Buffer(kind=d["kind"], index=d["index"], offset=d["offset"], nbytes=d["nbytes"],
+                  dtype=_DTYPES[dtype], shape=tuple(d["shape"]))
+
+
+def _step_to_dict(step: Step) -> dict[str, Any]:
+    d: dict[str, Any] = {"op": _OP_OF_STEP[type(step)]}
+    for f in dataclasses.fields(step):
+        value = getattr(step, f.name)
+        if isinstance(value, DType):
+            value = value.short
+        elif isinstance(value, tuple):
+            value = list(value)
+        d[f.name] = value
+    return d
+
+
+def _step_from_dict(d: dict[str, Any]) -> Step:
+    op = d.get("op")
+    _check(op in _STEP_OPS, lambda: f"unknown step op {op!r}; known: {sorted(_STEP_OPS)}")
+    cls = _STEP_OPS[op]
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = set(d) - names - {"op"}
+    _check(not extra, lambda: f"{op} step has unknown fields {sorted(extra)}")
+    kwargs = {k: v for k, v in d.items() if k != "op"}
+    if "args" in kwargs:
+        kwargs["args"] = tuple(kwargs["args"])
+    if "dtype" in kwargs:
+        dtype = kwargs["dtype"]
+        _check(dtype in _DTYPES, lambda: f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
+        kwargs["dtype"] = _DTYPES[dtype]
+    return cls(**kwargs)
