@@ -152,16 +152,16 @@ def _mangle(ty: ir.Type) -> str:
 # polynomial. f64: same reduction with fdlibm's ln2_hi/ln2_lo and the degree-13 Taylor series
 # (truncation error < 2^-60 on |r| <= ln2/2). 2^n is applied as 2^(n>>1) * 2^(n - (n>>1)) so that
 # results that overflow give inf and results in the subnormal range are rounded once.
-_EXP_F32 = dict(
-    lo=-104.0, hi=89.0, c1=0.693359375, c2=-2.12194440e-4,
-    coeffs=[1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+_EXP_F32 = {
+    "lo": -104.0, "hi": 89.0, "c1": 0.693359375, "c2": -2.12194440e-4,
+    "coeffs": [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
             1.6666665459e-1, 5.0000001201e-1],
-)  # fmt: skip
-_EXP_F64 = dict(
-    lo=-746.0, hi=710.0, c1=6.93147180369123816490e-01, c2=1.90821492927058770002e-10,
-    coeffs=[1.0 / _f for _f in (6227020800.0, 479001600.0, 39916800.0, 3628800.0, 362880.0,
+}  # fmt: skip
+_EXP_F64 = {
+    "lo": -746.0, "hi": 710.0, "c1": 6.93147180369123816490e-01, "c2": 1.90821492927058770002e-10,
+    "coeffs": [1.0 / _f for _f in (6227020800.0, 479001600.0, 39916800.0, 3628800.0, 362880.0,
                                 40320.0, 5040.0, 720.0, 120.0, 24.0, 6.0, 2.0)],
-)  # fmt: skip
+}  # fmt: skip
 _LOG2E = 1.44269504088896340736
 
 
@@ -218,9 +218,7 @@ def _frexp(m: _Emit, x):
     one_bits = 0x3FF0000000000000 if m.is_f64 else 0x3F800000
     shifted = m.b.add(bits, m.iconst(one_bits - sqrt_half_bits))
     e = m.b.sub(m.b.lshr(shifted, m.iconst(mant)), m.iconst(bias))
-    mbits = m.b.add(
-        m.b.and_(shifted, m.iconst((1 << mant) - 1)), m.iconst(sqrt_half_bits)
-    )
+    mbits = m.b.add(m.b.and_(shifted, m.iconst((1 << mant) - 1)), m.iconst(sqrt_half_bits))
     e = m.b.sitofp(e, m.ty)
     e = m.sel(sub, m.sub(e, m.const(54.0 if m.is_f64 else 25.0)), e)
     f = m.sub(m.from_bits(mbits), m.const(1.0))
@@ -448,7 +446,7 @@ def atan2(b: ir.IRBuilder, y: ir.Value, x: ir.Value) -> ir.Value:
 # float32 rounding error: result within ~0.5 ulp), then C99/numpy special cases by selects:
 # pow(x, 0) = 1, pow(1, y) = 1, pow(-1, ±inf) = 1, x < 0 finite with non-integer y -> NaN,
 # sign flip for negative (or -0) x with odd integer y, pow(±0, y<0) = ±inf.
-def pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:  # noqa: A001 - mirrors numpy
+def pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     """x ** y; f32 only."""
     m = _Emit(b, x.type)
     if m.is_f64:
