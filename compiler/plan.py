@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -30,12 +30,6 @@ _BLAS_INT_MAX = 2**31 - 1  # BLAS (LP64) takes 32-bit ints
 
 class PlanError(ValueError):
     """A plan is malformed: bad ids, out-of-bounds views, unknown dtypes, wrong version."""
-
-
-def _check(ok: bool, message: Callable[[], str]) -> None:
-    """Raise PlanError(message()) unless ok; the message is built only on failure."""
-    if not ok:
-        raise PlanError(message())
 
 
 def _is_int(x: object) -> bool:
@@ -139,7 +133,7 @@ class CopyStep:
         )
 
 
-Step = Union[KernelStep, GemmStep, CopyStep]
+Step = KernelStep | GemmStep | CopyStep
 _STEP_OPS: dict[str, type] = {"kernel": KernelStep, "gemm": GemmStep, "copy": CopyStep}
 _OP_OF_STEP = {cls: op for op, cls in _STEP_OPS.items()}
 _DTYPES = {d.short: d for d in DType}
@@ -159,14 +153,15 @@ class Plan:
     # ---- validation -------------------------------------------------------------------
 
     def validate(self) -> Plan:
-        """Check every id, bound, dtype and signature; PlanError naming the culprit. Returns self."""
-        _check(_is_int(self.arena_bytes) and self.arena_bytes >= 0,
-               lambda: f"arena_bytes must be an int >= 0, got {self.arena_bytes!r}")
+        """Check ids, bounds, dtypes and the signature (PlanError names the culprit); return self."""
+        if not (_is_int(self.arena_bytes) and self.arena_bytes >= 0):
+            raise PlanError(f"arena_bytes must be an int >= 0, got {self.arena_bytes!r}")
         for i, buf in enumerate(self.buffers):
             self._validate_buffer(i, buf)
         self._validate_signature()
         for i, step in enumerate(self.steps):
-            _check(type(step) in _OP_OF_STEP, lambda: f"step {i}: unknown step {step!r}")
+            if type(step) not in _OP_OF_STEP:
+                raise PlanError(f"step {i}: unknown step {step!r}")
             try:
                 {KernelStep: self._validate_kernel, GemmStep: self._validate_gemm,
                  CopyStep: self._validate_copy}[type(step)](step)
@@ -176,98 +171,106 @@ class Plan:
 
     def _validate_buffer(self, i: int, buf: Buffer) -> None:
         where = f"buffer b{i}"
-        _check(isinstance(buf, Buffer), lambda: f"{where}: not a Buffer: {buf!r}")
-        _check(buf.kind in BUFFER_KINDS,
-               lambda: f"{where}: kind must be one of {BUFFER_KINDS}, got {buf.kind!r}")
-        _check(isinstance(buf.dtype, DType), lambda: f"{where}: unknown dtype {buf.dtype!r}")
-        _check(isinstance(buf.shape, tuple) and all(_is_int(d) and d >= 0 for d in buf.shape),
-               lambda: f"{where}: shape must be a tuple of ints >= 0, got {buf.shape!r}")
+        if not isinstance(buf, Buffer):
+            raise PlanError(f"{where}: not a Buffer: {buf!r}")
+        if buf.kind not in BUFFER_KINDS:
+            raise PlanError(f"{where}: kind must be one of {BUFFER_KINDS}, got {buf.kind!r}")
+        if not isinstance(buf.dtype, DType):
+            raise PlanError(f"{where}: unknown dtype {buf.dtype!r}")
+        if not (isinstance(buf.shape, tuple) and all(_is_int(d) and d >= 0 for d in buf.shape)):
+            raise PlanError(f"{where}: shape must be a tuple of ints >= 0, got {buf.shape!r}")
         for name in ("index", "offset", "nbytes"):
             value = getattr(buf, name)
-            _check(_is_int(value) and value >= 0,
-                   lambda: f"{where}: {name} must be an int >= 0, got {value!r}")
+            if not (_is_int(value) and value >= 0):
+                raise PlanError(f"{where}: {name} must be an int >= 0, got {value!r}")
         numel = int(np.prod(buf.shape, dtype=np.int64)) if buf.shape else 1
-        _check(buf.nbytes == numel * buf.dtype.itemsize,
-               lambda: f"{where}: nbytes {buf.nbytes} != {buf.dtype.short}"
-               f"[{','.join(map(str, buf.shape))}] = {numel * buf.dtype.itemsize} bytes")
+        if buf.nbytes != numel * buf.dtype.itemsize:
+            raise PlanError(
+                f"{where}: nbytes {buf.nbytes} != {buf.dtype.short}"
+                f"[{','.join(map(str, buf.shape))}] = {numel * buf.dtype.itemsize} bytes"
+            )
         if buf.kind == "arena":
-            _check(buf.offset + buf.nbytes <= self.arena_bytes,
-                   lambda: f"{where}: [{buf.offset}, {buf.offset + buf.nbytes}) overflows the "
-                   f"arena of {self.arena_bytes} bytes")
-            _check(buf.offset % buf.dtype.itemsize == 0,
-                   lambda: f"{where}: offset {buf.offset} is not aligned to "
-                   f"{buf.dtype.itemsize} bytes ({buf.dtype.short})")
-        else:
-            _check(buf.offset == 0,
-                   lambda: f"{where}: offset must be 0 for a(n) {buf.kind} buffer, got {buf.offset}")
+            if buf.offset + buf.nbytes > self.arena_bytes:
+                raise PlanError(f"{where}: [{buf.offset}, {buf.offset + buf.nbytes}) overflows the "
+                                f"arena of {self.arena_bytes} bytes")
+            if buf.offset % buf.dtype.itemsize != 0:
+                raise PlanError(f"{where}: offset {buf.offset} is not aligned to "
+                                f"{buf.dtype.itemsize} bytes ({buf.dtype.short})")
+        elif buf.offset != 0:
+            raise PlanError(f"{where}: offset must be 0 for a(n) {buf.kind} buffer, "
+                            f"got {buf.offset}")
         if buf.kind == "constant":
-            _check(buf.index < len(self.constants),
-                   lambda: f"{where}: constant index {buf.index} out of range "
-                   f"({len(self.constants)} constants)")
+            if buf.index >= len(self.constants):
+                raise PlanError(f"{where}: constant index {buf.index} out of range "
+                                f"({len(self.constants)} constants)")
             array = self.constants[buf.index]
-            _check(isinstance(array, np.ndarray) and array.dtype == buf.dtype.np
-                   and tuple(array.shape) == tuple(buf.shape),
-                   lambda: f"{where}: constant {buf.index} must be a {buf.dtype.short}"
-                   f"{list(buf.shape)} numpy array, got {_describe_array(array)}")
+            same = (isinstance(array, np.ndarray) and array.dtype == buf.dtype.np
+                    and tuple(array.shape) == tuple(buf.shape))
+            if not same:
+                raise PlanError(f"{where}: constant {buf.index} must be a {buf.dtype.short}"
+                                f"{list(buf.shape)} numpy array, got {_describe_array(array)}")
 
     def _validate_signature(self) -> None:
         self._check_ids("inputs", self.inputs)
         self._check_ids("outputs", self.outputs)
-        _check(len(set(self.inputs)) == len(self.inputs),
-               lambda: f"inputs list a buffer twice: {self.inputs}")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise PlanError(f"inputs list a buffer twice: {self.inputs}")
         for pos, b in enumerate(self.inputs):
             buf = self.buffers[b]
-            _check(buf.kind == "input" and buf.index == pos,
-                   lambda: f"inputs[{pos}] = b{b} must be an input buffer with index {pos}, "
-                   f"got {buf.kind}[{buf.index}]")
+            if not (buf.kind == "input" and buf.index == pos):
+                raise PlanError(f"inputs[{pos}] = b{b} must be an input buffer with index {pos}, "
+                                f"got {buf.kind}[{buf.index}]")
         for pos, b in enumerate(self.outputs):
             buf = self.buffers[b]
-            _check(buf.kind in ("input", "output"),
-                   lambda: f"outputs[{pos}] = b{b} must be an output or input buffer, "
-                   f"got {buf.kind}")
+            if buf.kind not in ("input", "output"):
+                raise PlanError(f"outputs[{pos}] = b{b} must be an output or input buffer, "
+                                f"got {buf.kind}")
             if buf.kind == "output":
                 first = self.outputs.index(b)
-                _check(buf.index == first,
-                       lambda: f"outputs[{pos}] = b{b}: an output buffer's index must be its "
-                       f"first position in outputs ({first}), got {buf.index}")
+                if buf.index != first:
+                    raise PlanError(f"outputs[{pos}] = b{b}: an output buffer's index must be its "
+                                    f"first position in outputs ({first}), got {buf.index}")
         for i, buf in enumerate(self.buffers):
-            if buf.kind == "input":
-                _check(i in self.inputs, lambda: f"input buffer b{i} is not listed in inputs")
-            if buf.kind == "output":
-                _check(i in self.outputs, lambda: f"output buffer b{i} is not listed in outputs")
+            if buf.kind == "input" and i not in self.inputs:
+                    raise PlanError(f"input buffer b{i} is not listed in inputs")
+            if buf.kind == "output" and i not in self.outputs:
+                    raise PlanError(f"output buffer b{i} is not listed in outputs")
 
     def _check_ids(self, what: str, ids: Sequence[int]) -> None:
         for pos, b in enumerate(ids):
-            _check(_is_int(b) and 0 <= b < len(self.buffers),
-                   lambda: f"{what}[{pos}]: buffer id {b!r} out of range "
-                   f"({len(self.buffers)} buffers)")
+            if not (_is_int(b) and 0 <= b < len(self.buffers)):
+                raise PlanError(f"{what}[{pos}]: buffer id {b!r} out of range "
+                                f"({len(self.buffers)} buffers)")
 
     def _validate_kernel(self, step: KernelStep) -> None:
-        _check(isinstance(step.symbol, str) and step.symbol != "",
-               lambda: f"symbol must be a non-empty string, got {step.symbol!r}")
-        _check(_is_int(step.n) and step.n >= 0, lambda: f"n must be an int >= 0, got {step.n!r}")
-        _check(_is_int(step.grain) and step.grain >= 0,
-               lambda: f"grain must be an int >= 0, got {step.grain!r}")
-        _check(isinstance(step.parallel, bool), lambda: f"parallel must be a bool, got {step.parallel!r}")
+        if not (isinstance(step.symbol, str) and step.symbol != ""):
+            raise PlanError(f"symbol must be a non-empty string, got {step.symbol!r}")
+        if not (_is_int(step.n) and step.n >= 0):
+            raise PlanError(f"n must be an int >= 0, got {step.n!r}")
+        if not (_is_int(step.grain) and step.grain >= 0):
+            raise PlanError(f"grain must be an int >= 0, got {step.grain!r}")
+        if not isinstance(step.parallel, bool):
+            raise PlanError(f"parallel must be a bool, got {step.parallel!r}")
         self._check_ids("args", step.args)
 
     def _validate_gemm(self, s: GemmStep) -> None:
-        _check(s.dtype in GEMM_DTYPES,
-               lambda: f"dtype must be f32 or f64, got {getattr(s.dtype, 'short', s.dtype)!r}")
+        if s.dtype not in GEMM_DTYPES:
+            raise PlanError(f"dtype must be f32 or f64, got {getattr(s.dtype, 'short', s.dtype)!r}")
         self._check_ids("operands", (s.a, s.b, s.c))
         for name in ("m", "n", "k", "lda", "ldb", "ldc"):
             value = getattr(s, name)
-            _check(_is_int(value) and 0 <= value <= _BLAS_INT_MAX,
-                   lambda: f"{name} must be an int in [0, 2**31), got {value!r}")
+            if not (_is_int(value) and 0 <= value <= _BLAS_INT_MAX):
+                raise PlanError(f"{name} must be an int in [0, 2**31), got {value!r}")
         for name in ("a_offset", "b_offset", "c_offset", "stride_a", "stride_b", "stride_c"):
             value = getattr(s, name)
-            _check(_is_int(value) and value >= 0,
-                   lambda: f"{name} must be an int >= 0, got {value!r}")
-        _check(_is_int(s.batch) and s.batch >= 1, lambda: f"batch must be >= 1, got {s.batch!r}")
+            if not (_is_int(value) and value >= 0):
+                raise PlanError(f"{name} must be an int >= 0, got {value!r}")
+        if not (_is_int(s.batch) and s.batch >= 1):
+            raise PlanError(f"batch must be >= 1, got {s.batch!r}")
         for name in ("alpha", "beta"):
             value = getattr(s, name)
-            _check(isinstance(value, (int, float)) and not isinstance(value, bool),
-                   lambda: f"{name} must be a number, got {value!r}")
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                raise PlanError(f"{name} must be a number, got {value!r}")
         # (operand, rows, cols, ld, offset, stride) as stored, row-major
         a_rc = (s.k, s.m) if s.trans_a else (s.m, s.k)
         b_rc = (s.n, s.k) if s.trans_b else (s.k, s.n)
@@ -276,31 +279,33 @@ class Plan:
                     ("C", s.c, (s.m, s.n), s.ldc, s.c_offset, s.stride_c)]
         for name, b, (rows, cols), ld, offset, stride in operands:
             buf = self.buffers[b]
-            _check(buf.dtype == s.dtype,
-                   lambda: f"{name} (b{b}) is {buf.dtype.short}, the gemm is {s.dtype.short}")
-            _check(ld >= max(1, cols),
-                   lambda: f"ld{name.lower()}={ld} must be >= max(1, {cols}) (the row length "
-                   f"of the stored {name} [{rows},{cols}])")
+            if buf.dtype != s.dtype:
+                raise PlanError(f"{name} (b{b}) is {buf.dtype.short}, the gemm is {s.dtype.short}")
+            if ld < max(1, cols):
+                raise PlanError(f"ld{name.lower()}={ld} must be >= max(1, {cols}) (the row length "
+                                f"of the stored {name} [{rows},{cols}])")
             if s.m == 0 or s.n == 0 or (name != "C" and s.k == 0):
                 continue  # BLAS touches nothing of this operand
             last = offset + (s.batch - 1) * stride + (rows - 1) * ld + cols  # one past the end
             numel = buf.nbytes // buf.dtype.itemsize
-            _check(last <= numel,
-                   lambda: f"{name} (b{b}, {numel} elements) is read up to element {last} "
-                   f"(offset {offset}, [{rows},{cols}] ld {ld}, batch {s.batch} stride {stride})")
+            if last > numel:
+                raise PlanError(
+                    f"{name} (b{b}, {numel} elements) is read up to element {last} "
+                    f"(offset {offset}, [{rows},{cols}] ld {ld}, batch {s.batch} stride {stride})"
+                )
 
     def _validate_copy(self, s: CopyStep) -> None:
         self._check_ids("buffers", (s.src, s.dst))
         for name in ("src_offset", "dst_offset", "nbytes"):
             value = getattr(s, name)
-            _check(_is_int(value) and value >= 0,
-                   lambda: f"{name} must be an int >= 0, got {value!r}")
+            if not (_is_int(value) and value >= 0):
+                raise PlanError(f"{name} must be an int >= 0, got {value!r}")
         for name, b, offset in (("source", s.src, s.src_offset), ("destination", s.dst,
                                                                    s.dst_offset)):
             size = self.buffers[b].nbytes
-            _check(offset + s.nbytes <= size,
-                   lambda: f"{name} b{b} [{offset}, {offset + s.nbytes}) overflows its "
-                   f"{size} bytes")
+            if offset + s.nbytes > size:
+                raise PlanError(f"{name} b{b} [{offset}, {offset + s.nbytes}) overflows its "
+                                f"{size} bytes")
 
     # ---- serialization ----------------------------------------------------------------
 
@@ -333,11 +338,12 @@ class Plan:
     @staticmethod
     def from_dict(data: Any, constants: Sequence[np.ndarray] = ()) -> Plan:
         """Inverse of `to_dict`; checks the version, the constants' signature and validates."""
-        _check(isinstance(data, dict), lambda: f"plan must be a JSON object, got {type(data)}")
+        if not isinstance(data, dict):
+            raise PlanError(f"plan must be a JSON object, got {type(data)}")
         version = data.get("version")
-        _check(version == PLAN_VERSION,
-               lambda: f"plan version {version!r} is not supported: this runtime reads plan "
-               f"version {PLAN_VERSION}; re-compile the function")
+        if version != PLAN_VERSION:
+            raise PlanError(f"plan version {version!r} is not supported: this runtime reads plan "
+                            f"version {PLAN_VERSION}; re-compile the function")
         try:
             buffers = [_buffer_from_dict(b) for b in data["buffers"]]
             steps = [_step_from_dict(s) for s in data["steps"]]
@@ -349,13 +355,14 @@ class Plan:
             if isinstance(err, PlanError):
                 raise
             raise PlanError(f"malformed plan: {type(err).__name__}: {err}") from None
-        _check(len(declared) == len(plan.constants),
-               lambda: f"plan declares {len(declared)} constants, {len(plan.constants)} given")
+        if len(declared) != len(plan.constants):
+            raise PlanError(f"plan declares {len(declared)} constants, {len(plan.constants)} given")
         for i, (decl, array) in enumerate(zip(declared, plan.constants)):
             ok = (isinstance(array, np.ndarray) and isinstance(decl, dict)
                   and decl.get("dtype") in _DTYPES and array.dtype == _DTYPES[decl["dtype"]].np
                   and list(array.shape) == list(decl.get("shape", ())))
-            _check(ok, lambda: f"constant {i}: plan declares {decl}, got {_describe_array(array)}")
+            if not ok:
+                raise PlanError(f"constant {i}: plan declares {decl}, got {_describe_array(array)}")
         return plan.validate()
 
     # ---- native executor --------------------------------------------------------------
@@ -374,8 +381,8 @@ class Plan:
         for i, (step, d) in enumerate(zip(self.steps, desc["steps"])):
             if isinstance(step, KernelStep):
                 address = kernel_addresses.get(step.symbol)
-                _check(_is_int(address) and address != 0,
-                       lambda: f"step {i} (kernel): no address for symbol {step.symbol!r}")
+                if not (_is_int(address) and address != 0):
+                    raise PlanError(f"step {i} (kernel): no address for symbol {step.symbol!r}")
                 d["fn"] = int(address)
         if blas is None and any(isinstance(s, GemmStep) for s in self.steps):
             from compiler.blas import blas_addresses
@@ -394,8 +401,8 @@ class Plan:
         ins = ", ".join(f"b{b}" for b in self.inputs)
         outs = ", ".join(f"b{b}" for b in self.outputs)
         lines = [
-            f"plan v{PLAN_VERSION}: arena {self.arena_bytes} B, {len(self.buffers)} buffers, "
-            f"{len(self.steps)} steps, {len(self.constants)} constants",
+            (f"plan v{PLAN_VERSION}: arena {self.arena_bytes} B, {len(self.buffers)} buffers, "
+             f"{len(self.steps)} steps, {len(self.constants)} constants"),
             f"  ({ins}) -> ({outs})",
             "buffers:",
         ]
@@ -418,7 +425,8 @@ def _buffer_to_dict(b: Buffer) -> dict[str, Any]:
 
 def _buffer_from_dict(d: dict[str, Any]) -> Buffer:
     dtype = d["dtype"]
-    _check(dtype in _DTYPES, lambda: f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
+    if dtype not in _DTYPES:
+        raise PlanError(f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
     return Buffer(kind=d["kind"], index=d["index"], offset=d["offset"], nbytes=d["nbytes"],
                   dtype=_DTYPES[dtype], shape=tuple(d["shape"]))
 
@@ -437,16 +445,19 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
 
 def _step_from_dict(d: dict[str, Any]) -> Step:
     op = d.get("op")
-    _check(op in _STEP_OPS, lambda: f"unknown step op {op!r}; known: {sorted(_STEP_OPS)}")
+    if op not in _STEP_OPS:
+        raise PlanError(f"unknown step op {op!r}; known: {sorted(_STEP_OPS)}")
     cls = _STEP_OPS[op]
     names = {f.name for f in dataclasses.fields(cls)}
     extra = set(d) - names - {"op"}
-    _check(not extra, lambda: f"{op} step has unknown fields {sorted(extra)}")
+    if extra:
+        raise PlanError(f"{op} step has unknown fields {sorted(extra)}")
     kwargs = {k: v for k, v in d.items() if k != "op"}
     if "args" in kwargs:
         kwargs["args"] = tuple(kwargs["args"])
     if "dtype" in kwargs:
         dtype = kwargs["dtype"]
-        _check(dtype in _DTYPES, lambda: f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
+        if dtype not in _DTYPES:
+            raise PlanError(f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
         kwargs["dtype"] = _DTYPES[dtype]
     return cls(**kwargs)

@@ -208,8 +208,13 @@ class CompiledFunction:
             logger.info("compiled %s:\n%s", self.name, graph)
         simple = not kwargs and all(a.__class__ in _TENSOR_CLASSES for a in args) and len(
             {id(a) for a in args}) == len(args)
+        t1 = time.perf_counter()
+        run = _executable(graph, [rec.array for rec in tracer.lifted])
+        if hasattr(run, "kernel_count"):
+            where = "native, from the disk cache" if run.from_cache else "native: fuse, plan, LLVM"
+            stages.append(Stage(where, graph, time.perf_counter() - t1))
         return Entry(
-            graph=graph, stages=stages, run=_executable(graph), captured=captured,
+            graph=graph, stages=stages, run=run, captured=captured,
             captured_meta=[_meta(t) for t in captured], effects=fx, out_spec=out_spec,
             n_out=len(out_vals), out_requires_grad=out_rg, simple_args=simple,
         )
@@ -261,10 +266,22 @@ def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
     return out, [Stage(s.name, s.graph, s.seconds) for s in stages]
 
 
-def _executable(graph: Graph) -> Any:
+def _executable(graph: Graph, example: list | None = None) -> Any:
+    """How to run `graph`: the native CPU backend for numpy arrays (config.backend 'native'),
+    else the reference interpreter (numpy or CuPy)."""
     import numpy as np
 
     from compiler.ir.interpret import interpret
+
+    on_cpu = example is None or all(a.__class__ is np.ndarray for a in example)
+    if config.backend == "native" and on_cpu:
+        try:
+            from compiler.backend_cpu import CpuExecutable
+
+            return CpuExecutable(graph)
+        except NotImplementedError as e:  # an op the code generator lacks: stay correct
+            warnings.warn(f"hybrid.compile: running {graph.name} on the interpreter ({e})",
+                          RuntimeWarning, stacklevel=2)
 
     def run(arrays: list) -> list:
         xp = np if not arrays or arrays[0].__class__ is np.ndarray else _xp(arrays[0])

@@ -3,6 +3,7 @@
     HYBRID_LOG=recompiles,graphs   log each recompile (and print each compiled graph)
     HYBRID_VERIFY=1                check the IR between passes and eager op types (slower)
     HYBRID_RECOMPILE_LIMIT=8       compiled variants per function before it warns
+    HYBRID_BACKEND=native          'native' (LLVM kernels + C++ runtime) or 'interpreter'
     HYBRID_NUM_THREADS=N           threads of the native runtime
     HYBRID_CACHE_DIR=path          on-disk compile cache (default ~/.cache/hybrid)
 """
@@ -28,6 +29,7 @@ class Config:
         self.log_recompiles = "recompiles" in topics or "all" in topics
         self.log_graphs = "graphs" in topics or "all" in topics
         self.recompile_limit = int(os.environ.get("HYBRID_RECOMPILE_LIMIT", "8"))
+        self.backend = os.environ.get("HYBRID_BACKEND", "native")
         self.cache_dir = os.environ.get(
             "HYBRID_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "hybrid")
         )

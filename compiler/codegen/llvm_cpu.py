@@ -436,7 +436,8 @@ _ROUNDING = {Op.FLOOR: "llvm.floor", Op.CEIL: "llvm.ceil", Op.TRUNC: "llvm.trunc
 
 
 def _math(m: ir.Module, b: ir.IRBuilder, name: str, dtype: DType, args: list) -> ir.Value:
-    if llvm_math is not None and llvm_math.supports(name, dtype):
+    kind = "f64" if dtype is DType.float64 else "f32"  # float16 computes in float32
+    if llvm_math is not None and llvm_math.supports(name, kind):
         return getattr(llvm_math, name)(b, *args)
     if name == "sigmoid":
         one = ir.Constant(args[0].type, 1.0)

@@ -460,7 +460,11 @@ def _row_fusion(steps: list, graph: Graph) -> list:
                 continue
             for i in range(j - 1, -1, -1):
                 p = steps[i]
-                if not isinstance(p, _RowKernel) or not p.reduced or p.kernel.serial:
+                if not isinstance(p, _RowKernel) or p.kernel.serial:
+                    continue
+                if not p.reduced and (p.shape != c.shape or not p.stores):
+                    continue  # elementwise producers merge only into consumers of their space
+                if not _reads_any(c, p):
                     continue
                 merged = _try_merge(p, c)
                 if merged is None:
@@ -549,6 +553,12 @@ def _with_stages(rk: _RowKernel, stages: list) -> _RowKernel:
                serial=rk.kernel.serial)
     rows = {b: remap[r] for b, r in rk.rows.items() if r in remap}
     return _RowKernel(k, rk.shape, rk.reduced, {}, rows)
+
+
+def _reads_any(c: _RowKernel, p: _RowKernel) -> bool:
+    """Whether kernel c reads a buffer kernel p writes."""
+    written = {a.buffer for a in p.kernel.args if a.writes}
+    return any(a.buffer in written and not a.writes for a in c.kernel.args)
 
 
 def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
