@@ -61,7 +61,8 @@ def _compile_object(ir_text: str) -> bytes:
 class CpuExecutable:
     """A graph compiled for this CPU: call it with the input arrays, get the output arrays."""
 
-    def __init__(self, graph: Graph, cache: DiskCache | None = None, use_cache: bool = True):
+    def __init__(self, graph: Graph, cache: DiskCache | None = None, use_cache: bool = True,
+                 donate: dict[int, int] | None = None):
         import hybrid_runtime
 
         t0 = time.perf_counter()
@@ -69,7 +70,8 @@ class CpuExecutable:
         self.program = None
         self._memory = None
         cache = cache or DiskCache()
-        key = graph_key(graph)
+        donate = dict(donate or {})
+        key = key_of(graph_key(graph), repr(sorted(donate.items())))
         hit = cache.get(key) if use_cache else None
         if hit is not None:
             plan_json, constants, obj = hit
@@ -81,7 +83,7 @@ class CpuExecutable:
         self.from_cache = hit is not None
         if hit is None:
             self.program = fuse(graph)
-            low = lower(self.program)
+            low = lower(self.program, donate)
             plan, self._memory = low.plan, low.memory
             obj = _compile_object(generate(low.kernels, module_name=graph.name))
             engine = _load_object(obj)

@@ -87,8 +87,41 @@ def _gemm_step(g: Gemm, bid: dict[int, int], dtype) -> GemmStep:
                     stride_b=sb if batch > 1 else 0, stride_c=m * n if batch > 1 else 0)
 
 
+def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
+    """Output value -> input value whose array it may be written into (an in-place update):
+    allowed when one kernel computes the output reading the input only at the positions it
+    writes, and nothing reads the input afterwards."""
+    g = prog.graph
+    outs = [v.id for v in g.outputs]
+    ins = [v.id for v in g.inputs]
+    result: dict[int, int] = {}
+    for out_pos, in_pos in donate.items():
+        v_out, v_in = outs[out_pos], ins[in_pos]
+        if v_in in outs or v_out in ins or outs.count(v_out) > 1 or v_in in result.values():
+            continue
+        writer = [i for i, s in enumerate(prog.steps) if isinstance(s, Kernel) and any(
+            a.writes and a.buffer == v_out for a in s.args)]
+        if len(writer) != 1:
+            continue
+        k = prog.steps[writer[0]]
+        if any(v_in in _reads_writes(s)[0] for s in prog.steps[writer[0] + 1:]):
+            continue
+        stores = [s for s in k.stages if s.kind == "store" and k.args[s.arg].buffer == v_out]
+        if len(stores) != 1 or any(s.kind == "scatter" for s in k.stages):
+            continue
+        st = stores[0]
+        reads = [x for s in k.stages for x in walk(s.expr)
+                 if isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].buffer == v_in]
+        if all(isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset
+               for x in reads) and st.offset == 0:
+            result[v_out] = v_in
+    return result
+
+
 def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
-    """Place buffers, order steps, and describe everything the runtime needs."""
+    """Place buffers, order steps, and describe everything the runtime needs. `donate` maps
+    graph output positions to input positions whose arrays the outputs may overwrite."""
+    donated = _donations(prog, donate or {})
     g = prog.graph
     types = prog.buffers
     nbytes = {v: t.numel * t.dtype.itemsize for v, t in types.items()}
@@ -124,6 +157,8 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
     for i, v in enumerate(inputs):
         if v not in bid:
             add(v, "input", i)
+    for v_out, v_in in donated.items():
+        bid[v_out] = bid[v_in]
     for j, v in enumerate(outputs):
         if v not in bid:
             add(v, "output", j)

@@ -209,7 +209,8 @@ class CompiledFunction:
         simple = not kwargs and all(a.__class__ in _TENSOR_CLASSES for a in args) and len(
             {id(a) for a in args}) == len(args)
         t1 = time.perf_counter()
-        run = _executable(graph, [rec.array for rec in tracer.lifted])
+        donate = {len(out_vals) + oi: li for li, oi in fx.writes}
+        run = _executable(graph, [rec.array for rec in tracer.lifted], donate)
         if hasattr(run, "kernel_count"):
             where = "native, from the disk cache" if run.from_cache else "native: fuse, plan, LLVM"
             stages.append(Stage(where, graph, time.perf_counter() - t1))
@@ -266,7 +267,8 @@ def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
     return out, [Stage(s.name, s.graph, s.seconds) for s in stages]
 
 
-def _executable(graph: Graph, example: list | None = None) -> Any:
+def _executable(graph: Graph, example: list | None = None,
+                donate: dict[int, int] | None = None) -> Any:
     """How to run `graph`: the native CPU backend for numpy arrays (config.backend 'native'),
     else the reference interpreter (numpy or CuPy)."""
     import numpy as np
@@ -278,7 +280,7 @@ def _executable(graph: Graph, example: list | None = None) -> Any:
         try:
             from compiler.backend_cpu import CpuExecutable
 
-            return CpuExecutable(graph)
+            return CpuExecutable(graph, donate=donate)
         except NotImplementedError as e:  # an op the code generator lacks: stay correct
             warnings.warn(f"hybrid.compile: running {graph.name} on the interpreter ({e})",
                           RuntimeWarning, stacklevel=2)
@@ -317,7 +319,9 @@ def _run(entry: Entry, args: tuple, kwargs: dict) -> Any:
         fx = entry.effects
         for li, oi in fx.writes:
             t = targets[li]
-            t._value[...] = outs[n + oi]
+            out = outs[n + oi]
+            if out is not t._value:  # the native backend may have updated it in place
+                t._value[...] = out
             t._version += 1
         for li, oi in fx.grads:
             targets[li].grad = None if oi is None else wrap(outs[n + oi])
