@@ -153,7 +153,7 @@ class Plan:
     # ---- validation -------------------------------------------------------------------
 
     def validate(self) -> Plan:
-        """Check ids, bounds, dtypes and the signature (PlanError names the culprit); return self."""
+        """Check ids, bounds, dtypes and the signature (PlanError names the culprit)."""
         if not (_is_int(self.arena_bytes) and self.arena_bytes >= 0):
             raise PlanError(f"arena_bytes must be an int >= 0, got {self.arena_bytes!r}")
         for i, buf in enumerate(self.buffers):
@@ -357,7 +357,7 @@ class Plan:
             raise PlanError(f"malformed plan: {type(err).__name__}: {err}") from None
         if len(declared) != len(plan.constants):
             raise PlanError(f"plan declares {len(declared)} constants, {len(plan.constants)} given")
-        for i, (decl, array) in enumerate(zip(declared, plan.constants)):
+        for i, (decl, array) in enumerate(zip(declared, plan.constants, strict=True)):
             ok = (isinstance(array, np.ndarray) and isinstance(decl, dict)
                   and decl.get("dtype") in _DTYPES and array.dtype == _DTYPES[decl["dtype"]].np
                   and list(array.shape) == list(decl.get("shape", ())))
@@ -378,7 +378,7 @@ class Plan:
         """
         self.validate()
         desc = self.to_dict()
-        for i, (step, d) in enumerate(zip(self.steps, desc["steps"])):
+        for i, (step, d) in enumerate(zip(self.steps, desc["steps"], strict=True)):
             if isinstance(step, KernelStep):
                 address = kernel_addresses.get(step.symbol)
                 if not (_is_int(address) and address != 0):

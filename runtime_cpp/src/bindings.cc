@@ -3,13 +3,18 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "hybrid/arena.h"
+#include "hybrid/executor.h"
+#include "hybrid/plan.h"
 #include "hybrid/thread_pool.h"
 
 namespace py = pybind11;
@@ -86,10 +91,287 @@ void parallel_for_raise_at(int64_t n, int64_t k) {
   });
 }
 
+
+// ---- Executor: Plan.to_native() dict -> hybrid::PlanDesc, numpy in/out around run() ------
+
+[[noreturn]] void bad_desc(const std::string& where, const std::string& what) {
+  throw py::value_error("Executor: malformed plan description: " + where + ": " + what);
+}
+
+// desc[key] as T; ValueError naming `where` and the key when missing or of the wrong type.
+template <typename T>
+T field(const py::dict& d, const char* key, const std::string& where) {
+  if (!d.contains(key)) bad_desc(where, std::string("missing '") + key + "'");
+  try {
+    return d[key].cast<T>();
+  } catch (const py::cast_error&) {
+    bad_desc(where, std::string("'") + key + "' has the wrong type (" +
+                        std::string(py::str(py::type::of(d[key]).attr("__name__"))) + ")");
+  }
+}
+
+template <typename T>
+T parse_name(T (*parse)(const std::string&), const std::string& name, const std::string& where) {
+  try {
+    return parse(name);
+  } catch (const std::invalid_argument& err) {
+    bad_desc(where, err.what());
+  }
+}
+
+hybrid::Step parse_step(const py::dict& d, const std::string& where) {
+  const auto op = field<std::string>(d, "op", where);
+  if (op == "kernel") {
+    hybrid::KernelStep s;
+    s.symbol = field<std::string>(d, "symbol", where);
+    s.fn = field<std::uintptr_t>(d, "fn", where);
+    s.n = field<int64_t>(d, "n", where);
+    s.args = field<std::vector<int64_t>>(d, "args", where);
+    s.grain = field<int64_t>(d, "grain", where);
+    s.parallel = field<bool>(d, "parallel", where);
+    return s;
+  }
+  if (op == "gemm") {
+    hybrid::GemmStep s;
+    s.dtype = parse_name(hybrid::parse_dtype, field<std::string>(d, "dtype", where), where);
+    s.trans_a = field<bool>(d, "trans_a", where);
+    s.trans_b = field<bool>(d, "trans_b", where);
+    int64_t* ints[] = {&s.m, &s.n, &s.k, &s.a, &s.b, &s.c, &s.a_offset, &s.b_offset,
+                       &s.c_offset, &s.lda, &s.ldb, &s.ldc, &s.batch, &s.stride_a,
+                       &s.stride_b, &s.stride_c};
+    const char* names[] = {"m", "n", "k", "a", "b", "c", "a_offset", "b_offset",
+                           "c_offset", "lda", "ldb", "ldc", "batch", "stride_a",
+                           "stride_b", "stride_c"};
+    for (std::size_t i = 0; i < std::size(ints); ++i) *ints[i] = field<int64_t>(d, names[i], where);
+    s.alpha = field<double>(d, "alpha", where);
+    s.beta = field<double>(d, "beta", where);
+    return s;
+  }
+  if (op == "copy") {
+    hybrid::CopyStep s;
+    s.src = field<int64_t>(d, "src", where);
+    s.dst = field<int64_t>(d, "dst", where);
+    s.src_offset = field<int64_t>(d, "src_offset", where);
+    s.dst_offset = field<int64_t>(d, "dst_offset", where);
+    s.nbytes = field<int64_t>(d, "nbytes", where);
+    return s;
+  }
+  bad_desc(where, "unknown op '" + op + "'");
+}
+
+hybrid::PlanDesc parse_plan(const py::dict& desc) {
+  hybrid::PlanDesc plan;
+  plan.arena_bytes = field<int64_t>(desc, "arena_bytes", "plan");
+  const auto buffers = field<py::list>(desc, "buffers", "plan");
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    const std::string where = "buffer b" + std::to_string(i);
+    const auto d = py::reinterpret_borrow<py::object>(buffers[i]).cast<py::dict>();
+    hybrid::BufferDesc buf;
+    buf.kind = parse_name(hybrid::parse_buffer_kind, field<std::string>(d, "kind", where), where);
+    buf.index = field<int64_t>(d, "index", where);
+    buf.offset = field<int64_t>(d, "offset", where);
+    buf.nbytes = field<int64_t>(d, "nbytes", where);
+    buf.dtype = parse_name(hybrid::parse_dtype, field<std::string>(d, "dtype", where), where);
+    buf.shape = field<std::vector<int64_t>>(d, "shape", where);
+    plan.buffers.push_back(std::move(buf));
+  }
+  const auto steps = field<py::list>(desc, "steps", "plan");
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto d = py::reinterpret_borrow<py::object>(steps[i]).cast<py::dict>();
+    plan.steps.push_back(parse_step(d, "step " + std::to_string(i)));
+  }
+  plan.inputs = field<std::vector<int64_t>>(desc, "inputs", "plan");
+  plan.outputs = field<std::vector<int64_t>>(desc, "outputs", "plan");
+  plan.sgemm = field<std::uintptr_t>(desc, "sgemm", "plan");
+  plan.dgemm = field<std::uintptr_t>(desc, "dgemm", "plan");
+  return plan;
+}
+
+// Expected dtype and shape of one input or output array.
+struct ArraySig {
+  py::dtype dtype;
+  std::vector<Py_intptr_t> shape;
+
+  std::string str() const {
+    std::string text = std::string(py::str(dtype)) + "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      text += (i ? "," : "") + std::to_string(shape[i]);
+    }
+    return text + "]";
+  }
+};
+
+ArraySig signature_of(const hybrid::BufferDesc& buf) {
+  return {py::dtype(hybrid::dtype_numpy_name(buf.dtype)),
+          std::vector<Py_intptr_t>(buf.shape.begin(), buf.shape.end())};
+}
+
+std::string describe_array(const py::array& a) {
+  std::string text = std::string(py::str(a.dtype())) + "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) text += (i ? "," : "") + std::to_string(a.shape(i));
+  return text + "]";
+}
+
+// Where output slot j comes from: a fresh array, an earlier slot, or an input.
+struct OutputSource {
+  enum Kind { kFresh, kRepeat, kInput } kind;
+  std::size_t index;  // kRepeat: earlier slot; kInput: input number
+};
+
+// The Python-facing executor: a hybrid::Executor plus the numpy glue.
+class PyExecutor {
+ public:
+  explicit PyExecutor(const py::dict& desc) {
+    hybrid::PlanDesc plan = parse_plan(desc);
+    const auto constants = field<py::list>(desc, "constants", "plan");
+    std::vector<hybrid::ConstantData> data;
+    std::vector<py::array> arrays;  // kept alive until the Executor has copied them
+    for (std::size_t i = 0; i < constants.size(); ++i) {
+      auto array = py::array::ensure(constants[i], py::array::c_style);
+      if (!array) bad_desc("constant " + std::to_string(i), "not convertible to an array");
+      data.push_back({array.data(), static_cast<std::size_t>(array.nbytes())});
+      arrays.push_back(std::move(array));
+    }
+    for (std::size_t i = 0; i < plan.buffers.size(); ++i) {
+      const hybrid::BufferDesc& buf = plan.buffers[i];
+      if (buf.kind != hybrid::BufferKind::kConstant || buf.index < 0 ||
+          buf.index >= static_cast<int64_t>(arrays.size())) {
+        continue;  // out-of-range indices are reported by validate_plan
+      }
+      const py::array& array = arrays[buf.index];
+      const ArraySig sig = signature_of(buf);
+      if (!array.dtype().equal(sig.dtype) ||
+          !std::equal(sig.shape.begin(), sig.shape.end(), array.shape(),
+                      array.shape() + array.ndim()) ||
+          static_cast<std::size_t>(array.ndim()) != sig.shape.size()) {
+        bad_desc("constant " + std::to_string(buf.index),
+                 "expected " + sig.str() + ", got " + describe_array(array));
+      }
+    }
+    try {
+      core_ = std::make_unique<hybrid::Executor>(std::move(plan), data);
+    } catch (const std::invalid_argument& err) {
+      throw py::value_error(std::string("Executor: ") + err.what());
+    }
+    const hybrid::PlanDesc& p = core_->plan();
+    for (int64_t id : p.inputs) input_sigs_.push_back(signature_of(p.buffers[id]));
+    for (std::size_t j = 0; j < p.outputs.size(); ++j) {
+      const hybrid::BufferDesc& buf = p.buffers[p.outputs[j]];
+      const auto index = static_cast<std::size_t>(buf.index);
+      if (buf.kind == hybrid::BufferKind::kInput) {
+        sources_.push_back({OutputSource::kInput, index});
+        aliased_.push_back(index);
+      } else if (index != j) {
+        sources_.push_back({OutputSource::kRepeat, index});
+      } else {
+        sources_.push_back({OutputSource::kFresh, j});
+      }
+      output_sigs_.push_back(signature_of(buf));
+    }
+    if (desc.contains("keepalive")) keepalive_ = desc["keepalive"];
+  }
+
+  py::list run(const py::sequence& inputs) {
+    const std::size_t num_inputs = input_sigs_.size();
+    const std::size_t num_outputs = output_sigs_.size();
+    if (inputs.size() != num_inputs) {
+      throw py::value_error("Executor.run: expected " + std::to_string(num_inputs) +
+                            " inputs, got " + std::to_string(inputs.size()));
+    }
+    // NOTE: per-thread scratch, so that concurrent calls (the GIL is released while steps
+    // run) never share it and steady-state calls allocate nothing but the outputs.
+    thread_local std::vector<void*> in_ptrs;
+    thread_local std::vector<void*> out_ptrs;
+    in_ptrs.resize(num_inputs);
+    out_ptrs.resize(num_outputs);
+    for (std::size_t i = 0; i < num_inputs; ++i) {
+      in_ptrs[i] = checked_input(inputs, i);
+    }
+    py::list result(num_outputs);
+    for (std::size_t j = 0; j < num_outputs; ++j) {
+      const OutputSource& src = sources_[j];
+      py::object out;
+      if (src.kind == OutputSource::kFresh) {
+        out = new_array(output_sigs_[j]);
+        out_ptrs[j] = py::detail::array_proxy(out.ptr())->data;
+      } else if (src.kind == OutputSource::kRepeat) {
+        out = result[src.index];
+      } else {
+        out = inputs[src.index];
+      }
+      PyList_SET_ITEM(result.ptr(), static_cast<py::ssize_t>(j), out.release().ptr());
+    }
+    {
+      py::gil_scoped_release release;
+      core_->run(in_ptrs.data(), out_ptrs.data());
+    }
+    return result;
+  }
+
+  const hybrid::PlanDesc& plan() const { return core_->plan(); }
+
+ private:
+  // The data pointer of inputs[i] after checking it; ValueError naming i otherwise.
+  void* checked_input(const py::sequence& inputs, std::size_t i) const {
+    const ArraySig& sig = input_sigs_[i];
+    py::object item = inputs[i];
+    auto fail = [&](const std::string& got) {
+      throw py::value_error("Executor.run: input " + std::to_string(i) + ": expected a " +
+                            sig.str() + " C-contiguous numpy array, got " + got);
+    };
+    if (!py::isinstance<py::array>(item)) {
+      fail(std::string(py::str(py::type::of(item).attr("__name__"))));
+    }
+    auto array = py::reinterpret_borrow<py::array>(item);
+    auto* proxy = py::detail::array_proxy(array.ptr());
+    const auto& api = py::detail::npy_api::get();
+    const bool same_shape =
+        proxy->nd == static_cast<int>(sig.shape.size()) &&
+        std::equal(sig.shape.begin(), sig.shape.end(), proxy->dimensions);
+    if (!api.PyArray_EquivTypes_(proxy->descr, sig.dtype.ptr()) || !same_shape) {
+      fail(describe_array(array));
+    }
+    if (!(proxy->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
+      fail("a non-C-contiguous " + describe_array(array));
+    }
+    if (!(proxy->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+      fail("a misaligned " + describe_array(array));
+    }
+    const bool written = std::find(aliased_.begin(), aliased_.end(), i) != aliased_.end();
+    if (written && !(proxy->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) {
+      fail("a read-only " + describe_array(array) + " (it is updated in place)");
+    }
+    return proxy->data;
+  }
+
+  // An uninitialized C-contiguous array (numpy's own allocation, no shape vector copies).
+  static py::object new_array(const ArraySig& sig) {
+    const auto& api = py::detail::npy_api::get();
+    PyObject* raw = api.PyArray_NewFromDescr_(
+        api.PyArray_Type_, sig.dtype.inc_ref().ptr(), static_cast<int>(sig.shape.size()),
+        sig.shape.data(), nullptr, nullptr, 0, nullptr);
+    if (raw == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(raw);
+  }
+
+  std::unique_ptr<hybrid::Executor> core_;
+  std::vector<ArraySig> input_sigs_;
+  std::vector<ArraySig> output_sigs_;
+  std::vector<OutputSource> sources_;
+  std::vector<std::size_t> aliased_;  // inputs that are also outputs (written in place)
+  py::object keepalive_;
+};
+
+std::string describe_plan(const hybrid::PlanDesc& p) {
+  return "Executor(" + std::to_string(p.inputs.size()) + " inputs, " +
+         std::to_string(p.outputs.size()) + " outputs, " + std::to_string(p.steps.size()) +
+         " steps, arena " + std::to_string(p.arena_bytes) + " B)";
+}
+
 }  // namespace
 
 PYBIND11_MODULE(hybrid_runtime, m) {
-  m.doc() = "hybrid native runtime: arena memory, thread pool and kernel launch.";
+  m.doc() = "hybrid native runtime: arena memory, thread pool, kernel launch, plan executor.";
 
   py::class_<hybrid::Arena>(m, "Arena", py::buffer_protocol(),
                             "One 64-byte-aligned, zero-initialized block of memory.")
@@ -128,6 +410,24 @@ PYBIND11_MODULE(hybrid_runtime, m) {
         "without the GIL.");
   m.def("parallel_add_f32", &parallel_add_f32, py::arg("a"), py::arg("b"), py::arg("out"),
         "out[...] = a + b for float32 arrays, split over the pool; returns out.");
+  py::class_<PyExecutor>(m, "Executor",
+                         "Runs a compiled Plan: build once from Plan.to_native(...), then "
+                         "run(inputs) many times.")
+      .def(py::init<const py::dict&>(), py::arg("desc"),
+           "desc: the dict made by compiler.plan.Plan.to_native (buffers, steps, inputs, "
+           "outputs, constants, kernel and BLAS addresses, keepalive). ValueError if malformed.")
+      .def("run", &PyExecutor::run, py::arg("inputs"),
+           "Checks the inputs (count, dtype, shape, C-contiguity), allocates the outputs, runs "
+           "every step without the GIL and returns the list of outputs.")
+      .def_property_readonly("num_inputs",
+                             [](const PyExecutor& self) { return self.plan().inputs.size(); })
+      .def_property_readonly("num_outputs",
+                             [](const PyExecutor& self) { return self.plan().outputs.size(); })
+      .def_property_readonly("num_steps",
+                             [](const PyExecutor& self) { return self.plan().steps.size(); })
+      .def_property_readonly("arena_bytes",
+                             [](const PyExecutor& self) { return self.plan().arena_bytes; })
+      .def("__repr__", [](const PyExecutor& self) { return describe_plan(self.plan()); });
   m.def("_parallel_for_raise_at", &parallel_for_raise_at, py::arg("n"), py::arg("k"),
         "Test hook: runs parallel_for over [0, n) where the chunk holding k throws.");
 }

@@ -128,7 +128,7 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain, const C
   }
 
   std::lock_guard<std::mutex> run_lock(run_mu_);
-  auto job = std::make_shared<Job>();
+  std::shared_ptr<Job> job = take_job();
   job->fn = &fn;
   job->begin = begin;
   job->end = end;
@@ -151,6 +151,23 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain, const C
     job_.reset();
   }
   if (job->error) std::rethrow_exception(job->error);
+  spare_ = std::move(job);
+}
+
+std::shared_ptr<ThreadPool::Job> ThreadPool::take_job() {
+  // NOTE: reusing the previous Job keeps parallel_for free of allocations. It is safe once
+  // no worker holds it: job_ no longer points to it, so no new copies can appear, and the
+  // acquire fence pairs with the release in the last holder's reference drop.
+  if (spare_ && spare_.use_count() == 1) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::shared_ptr<Job> job = std::move(spare_);
+    job->next.store(0);
+    job->done.store(0);
+    job->failed.store(false);
+    job->error = nullptr;
+    return job;
+  }
+  return std::make_shared<Job>();
 }
 
 // ---- process-wide pool -------------------------------------------------------------------

@@ -40,6 +40,7 @@ class ThreadPool {
   struct Job;
 
   void worker_loop();
+  std::shared_ptr<Job> take_job();
   static void run_chunks(Job& job);
 
   int num_threads_;
@@ -48,6 +49,7 @@ class ThreadPool {
   std::mutex mu_;      // guards job_, generation_ and stop_
   std::condition_variable cv_;
   std::shared_ptr<Job> job_;
+  std::shared_ptr<Job> spare_;  // the last finished Job, reused when no worker holds it
   uint64_t generation_ = 0;
   bool stop_ = false;
 };

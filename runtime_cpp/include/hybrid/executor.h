@@ -1,0 +1,59 @@
+// Runs a PlanDesc: owns the arena, the constants and a precomputed kernel pointer table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "hybrid/arena.h"
+#include "hybrid/plan.h"
+
+namespace hybrid {
+
+// Bytes of one constant array, copied by the Executor at construction.
+struct ConstantData {
+  const void* data = nullptr;
+  std::size_t nbytes = 0;
+};
+
+// Built once per plan (validates it, copies the constants into a 64-byte-aligned block,
+// precomputes every kernel's argument table); then `run` many times with no allocation.
+class Executor {
+ public:
+  // std::invalid_argument if the plan is malformed, a constant's size does not match its
+  // buffer, or a GEMM step needs a BLAS address the plan lacks.
+  Executor(PlanDesc plan, const std::vector<ConstantData>& constants);
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const PlanDesc& plan() const { return plan_; }
+  std::size_t num_inputs() const { return plan_.inputs.size(); }
+  std::size_t num_outputs() const { return plan_.outputs.size(); }
+
+  // Runs every step in order. `inputs[i]` is the data of input i; `outputs[j]` that of the
+  // output buffer with index j (slots of outputs that repeat an earlier output or alias an
+  // input are not read). The caller guarantees sizes and contiguity. Calls on one Executor
+  // are serialized (they share the arena); exceptions from steps propagate.
+  void run(void* const* inputs, void* const* outputs);
+
+ private:
+  struct Patch {  // kernel-table slot whose pointer is an input's or output's base
+    std::size_t slot;
+    int64_t buffer;
+  };
+
+  void run_steps();
+
+  PlanDesc plan_;
+  Arena arena_;
+  Arena constants_;
+  std::vector<std::byte*> base_;            // per buffer; inputs/outputs filled per run
+  std::vector<int64_t> io_buffers_;         // ids of input and output buffers
+  std::vector<void*> tables_;               // every kernel's argument table, concatenated
+  std::vector<std::size_t> table_start_;    // per step: its table's first slot in tables_
+  std::vector<Patch> patches_;
+  std::mutex mu_;
+};
+
+}  // namespace hybrid

@@ -1,0 +1,131 @@
+#include "hybrid/executor.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "hybrid/gemm.h"
+#include "hybrid/thread_pool.h"
+
+namespace hybrid {
+
+namespace {
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+bool is_io(BufferKind kind) { return kind == BufferKind::kInput || kind == BufferKind::kOutput; }
+
+// Constants are packed into one block, each at a 64-byte-aligned offset.
+std::size_t align_up(std::size_t n) {
+  return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+}
+
+std::size_t constants_bytes(const std::vector<ConstantData>& constants) {
+  std::size_t total = 0;
+  for (const ConstantData& c : constants) total += align_up(c.nbytes);
+  return total;
+}
+
+}  // namespace
+
+Executor::Executor(PlanDesc plan, const std::vector<ConstantData>& constants)
+    : plan_(std::move(plan)),
+      arena_((validate_plan(plan_, constants.size()), static_cast<std::size_t>(plan_.arena_bytes))),
+      constants_(constants_bytes(constants)) {
+  // Constants: one aligned copy each.
+  std::vector<std::byte*> constant_base;
+  constant_base.reserve(constants.size());
+  std::size_t offset = 0;
+  for (const ConstantData& c : constants) {
+    std::byte* dst = constants_.data() + offset;
+    if (c.nbytes > 0) std::memcpy(dst, c.data, c.nbytes);
+    constant_base.push_back(dst);
+    offset += align_up(c.nbytes);
+  }
+
+  // Base pointer of every buffer; inputs and outputs are filled in by run().
+  base_.assign(plan_.buffers.size(), nullptr);
+  for (std::size_t i = 0; i < plan_.buffers.size(); ++i) {
+    const BufferDesc& buf = plan_.buffers[i];
+    switch (buf.kind) {
+      case BufferKind::kArena:
+        base_[i] = arena_.data() + buf.offset;
+        break;
+      case BufferKind::kConstant:
+        if (constants[buf.index].nbytes != static_cast<std::size_t>(buf.nbytes)) {
+          throw std::invalid_argument("constant " + std::to_string(buf.index) + " has " +
+                                      std::to_string(constants[buf.index].nbytes) +
+                                      " bytes, its buffer b" + std::to_string(i) + " needs " +
+                                      std::to_string(buf.nbytes));
+        }
+        base_[i] = constant_base[buf.index];
+        break;
+      case BufferKind::kInput:
+      case BufferKind::kOutput:
+        io_buffers_.push_back(static_cast<int64_t>(i));
+        break;
+    }
+  }
+
+  // Kernel argument tables: fixed pointers now, input/output slots patched per run.
+  table_start_.assign(plan_.steps.size(), 0);
+  for (std::size_t i = 0; i < plan_.steps.size(); ++i) {
+    if (const auto* kernel = std::get_if<KernelStep>(&plan_.steps[i])) {
+      table_start_[i] = tables_.size();
+      for (int64_t id : kernel->args) {
+        if (is_io(plan_.buffers[id].kind)) patches_.push_back({tables_.size(), id});
+        tables_.push_back(base_[id]);
+      }
+    }
+  }
+}
+
+void Executor::run(void* const* inputs, void* const* outputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int64_t id : io_buffers_) {
+    const BufferDesc& buf = plan_.buffers[id];
+    void* const* source = buf.kind == BufferKind::kInput ? inputs : outputs;
+    base_[id] = static_cast<std::byte*>(source[buf.index]);
+  }
+  for (const Patch& patch : patches_) tables_[patch.slot] = base_[patch.buffer];
+  run_steps();
+}
+
+void Executor::run_steps() {
+  for (std::size_t i = 0; i < plan_.steps.size(); ++i) {
+    void** table = tables_.data() + table_start_[i];
+    std::visit(
+        Overloaded{
+            [&](const KernelStep& s) {
+              auto fn = reinterpret_cast<KernelFn>(s.fn);
+              if (!s.parallel) {
+                if (s.n > 0) fn(0, s.n, table);
+                return;
+              }
+              // NOTE: the lambda captures two pointers, small enough for std::function's
+              // inline storage: no allocation per step.
+              parallel_for(0, s.n, s.grain,
+                           [fn, table](int64_t start, int64_t end) { fn(start, end, table); });
+            },
+            [&](const GemmStep& s) {
+              const std::uintptr_t blas = s.dtype == DType::kFloat32 ? plan_.sgemm : plan_.dgemm;
+              gemm_row_major(blas, s, base_[s.a], base_[s.b], base_[s.c]);
+            },
+            [&](const CopyStep& s) {
+              if (s.nbytes == 0) return;
+              // NOTE: memmove, not memcpy: a plan may copy within one buffer.
+              std::memmove(base_[s.dst] + s.dst_offset, base_[s.src] + s.src_offset,
+                           static_cast<std::size_t>(s.nbytes));
+            },
+        },
+        plan_.steps[i]);
+  }
+}
+
+}  // namespace hybrid
