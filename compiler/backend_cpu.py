@@ -8,6 +8,9 @@ object code instead of compiling."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import os
 import time
 from typing import Any
 
@@ -27,11 +30,28 @@ from compiler.plan import PLAN_VERSION, Plan
 COMPILER_VERSION = "0.1.0"
 
 
+@functools.cache
+def compiler_fingerprint() -> str:
+    """A hash of the compiler's own source, so a changed code generator never reuses entries
+    that an older one wrote (the version number alone would not change between commits)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256(COMPILER_VERSION.encode())
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    h.update(name.encode())
+                    h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
 def target_id() -> str:
     """What compiled code depends on besides the graph: CPU, features, tool versions."""
     return "|".join([llvm.get_process_triple(), llvm.get_host_cpu_name(),
                      llvm.get_host_cpu_features().flatten(), llvmlite.__version__,
-                     ".".join(map(str, llvm.llvm_version_info)), COMPILER_VERSION,
+                     ".".join(map(str, llvm.llvm_version_info)), compiler_fingerprint(),
                      str(PLAN_VERSION)])
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from compiler.kernel import Gather, Kernel, Load, Padded, Stage, walk
-from compiler.passes.fuse import Gemm, Program
+from compiler.passes.fuse import Gemm, Program, kernel_reads
 from compiler.passes.memory_plan import BufferUse, InplaceCandidate, MemoryPlan, plan_memory
 from compiler.plan import Buffer, GemmStep, KernelStep, Plan
 
@@ -22,26 +22,10 @@ class Lowered:
     memory: MemoryPlan
 
 
-def _kernel_reads(k: Kernel) -> set[int]:
-    out = set()
-    for s in k.stages:
-        exprs = [s.expr] + ([s.index] if s.index is not None else [])
-        for e in exprs:
-            for x in walk(e):
-                if isinstance(x, (Load, Gather, Padded)):
-                    out.add(k.args[x.arg].buffer)
-                elif hasattr(x, "state"):
-                    out.add(k.args[x.state].buffer)
-    for s in k.stages:  # scatter-add reads what it updates
-        if s.kind == "scatter" and s.op is not None:
-            out.add(k.args[s.arg].buffer)
-    return out
-
-
 def _reads_writes(step) -> tuple[set[int], set[int]]:
     if isinstance(step, Gemm):
         return {step.a, step.b}, {step.out}
-    return _kernel_reads(step), {a.buffer for a in step.args if a.writes}
+    return kernel_reads(step), {a.buffer for a in step.args if a.writes}
 
 
 def _inplace_candidates(step: Kernel, index: int, nbytes: dict[int, int]) -> list:

@@ -144,15 +144,19 @@ class _Builder:
     def __init__(self, prog: _Fuser, space_perm: tuple[int, ...] | None = None):
         self.f = prog
         self.args: list[Arg] = []
-        self.arg_of: dict[tuple[int, bool], int] = {}
+        self.arg_of: dict[int, int] = {}
         self.nodes: list[int] = []
 
     def arg(self, buffer: int, writes: bool = False) -> int:
-        key = (buffer, writes)
-        if key not in self.arg_of:
-            self.arg_of[key] = len(self.args)
+        """The argument index of `buffer` (one per buffer: a kernel that writes and re-reads a
+        buffer must do both through one pointer, or `noalias` would be a lie)."""
+        i = self.arg_of.get(buffer)
+        if i is None:
+            i = self.arg_of[buffer] = len(self.args)
             self.args.append(Arg(buffer, self.f.types[buffer].dtype, writes))
-        return self.arg_of[key]
+        elif writes and not self.args[i].writes:
+            self.args[i] = Arg(buffer, self.args[i].dtype, True)
+        return i
 
     def leaf_view(self, base: View, pending: list, failing: int) -> View:
         v = base
@@ -427,7 +431,9 @@ def _gemm_view(view: View) -> View | None:
         return None
     r, c = shape[-2:]
     rs, cs = strides[-2:]
-    if not (cs == 1 or c == 1 or rs == 1 or r == 1):
+    row_major = (cs == 1 or c == 1) and (r == 1 or rs >= max(c, 1))
+    col_major = (rs == 1 or r == 1) and (c == 1 or cs >= max(r, 1))
+    if not (row_major or col_major):  # e.g. broadcast (stride 0) rows: BLAS cannot read them
         return None
     return View((merged.shape[0], r, c), (merged.strides[0], rs, cs), view.offset)
 
@@ -440,11 +446,24 @@ def _loop_order(rk: _RowKernel) -> tuple[int, ...]:
     return kept + rk.reduced
 
 
+def kernel_reads(k: Kernel) -> set[int]:
+    """The buffers a kernel reads (loads, gathers, RNG states, scatter-add targets)."""
+    out = set()
+    for s in k.stages:
+        for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
+            if isinstance(e, (Load, Gather, Padded)):
+                out.add(k.args[e.arg].buffer)
+            elif isinstance(e, Rand):
+                out.add(k.args[e.state].buffer)
+        if s.kind == "scatter" and s.op is not None:
+            out.add(k.args[s.arg].buffer)
+    return out
+
+
 def _readers(steps: list, buf: int, start: int, stop: int) -> bool:
     for s in steps[start:stop]:
-        args = s.kernel.args if isinstance(s, _RowKernel) else [Arg(s.a, None, False),
-                                                                  Arg(s.b, None, False)]
-        if any(a.buffer == buf and not a.writes for a in args):
+        reads = kernel_reads(s.kernel) if isinstance(s, _RowKernel) else {s.a, s.b}
+        if buf in reads:
             return True
     return False
 
@@ -498,7 +517,7 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
         buf = args[st.arg].buffer
         if _read_elsewhere(steps, k, buf, outputs):
             continue
-        same = [a for a, x in enumerate(args) if x.buffer == buf and not x.writes]
+        same = [a for a, x in enumerate(args) if x.buffer == buf]
 
         def inline(e: Any) -> Any:
             if isinstance(e, Load) and e.arg in same:
@@ -558,7 +577,7 @@ def _with_stages(rk: _RowKernel, stages: list) -> _RowKernel:
 def _reads_any(c: _RowKernel, p: _RowKernel) -> bool:
     """Whether kernel c reads a buffer kernel p writes."""
     written = {a.buffer for a in p.kernel.args if a.writes}
-    return any(a.buffer in written and not a.writes for a in c.kernel.args)
+    return bool(written & kernel_reads(c.kernel))
 
 
 def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
@@ -575,14 +594,15 @@ def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
     rows = dict(p.rows)
     # remap c's args into p's argument list
     args = list(p.kernel.args)
-    index = {(a.buffer, a.writes): i for i, a in enumerate(args)}
+    index = {a.buffer: i for i, a in enumerate(args)}
     amap = {}
     for k, a in enumerate(c.kernel.args):
-        key = (a.buffer, a.writes)
-        if key not in index:
-            index[key] = len(args)
+        if a.buffer not in index:
+            index[a.buffer] = len(args)
             args.append(a)
-        amap[k] = index[key]
+        elif a.writes and not args[index[a.buffer]].writes:
+            args[index[a.buffer]] = a
+        amap[k] = index[a.buffer]
     offset = len(p.kernel.stages)
     row_bufs = {args[amap[k]].buffer: k for k in range(len(c.kernel.args))}
     stages = list(p.kernel.stages)
