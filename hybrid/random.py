@@ -104,9 +104,10 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
 
 def _normal(shape: tuple, dt: DType, device: Any, generator: Generator | None) -> Any:
     # Box-Muller on one draw of 2n uniforms: the first half gives radii, the second angles.
+    # NOTE: computed in float64 and rounded once, so that every backend (numpy's libm, the
+    # compiler's polynomial log and cos) yields the same float32 values bit for bit.
     n = math.prod(shape)
-    u = _gen(generator).uniform((2, n), DType.float64 if dt is DType.float64 else DType.float32,
-                                device)
+    u = _gen(generator).uniform((2, n), DType.float64, device)
     r = ew.sqrt(ew.log(1.0 - u[0]) * -2.0)
     z = r * ew.cos(u[1] * (2 * math.pi))
     return ew.cast(z.reshape(shape), dt)

@@ -511,7 +511,8 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
     are dropped."""
     args = rk.kernel.args
     stages = list(rk.kernel.stages)
-    for i, st in enumerate(stages):
+    for i in range(len(stages)):
+        st = stages[i]  # NOTE: read from the current list: earlier inlining rewrote later stages
         if st is None or st.kind != "store":
             continue
         buf = args[st.arg].buffer

@@ -97,6 +97,9 @@ def _backend(vals: list) -> dict:
 
 
 def _mixed(vals: list) -> dict:
+    for v in vals:
+        if getattr(v, "traced", False):
+            _device_impls(v)  # raises: an escaped traced value
     devs = sorted({_device_name(v) for v in vals})
     if len(devs) > 1:
         raise errors.DeviceError(
@@ -109,12 +112,18 @@ def _mixed(vals: list) -> dict:
 
 
 def _device_name(v: Any) -> str:
+    if getattr(v, "traced", False):
+        return "a traced value"
     return "cpu" if isinstance(v, (ndarray, np.generic)) else f"cuda:{v.device.id}"
 
 
 def _device_impls(v: Any) -> dict:
     if isinstance(v, ndarray):
         return NP
+    if getattr(v, "traced", False):
+        raise errors.TraceError(errors.at_user(
+            "a tensor created while tracing a compiled function escaped it (it was stored in a "
+            "Python object or global) and holds no value; return it from the function instead"))
     import cupy
 
     return impls(cupy)

@@ -22,6 +22,16 @@ OPTIMIZERS = {
     "adamw": lambda ps: h.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
 }
 
+@pytest.fixture(autouse=True)
+def _interpreter_backend():
+    """These tests check tracing semantics bit for bit: they run on the reference interpreter
+    (the native backend is checked within float32 tolerance in test_compile_native.py)."""
+    prev = h.config.backend
+    h.config.backend = "interpreter"
+    yield
+    h.config.backend = prev
+
+
 
 def arr(t):
     return t.detach().numpy()
