@@ -502,16 +502,36 @@ def _float_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -
         return _math(m, b, "pow", dtype, args)
     if op is Op.ATAN2:
         return _math(m, b, "atan2", dtype, args)
-    if op is Op.FLOORDIV:
-        return intrinsic(m, b, "llvm.floor", [b.fdiv(*args)])
-    if op is Op.REMAINDER:
-        x, y = args
-        r = b.frem(x, y)
-        zero = ir.Constant(ty, 0.0)
-        fix = b.and_(b.fcmp_ordered("!=", r, zero),
-                     b.xor(b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero)))
-        return b.select(fix, b.fadd(r, y), r)
+    if op in (Op.FLOORDIV, Op.REMAINDER):
+        return _float_divmod(m, b, op, args)
     raise NotImplementedError(f"codegen: {op.value} on {dtype.name}")
+
+
+def _float_divmod(m: ir.Module, b: ir.IRBuilder, op: Op, args: list) -> ir.Value:
+    """numpy's float floor_divide / remainder (npy_divmod): the quotient is rounded from
+    (x - fmod(x, y)) / y, the remainder takes the divisor's sign, y == 0 gives x / y and
+    fmod(x, 0)."""
+    x, y = args
+    ty = x.type
+    zero, one = ir.Constant(ty, 0.0), ir.Constant(ty, 1.0)
+    mod = b.frem(x, y)
+    y_zero = b.fcmp_ordered("==", y, zero)
+    if op is Op.REMAINDER:
+        mod_nz = b.fcmp_unordered("!=", mod, zero)
+        fix = b.and_(mod_nz, b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
+        fixed = b.select(fix, b.fadd(mod, y), mod)
+        signed_zero = intrinsic(m, b, "llvm.copysign", [zero, y])
+        return b.select(y_zero, mod, b.select(mod_nz, fixed, signed_zero))
+    div = b.fdiv(b.fsub(x, mod), y)
+    mod_nz = b.fcmp_unordered("!=", mod, zero)
+    fix = b.and_(mod_nz, b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
+    div = b.select(fix, b.fsub(div, one), div)
+    fl = intrinsic(m, b, "llvm.floor", [div])
+    fl = b.select(b.fcmp_ordered(">", b.fsub(div, fl), ir.Constant(ty, 0.5)), b.fadd(fl, one), fl)
+    quotient = b.fdiv(x, y)
+    signed_zero = intrinsic(m, b, "llvm.copysign", [zero, quotient])
+    res = b.select(b.fcmp_unordered("!=", div, zero), fl, signed_zero)
+    return b.select(y_zero, quotient, res)
 
 
 def _int_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> ir.Value:
@@ -549,8 +569,12 @@ def _int_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> 
         return b.xor(args[0], ir.Constant(ty, 1))
     if op in (Op.FLOORDIV, Op.REMAINDER):
         x, y = args
-        safe = b.select(b.icmp_signed("==", y, zero), ir.Constant(ty, 1), y)
+        # NOTE: numpy gives 0 for a zero divisor and wraps MIN // -1 to MIN; sdiv would trap
+        # (SIGFPE) on both, so those divisors are replaced by 1 and the -1 case fixed up.
+        minus_one = b.icmp_signed("==", y, ir.Constant(ty, -1))
+        safe = b.select(b.or_(b.icmp_signed("==", y, zero), minus_one), ir.Constant(ty, 1), y)
         q, r = b.sdiv(x, safe), b.srem(x, safe)
+        q = b.select(minus_one, b.sub(zero, x), q)
         adjust = b.and_(b.icmp_signed("!=", r, zero),
                         b.xor(b.icmp_signed("<", r, zero), b.icmp_signed("<", safe, zero)))
         if op is Op.FLOORDIV:
@@ -559,9 +583,16 @@ def _int_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> 
         return b.select(b.icmp_signed("==", y, zero), zero,
                         b.select(adjust, b.add(r, safe), r))
     if op is Op.POW:
+        # square-and-multiply over the exponent's bits: numpy's wrapping integer power (numpy
+        # rejects negative exponents; here they give 1)
         x, y = args
-        fx, fy = b.sitofp(x, F64), b.sitofp(y, F64)
-        return b.fptosi(libm(m, b, "pow", [fx, fy]), ty)
+        result, base = ir.Constant(ty, 1), x
+        for bit in range(ty.width - 1):
+            on = b.icmp_unsigned("!=", b.and_(y, ir.Constant(ty, 1 << bit)), zero)
+            result = b.select(on, b.mul(result, base), result)
+            if bit < ty.width - 2:
+                base = b.mul(base, base)
+        return b.select(b.icmp_signed("<", y, zero), ir.Constant(ty, 1), result)
     raise NotImplementedError(f"codegen: {op.value} on {dtype.name}")
 
 
