@@ -121,7 +121,8 @@ class CpuExecutable:
         try:
             return self._run(arrays)
         except ValueError:
-            fixed = [np.ascontiguousarray(a) for a in arrays]
+            # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
+            fixed = [np.require(a, requirements="C") for a in arrays]
             return self._run(fixed)
 
     @property
