@@ -56,6 +56,9 @@ class DType(enum.Enum):
     @staticmethod
     def from_np(dtype: object) -> DType:
         """The DType of a numpy (or CuPy) dtype; TypeError for one hybrid does not support."""
+        found = _FROM_NP.get(dtype)  # numpy dtype objects: no conversion needed
+        if found is not None:
+            return found
         try:
             return _FROM_NP[np.dtype(dtype)]
         except (KeyError, TypeError):

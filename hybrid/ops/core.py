@@ -156,7 +156,9 @@ def apply(op: Op, *xs: Any, **attrs: Any) -> Any:
     if STATE.grad:
         for x in xs:
             if x._rg:
-                if OPS[op].differentiable and type_of(t).dtype.is_floating:
+                d = out.dtype
+                floating = d.is_floating if d.__class__ is DType else d.kind == "f"
+                if floating and OPS[op].differentiable:
                     t._rg = True
                     t._node = Node(op, xs, attrs, wrap(out) if op in SAVES_OUTPUT else None)
                 break

@@ -61,6 +61,9 @@ def operand(x: Any, dtype: DType, other: Any) -> Any:
 
 def binary(op: Op, a: Any, b: Any, dtype: DType | None = None) -> Any:
     """`op(a, b)` after promoting both to their PyTorch result type (or `dtype`)."""
+    if dtype is None and isinstance(a, core.Tensor) and isinstance(b, core.Tensor):
+        if a._value.dtype is b._value.dtype:  # nothing to promote (the common case)
+            return apply(op, a, b)
     if not is_tensor(a) and not is_tensor(b):
         raise errors.DTypeError(errors.at_user(f"{op.value}: needs at least one tensor operand"))
     dt = dtype or result_type(a, b)
