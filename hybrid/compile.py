@@ -238,6 +238,27 @@ class CompiledFunction:
         """Every stage of the most recent compilation: the traced graph, then each pass."""
         return list(self.last_entry.stages) if self.last_entry else []
 
+    @property
+    def kernel_count(self) -> int | None:
+        """Fused kernels of the most recent compilation (None on the interpreter)."""
+        run = self.last_entry.run if self.last_entry else None
+        return getattr(run, "kernel_count", None)
+
+    @property
+    def memory_plan(self) -> Any:
+        """The most recent compilation's memory plan (arena, peak, naive bytes; `.describe()`),
+        or None on the interpreter."""
+        run = self.last_entry.run if self.last_entry else None
+        return getattr(run, "memory", None)
+
+    def describe(self) -> str:
+        """The most recent compilation: the graph with the kernel that holds each node, the
+        kernels, the native plan and the memory plan."""
+        if self.last_entry is None:
+            return f"{self.name}: not compiled yet"
+        run = self.last_entry.run
+        return run.describe() if hasattr(run, "describe") else str(self.last_entry.graph)
+
     def cache_size(self) -> int:
         return len(self._cache)
 
