@@ -102,17 +102,13 @@ def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
     return result
 
 
-def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
-    """Place buffers, order steps, and describe everything the runtime needs. `donate` maps
-    graph output positions to input positions whose arrays the outputs may overwrite."""
-    donated = _donations(prog, donate or {})
-    g = prog.graph
+def buffer_uses(prog: Program) -> tuple[list[BufferUse], list[InplaceCandidate]]:
+    """The arena buffers of `prog` (every realized value but inputs, outputs and constants) with
+    their liveness over the steps, and the in-place candidates: what the memory planner gets."""
     types = prog.buffers
     nbytes = {v: t.numel * t.dtype.itemsize for v, t in types.items()}
-    inputs = [v.id for v in g.inputs]
-    outputs = [v.id for v in g.outputs]
-    special = set(inputs) | set(outputs) | set(prog.constants)
-    # liveness of arena buffers over the steps
+    g = prog.graph
+    special = {v.id for v in g.inputs} | {v.id for v in g.outputs} | set(prog.constants)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     candidates = []
@@ -128,6 +124,19 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
                            if c.out not in special and c.inp not in special]
     arena = [BufferUse(v, nbytes[v], first[v], last[v]) for v in types
              if v not in special and v in first]
+    return arena, candidates
+
+
+def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
+    """Place buffers, order steps, and describe everything the runtime needs. `donate` maps
+    graph output positions to input positions whose arrays the outputs may overwrite."""
+    donated = _donations(prog, donate or {})
+    g = prog.graph
+    types = prog.buffers
+    nbytes = {v: t.numel * t.dtype.itemsize for v, t in types.items()}
+    inputs = [v.id for v in g.inputs]
+    outputs = [v.id for v in g.outputs]
+    arena, candidates = buffer_uses(prog)
     memory = plan_memory(arena, candidates)
     # the buffer table
     buffers: list[Buffer] = []
