@@ -581,10 +581,58 @@ def _reads_any(c: _RowKernel, p: _RowKernel) -> bool:
     return bool(written & kernel_reads(c.kernel))
 
 
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(s for s in shape if s != 1)
+
+
+def _over_row_shape(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
+    """c (elementwise) re-indexed over p's row shape when its space is that shape up to size-1
+    dims (a reduction without keepdim is a reshape of the row: [12,1] -> [12]), else None."""
+    row = tuple(1 if d in p.reduced else s for d, s in enumerate(p.shape))
+    if c.reduced or c.kernel.serial or c.shape == row or _squeezed(c.shape) != _squeezed(row):
+        return None
+    # c dim -> p dim, pairing the dims of size > 1 in order (size-1 dims have coordinate 0)
+    big_p = [d for d, s in enumerate(row) if s != 1]
+    big_c = [d for d, s in enumerate(c.shape) if s != 1]
+    where = dict(zip(big_p, big_c))
+
+    def fix(strides: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(strides[where[d]] if d in where else 0 for d in range(len(row)))
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(e.arg, e.dtype, fix(e.strides), e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Iota):
+            return Iota(fix(e.strides), e.offset, e.dtype)
+        if isinstance(e, Rand):
+            return Rand(e.state, e.offset, fix(e.lin), e.dtype)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, fix(e.strides), e.offset, e.axis_stride, e.axis_size,
+                          conv(e.index))
+        if isinstance(e, Padded):
+            raise _Keep()
+        return e
+
+    try:
+        stages = [Stage(st.kind, conv(st.expr), op=st.op, arg=st.arg,
+                        strides=fix(st.strides) if st.kind in ("store", "scatter") else st.strides,
+                        offset=st.offset, index=conv(st.index) if st.index is not None else None,
+                        axis_stride=st.axis_stride, axis_size=st.axis_size)
+                  for st in c.kernel.stages]
+    except _Keep:
+        return None
+    k = Kernel(c.kernel.name, c.kernel.args, (), (), stages, nodes=c.kernel.nodes)
+    return _RowKernel(k, row, (), dict(c.stores), dict(c.rows))
+
+
 def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
     """p's row program followed by c, if c reads p's outputs only at p's row (or None)."""
     if c.reduced and c.reduced != p.reduced:
         return None
+    if p.reduced:
+        c = _over_row_shape(p, c) or c
     if c.shape == p.shape:
         c_map = None  # same original space
     elif c.shape == tuple(1 if d in p.reduced else s for d, s in enumerate(p.shape)) and \
