@@ -57,6 +57,8 @@ class DiskCache:
         d = self._dir(key)
         meta_path = os.path.join(d, "meta.json")
         if not os.path.exists(meta_path):
+            if os.path.isdir(d):  # complete entries are renamed into place with their meta.json
+                shutil.rmtree(d, ignore_errors=True)
             return None
         try:
             with open(meta_path, encoding="utf-8") as f:
@@ -79,10 +81,13 @@ class DiskCache:
     def put(self, key: str, plan_json: str, constants: list[np.ndarray], obj: bytes) -> None:
         """Write an entry atomically (a concurrent writer of the same key may win; that is fine)."""
         final = self._dir(key)
-        if os.path.exists(final):
+        if os.path.exists(os.path.join(final, "meta.json")):
             return
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(final))
+        try:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(final))
+        except OSError:  # NOTE: an unwritable cache only costs the next process a compile
+            return
         try:
             blobs = {"plan.json": plan_json.encode(), "kernels.o": obj}
             for i, c in enumerate(constants):
@@ -94,6 +99,8 @@ class DiskCache:
                     "files": {name: _sha(data) for name, data in blobs.items()}}
             with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
                 json.dump(meta, f)
+            if os.path.isdir(final) and not os.path.exists(os.path.join(final, "meta.json")):
+                shutil.rmtree(final, ignore_errors=True)  # a damaged entry without its meta
             try:
                 os.rename(tmp, final)
             except OSError:  # another process finished first
