@@ -12,7 +12,7 @@ import numpy as np
 from compiler.ir.ops import Op, impls
 from compiler.ir.reference import GAMMA, MIX1, MIX2, splitmix_key
 from compiler.kernel import (
-    Apply, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage,
+    Apply, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, depends_on,
 )
 
 _NP = impls(np)
@@ -84,7 +84,11 @@ def _eval(e: Any, coords: list, bufs: list, rows: dict, space: tuple) -> Any:
 def run_kernel(k: Kernel, bufs: list) -> None:
     """Run kernel `k` on flat numpy buffers (outputs written in place)."""
     space = k.outer + k.inner
-    if math.prod(space) == 0:
+    if math.prod(k.outer) == 0 or (math.prod(space) == 0 and
+                                   not any(s.kind == "reduce" for s in k.stages)):
+        return
+    if math.prod(space) == 0:  # reductions over empty inner dims: rows hold the identity
+        _run_empty_rows(k, bufs)
         return
     coords = _coords(space)
     n_outer = len(k.outer)
@@ -109,6 +113,29 @@ def run_kernel(k: Kernel, bufs: list) -> None:
             bufs[s.arg][idx.reshape(-1)] = v.reshape(-1)
         else:
             _scatter(s, coords, bufs, rows, space)
+
+
+def _run_empty_rows(k: Kernel, bufs: list) -> None:
+    """A kernel whose inner dims are empty: reductions give their identity; the stores that do
+    not move along the inner dims run once per outer index."""
+    n_outer, n_inner = len(k.outer), len(k.inner)
+    one = k.outer + (1,) * n_inner
+    coords = _coords(one)
+    inner_dims = range(n_outer, n_outer + n_inner)
+    rows: dict[int, Any] = {}
+    for i, s in enumerate(k.stages):
+        if s.kind == "reduce":
+            ident = {Op.SUM: 0, Op.PROD: 1}.get(s.op)
+            if ident is None:
+                ident = -np.inf if s.expr.dtype.is_floating else np.iinfo(s.expr.dtype.np).min
+            rows[i] = np.full(one, ident, dtype=s.expr.dtype.np)
+        elif s.kind == "row":
+            rows[i] = np.broadcast_to(_eval(s.expr, coords, bufs, rows, one), one)
+        elif s.kind == "store" and not any(s.strides[d] for d in inner_dims) and \
+                not depends_on(s.expr, inner_dims):
+            v = np.broadcast_to(_eval(s.expr, coords, bufs, rows, one), one)
+            idx = np.broadcast_to(_affine(coords, s.strides, s.offset), one)
+            bufs[s.arg][idx.reshape(-1)] = v.reshape(-1)
 
 
 def _scatter(s: Stage, coords: list, bufs: list, rows: dict, space: tuple) -> None:

@@ -102,6 +102,11 @@ def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
     return result
 
 
+def _fills_empty_rows(k: Kernel) -> bool:
+    """A reduction over empty inner dims still writes its identity into a non-empty output."""
+    return math.prod(k.outer) > 0 and any(s.kind == "reduce" for s in k.stages)
+
+
 def buffer_uses(prog: Program) -> tuple[list[BufferUse], list[InplaceCandidate]]:
     """The arena buffers of `prog` (every realized value but inputs, outputs and constants) with
     their liveness over the steps, and the in-place candidates: what the memory planner gets."""
@@ -171,7 +176,7 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
         if isinstance(step, Gemm):
             steps.append(_gemm_step(step, bid, types[step.out].dtype))
             continue
-        if math.prod(step.space) == 0:
+        if math.prod(step.space) == 0 and not _fills_empty_rows(step):
             continue
         inner = max(1, math.prod(step.inner))
         grain = max(1, -(-GRAIN_ELEMENTS // inner))
