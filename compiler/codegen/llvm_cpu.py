@@ -412,6 +412,16 @@ def cast_value(b: ir.IRBuilder, v: ir.Value, src: DType, dst: DType) -> ir.Value
         if src.is_floating:
             return b.fcmp_unordered("!=", v, ir.Constant(st, 0.0))
         return b.icmp_unsigned("!=", v, ir.Constant(st, 0))
+    if dst is DType.float16:
+        # NOTE: float16 computes in float32, but a cast to it must round to half precision
+        # (in one step from the source, so float64 and int64 are not rounded twice)
+        if src is DType.bool:
+            h = b.uitofp(v, F16)
+        elif src.is_integer:
+            h = b.sitofp(v, F16)
+        else:
+            h = b.fptrunc(v, F16)
+        return b.fpext(h, F32)
     if src is DType.bool:
         return b.uitofp(v, dt) if dst.is_floating else b.zext(v, dt)
     if src.is_floating and dst.is_floating:

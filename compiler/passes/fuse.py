@@ -339,7 +339,9 @@ class _Fuser:
 
     def _gemm(self, node: Node) -> None:
         a, bb = node.inputs
-        if node.out.type.dtype not in (DType.float32, DType.float64):
+        if node.out.type.dtype not in (DType.float32, DType.float64) or 0 in a.shape or \
+                0 in bb.shape:
+            # NOTE: empty operands: a (possibly empty) reduction kernel writes the zeros
             return self._matmul_kernel(node)
         views = []
         for v in (a, bb):
