@@ -15,6 +15,11 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 if TESTS not in sys.path:  # `from gradcheck import gradcheck`
     sys.path.insert(0, TESTS)
 
+import tempfile  # noqa: E402
+
+# Compiled kernels go to a cache private to this test session, not the user's ~/.cache/hybrid.
+os.environ.setdefault("HYBRID_CACHE_DIR", tempfile.mkdtemp(prefix="hybrid-test-cache-"))
+
 import hybrid  # noqa: E402
 from hybrid.ops.core import STATE  # noqa: E402
 
