@@ -1,0 +1,270 @@
+"""Fusion: kernel counts of the common patterns (elementwise chains, softmax, log_softmax +
+nll_loss, layer norm, matmul + bias + relu, movement ops), the printed kernel IR and fused
+program, and memory planning of random fused programs. Every fused program is run by
+kernel_eval and compared with the interpreter."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from native import check_eval
+
+import hybrid
+import hybrid.nn.functional as F
+from compiler.ir.graph import Graph
+from compiler.ir.ops import Op
+from compiler.ir.types import DType, TensorType
+from compiler.kernel import Kernel, Load, walk
+from compiler.lower import buffer_uses, lower
+from compiler.passes.fuse import Gemm, fuse
+from compiler.passes.memory_plan import check_plan
+
+F32 = DType.float32
+
+
+def traced(fn, *args):
+    """(graph, input arrays) of `fn` traced by hybrid.compile on `args`."""
+    c = hybrid.compile(fn)
+    g = c.graph_for(*args)
+    arrays = [a._value for a in args] + [t._value for t in c.last_entry.captured]
+    return g, arrays
+
+
+def fused(fn, *args, rtol=2e-6, atol=1e-6):
+    g, arrays = traced(fn, *args)
+    return check_eval(g, arrays, rtol, atol)
+
+
+def kernels(prog) -> list[Kernel]:
+    return [s for s in prog.steps if isinstance(s, Kernel)]
+
+
+def gemms(prog) -> list[Gemm]:
+    return [s for s in prog.steps if isinstance(s, Gemm)]
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+
+def test_softmax_kernel_prints_readably():
+    prog = fused(lambda x: F.softmax(x, -1), hybrid.randn(8, 32))
+    (k,) = kernels(prog)
+    text = str(k)
+    lines = text.split("\n")
+    assert lines[0].startswith("kernel k") and "in a0: f32" in lines[0] and "out a1: f32" in lines[0]
+    assert "space outer=[8] inner=[32]" in lines[0]
+    assert any("max(over inner) a0[0+(32,1)]" in ln for ln in lines), text
+    assert any("sum(over inner) exp(" in ln for ln in lines), text
+    assert lines[-1].lstrip().startswith("a1[0+(32,1)] = div(exp("), text
+
+
+def test_fused_program_prints_graph_annotated_with_kernels():
+    def mlp(x, w, b):
+        return (x @ w.T + b).relu().sum()
+
+    prog = fused(mlp, hybrid.randn(4, 8), hybrid.randn(6, 8), hybrid.randn(6))
+    text = str(prog)
+    graph_part, _, rest = text.partition("\n}\n")
+    assert graph_part.startswith("graph ")
+    assert "= matmul(" in graph_part and "# " in graph_part
+    names = [s.name for s in prog.steps]
+    for line in graph_part.split("\n")[1:]:
+        if "= matmul(" in line:
+            assert line.rstrip().endswith(f"; {gemms(prog)[0].name}"), line
+    assert any(line.rstrip().endswith(f"; {kernels(prog)[0].name}")
+               for line in graph_part.split("\n") if "= max" in line or "= sum" in line)
+    assert f"gemm {names[0]}: buf" in rest
+    assert "kernel " in rest
+
+
+# --- kernel counts --------------------------------------------------------------------------------
+
+
+def test_elementwise_chain_is_one_kernel():
+    def chain(x, y):
+        return ((x * 2 + y).tanh() * x.sigmoid() - y.exp()).abs().sqrt()
+
+    prog = fused(chain, hybrid.randn(16, 33), hybrid.randn(33))
+    assert prog.kernel_count == 1 and not gemms(prog)
+
+
+@pytest.mark.parametrize("name,fn,count", [
+    ("softmax", lambda x: F.softmax(x, -1), 1),
+    ("softmax_dim0", lambda x: F.softmax(x, 0), 1),
+    ("log_softmax", lambda x: F.log_softmax(x, 1), 1),
+    ("layer_norm", lambda x: F.layer_norm(x, (x.shape[-1],)), 1),
+])
+def test_row_ops_are_one_kernel(name, fn, count):
+    prog = fused(fn, hybrid.randn(24, 40))
+    assert prog.kernel_count == count, str(prog)
+
+
+def test_layer_norm_with_affine_is_one_kernel():
+    w, b = hybrid.randn(40), hybrid.randn(40)
+    prog = fused(lambda x: F.layer_norm(x, (40,), w, b), hybrid.randn(24, 40))
+    assert prog.kernel_count == 1, str(prog)
+
+
+# NOTE: cross_entropy is log_softmax (1 kernel) + nll_loss: the mask, the gather, the two sums
+# of the mean over non-ignored rows and the final division are 4 more small kernels today.
+CROSS_ENTROPY_KERNELS = 5
+
+
+def test_cross_entropy_kernel_count():
+    y = hybrid.randint(0, 40, (24,))
+    prog = fused(lambda x, y: F.cross_entropy(x, y), hybrid.randn(24, 40), y)
+    assert prog.kernel_count <= CROSS_ENTROPY_KERNELS, str(prog)
+    # the log_softmax part is one kernel: a max and a sum over the class dim
+    rows = [k for k in kernels(prog) if [(s.kind, s.op) for s in k.stages][:2] == [
+        ("reduce", Op.MAX), ("reduce", Op.SUM)]]
+    assert len(rows) == 1 and rows[0].inner == (40,), str(prog)
+
+
+def test_matmul_bias_relu_is_gemm_plus_one_kernel():
+    prog = fused(lambda x, w, b: (x @ w.T + b).relu(), hybrid.randn(8, 16), hybrid.randn(32, 16),
+                 hybrid.randn(32), rtol=1e-5)
+    assert len(gemms(prog)) == 1 and prog.kernel_count == 1, str(prog)
+    # the transposed weight is read by BLAS directly, not copied
+    assert gemms(prog)[0].b in {v.id for v in prog.graph.inputs}
+
+
+def test_movement_ops_fold_into_loads():
+    def moves(x, y):
+        a = x.permute(1, 0)[2:10:2]  # slice of a transpose
+        b = y.reshape(4, 1, 6).expand(4, 5, 6).transpose(0, 1)  # contiguous reshape + expand
+        return a.reshape(4, 1, 6) * 2 + b.sum(0).reshape(4, 1, 6)
+
+    prog = fused(moves, hybrid.randn(6, 12), hybrid.randn(24))
+    ins = {v.id for v in prog.graph.inputs}
+    for k in kernels(prog):  # no kernel just copies a view of an input into a buffer
+        for s in k.stages:
+            if s.kind == "store" and isinstance(s.expr, Load):
+                assert k.args[s.expr.arg].buffer not in ins, str(prog)
+    assert prog.kernel_count <= 2, str(prog)
+    # every realized buffer is an input, an output or the reduction
+    realized = set(prog.buffers) - ins - {v.id for v in prog.graph.outputs}
+    producers = prog.graph.producers()
+    assert all(producers[v].op is Op.SUM for v in realized), str(prog)
+
+
+def test_reshape_of_transposed_view_realizes_its_input():
+    prog = fused(lambda x: (x.T * 3).reshape(-1)[::5] + 1, hybrid.randn(7, 10))
+    assert prog.kernel_count == 2, str(prog)
+    prog = fused(lambda x: x.T.reshape(5, 14).exp(), hybrid.randn(7, 10))
+    assert prog.kernel_count == 2, str(prog)
+
+
+def test_reshape_of_transposed_view_by_hand():
+    g = Graph(name="reshape_t")
+    x = g.add_input(TensorType((3, 4, 5), F32), "x")
+    t = g.add(Op.PERMUTE, [x], perm=(0, 2, 1))  # [3,5,4]
+    r = g.add(Op.RESHAPE, [t], shape=(15, 4))  # expressible: merges the leading dims
+    r2 = g.add(Op.RESHAPE, [t], shape=(3, 20))  # not expressible as strides
+    g.set_outputs([g.add(Op.NEG, [r]), g.add(Op.NEG, [r2])])
+    prog = check_eval(g, [np.random.default_rng(0).standard_normal((3, 4, 5)).astype("f4")])
+    assert prog.kernel_count == 3, str(prog)
+
+
+def test_shared_value_realized_once():
+    def shared(x):
+        e = (x * 3).exp()
+        return e.sum(1), e.max(0)
+
+    prog = fused(shared, hybrid.randn(12, 20), rtol=1e-5)
+    assert prog.kernel_count <= 3
+
+
+def test_mlp_training_step_kernel_count():
+    hybrid.manual_seed(0)
+    model = hybrid.nn.Sequential(hybrid.nn.Linear(8, 16), hybrid.nn.ReLU(),
+                                 hybrid.nn.Linear(16, 4))
+    opt = hybrid.optim.Adam(model.parameters(), lr=1e-2)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    g, arrays = traced(step, hybrid.randn(10, 8), hybrid.randint(0, 4, (10,)))
+    prog = check_eval(g, arrays, rtol=1e-5, atol=1e-6)
+    assert len(gemms(prog)) == 5  # 2 forward, 3 backward (no grad for the input)
+    assert prog.kernel_count <= 30, prog.kernel_count
+
+
+# --- memory planning on random programs -----------------------------------------------------------
+
+
+def random_graph(rng: random.Random) -> tuple[Graph, list[np.ndarray]]:
+    """Elementwise, broadcast, reduce, matmul and movement ops over a few shapes."""
+    n, m = rng.choice([3, 8, 17]), rng.choice([4, 9, 32])
+    g = Graph(name="random")
+    vals = [g.add_input(TensorType((n, m), F32), f"x{i}") for i in range(2)]
+    vals.append(g.add_input(TensorType((m,), F32), "b"))
+    for _ in range(rng.randint(3, 14)):
+        square = [v for v in vals if v.shape == (n, m)]
+        x = rng.choice(square)
+        kind = rng.choice(["unary", "binary", "bcast", "reduce", "matmul", "move", "move"])
+        if kind == "unary":
+            v = g.add(rng.choice([Op.EXP, Op.TANH, Op.NEG, Op.ABS, Op.SIGMOID]), [x])
+        elif kind == "binary":
+            v = g.add(rng.choice([Op.ADD, Op.MUL, Op.SUB, Op.MAXIMUM]), [x, rng.choice(square)])
+        elif kind == "bcast":
+            v = g.add(Op.ADD, [x, vals[2]])
+        elif kind == "reduce":
+            r = g.add(rng.choice([Op.SUM, Op.MAX]), [x], axes=(1,))
+            v = g.add(Op.SUB, [x, r])
+        elif kind == "matmul":
+            w = g.add(Op.PERMUTE, [rng.choice(square)], perm=(1, 0))
+            v = g.add(Op.MATMUL, [g.add(Op.MATMUL, [x, w]), x])
+        else:
+            t = g.add(Op.PERMUTE, [x], perm=(1, 0))
+            v = g.add(Op.PERMUTE, [g.add(Op.MUL, [t, t])], perm=(1, 0))
+            if rng.random() < 0.5:
+                v = g.add(Op.RESHAPE, [g.add(Op.RESHAPE, [v], shape=(n * m,))], shape=(n, m))
+        vals.append(v)
+    outs = [vals[-1]] + ([rng.choice(vals[3:])] if rng.random() < 0.5 else [])
+    g.set_outputs(outs)
+    nprng = np.random.default_rng(rng.randint(0, 2**31))
+    inputs = [(nprng.standard_normal(v.shape) * 0.5).astype(np.float32) for v in g.inputs]
+    return g, inputs
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_memory_plan_of_random_programs(seed):
+    rng = random.Random(seed)
+    g, inputs = random_graph(rng)
+    prog = check_eval(g, inputs, rtol=1e-4, atol=1e-4)
+    arena, candidates = buffer_uses(prog)
+    low = lower(prog)
+    check_plan(arena, low.memory)
+    assert low.memory.arena_bytes <= low.memory.naive_bytes
+    assert low.plan.arena_bytes == low.memory.arena_bytes
+    # every in-place pair the planner took was offered by lowering
+    offered = {(c.out, c.inp) for c in candidates}
+    assert set(low.memory.inplace) <= offered
+    # buffers never outlive the step that last reads them, and are written before read
+    for u in arena:
+        assert 0 <= u.first <= u.last < len(prog.steps)
+        first_step = prog.steps[u.first]
+        writes = {first_step.out} if isinstance(first_step, Gemm) else {
+            a.buffer for a in first_step.args if a.writes}
+        assert u.id in writes
+
+
+def test_random_programs_run_natively():
+    from native import check_native
+
+    for seed in range(6):
+        g, inputs = random_graph(random.Random(1000 + seed))
+        check_native(g, inputs, rtol=1e-4, atol=1e-4)
+
+
+def test_walk_visits_every_load():
+    prog = fused(lambda x, y: x * y + x, hybrid.randn(3, 4), hybrid.randn(3, 4))
+    (k,) = kernels(prog)
+    loads = [e for s in k.stages for e in walk(s.expr) if isinstance(e, Load)]
+    assert {k.args[e.arg].buffer for e in loads} == {v.id for v in prog.graph.inputs}
