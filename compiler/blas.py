@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.machinery
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 
 
@@ -35,11 +39,32 @@ def _capsule_pointer(capsule: object) -> int:
     return int(address)
 
 
+def _cython_blas() -> object:
+    """scipy.linalg.cython_blas, loaded without running scipy.linalg's __init__ (which imports
+    all of scipy.linalg: a few hundred ms that a cached compiled function should not pay)."""
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        spec = importlib.util.find_spec("scipy")
+        folder = os.path.join(os.path.dirname(spec.origin), "linalg")
+        files = sorted(f for f in os.listdir(folder)
+                       if f.startswith("cython_blas.") and f.endswith((".so", ".pyd")))
+        loader = importlib.machinery.ExtensionFileLoader(name, os.path.join(folder, files[0]))
+        module = importlib.util.module_from_spec(
+            importlib.util.spec_from_file_location(name, loader.path, loader=loader))
+        loader.exec_module(module)
+        sys.modules[name] = module
+        return module
+    except (ImportError, OSError, IndexError, AttributeError):
+        from scipy.linalg import cython_blas
+
+        return cython_blas
+
+
 @functools.cache
 def blas_addresses() -> BlasAddresses:
     """sgemm/dgemm of the BLAS SciPy links (its module stays imported, so they stay valid)."""
-    from scipy.linalg import cython_blas
-
-    capi = cython_blas.__pyx_capi__
+    capi = _cython_blas().__pyx_capi__
     return BlasAddresses(sgemm=_capsule_pointer(capi["sgemm"]),
                          dgemm=_capsule_pointer(capi["dgemm"]))
