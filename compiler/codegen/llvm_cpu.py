@@ -413,15 +413,12 @@ def cast_value(b: ir.IRBuilder, v: ir.Value, src: DType, dst: DType) -> ir.Value
             return b.fcmp_unordered("!=", v, ir.Constant(st, 0.0))
         return b.icmp_unsigned("!=", v, ir.Constant(st, 0))
     if dst is DType.float16:
-        # NOTE: float16 computes in float32, but a cast to it must round to half precision
-        # (in one step from the source, so float64 and int64 are not rounded twice)
-        if src is DType.bool:
-            h = b.uitofp(v, F16)
-        elif src.is_integer:
-            h = b.sitofp(v, F16)
-        else:
-            h = b.fptrunc(v, F16)
-        return b.fpext(h, F32)
+        # NOTE: float16 computes in float32, but a cast to it must round to half precision.
+        # Only float32 -> half is converted (one instruction with F16C); float64 -> half and
+        # int -> half would be compiler-rt calls MCJIT cannot resolve, so they go through float32
+        # (float64 sources can then round twice, as numpy's direct conversion does not).
+        f = cast_value(b, v, src, DType.float32)
+        return b.fpext(b.fptrunc(f, F16), F32)
     if src is DType.bool:
         return b.uitofp(v, dt) if dst.is_floating else b.zext(v, dt)
     if src.is_floating and dst.is_floating:
