@@ -88,8 +88,10 @@ def _realized(graph: Graph) -> set[int]:
             out.add(n.out.id)
         elif n.op is Op.CONSTANT and n.out.type.numel > 1:
             out.add(n.out.id)
-    # A value read by the expressions of more than one realized value gets a buffer too (unless
-    # it is free to recompute): walk users before producers, collecting which kernels read each.
+    # A value read by the expressions of more than one realized value gets a buffer too, unless
+    # it is cheap to recompute in each (a small expression without transcendentals): walk users
+    # before producers, collecting which kernels read each value.
+    cost = _inline_costs(graph, out)
     users = graph.users()
     anchors: dict[int, frozenset] = {}
     for n in reversed(graph.nodes):
@@ -100,12 +102,33 @@ def _realized(graph: Graph) -> set[int]:
         reach: set = set()
         for u in users.get(v, ()):
             reach |= anchors[u.out.id]
-        shared = len(reach) > 1
+        shared = len(reach) > 1 and cost[v] > RECOMPUTE_COST
         if shared and (n.op in ELEMENTWISE or n.op in (Op.GATHER, Op.PAD, Op.RAND)):
             out.add(v)
             reach = {v}
         anchors[v] = frozenset(reach)
     return out
+
+
+# Shared values whose inlined expression costs at most this much are recomputed by each kernel
+# that reads them rather than stored (a compare, a cast, a select of loads: cheaper than a
+# memory round trip and a kernel of their own).
+RECOMPUTE_COST = 6
+_EXPENSIVE = frozenset({Op.EXP, Op.LOG, Op.TANH, Op.ERF, Op.SIGMOID, Op.SIN, Op.COS, Op.LOG1P,
+                        Op.EXPM1, Op.POW, Op.ATAN2, Op.DIV, Op.SQRT, Op.RSQRT, Op.RAND,
+                        Op.GATHER, Op.PAD})
+
+
+def _inline_costs(graph: Graph, realized: set[int]) -> dict[int, int]:
+    """Per value: the size of the expression a kernel would inline to compute it."""
+    cost: dict[int, int] = {v.id: 0 for v in graph.inputs}
+    for n in graph.nodes:
+        if n.out.id in realized:
+            cost[n.out.id] = 0
+            continue
+        own = 6 if n.op in _EXPENSIVE else (0 if n.op in MOVEMENT or n.op is Op.FULL else 1)
+        cost[n.out.id] = own + sum(cost.get(v.id, 0) for v in n.inputs)
+    return cost
 
 
 # --- expressions -------------------------------------------------------------------------------

@@ -158,6 +158,20 @@ def _check_class_target(op: str, x: Any, target: Any) -> None:
         )
 
 
+def _check_class_range(op: str, target: Any, n_classes: int, ignore_index: int) -> None:
+    """Eagerly, every target is a class index in [0, C) or ignore_index (an IndexError else)."""
+    v = target._value
+    if getattr(v, "traced", False) or v.size == 0:
+        return
+    bad = (v != ignore_index) & ((v < 0) | (v >= n_classes))
+    if bad.any():
+        first = int(v[bad].reshape(-1)[0])
+        raise errors.HybridIndexError(
+            errors.at_user(f"{op}: target {first} is out of bounds for {n_classes} classes "
+                           f"(expected 0 <= target < {n_classes}, or ignore_index={ignore_index})")
+        )
+
+
 def _class_weight(op: str, weight: Any, n_classes: int) -> None:
     if weight is not None and tuple(weight.shape) != (n_classes,):
         raise errors.ShapeError(
@@ -178,9 +192,14 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     cd = _class_dim(input)
     n_classes = input.shape[cd]
     _class_weight("nll_loss", weight, n_classes)
+    _check_class_range("nll_loss", target, n_classes, ignore_index)
     keep = target != ignore_index
     safe = ew.where(keep, target, 0)
-    picked = sh.squeeze(gather(input, cd, sh.unsqueeze(safe, cd)), cd)
+    # NOTE: the picked log-probability as a masked sum over the class dim rather than a gather:
+    # compiled, it joins log_softmax's row kernel, and its gradient is a select, not a scatter.
+    classes = iota(input.shape, cd, target.dtype, like=input)
+    hit = classes == sh.unsqueeze(safe, cd)
+    picked = rd.sum(ew.where(hit, input, 0.0), cd)
     w = ew.cast(keep, input.dtype)
     if weight is not None:
         w = w * sh.reshape(index_select(ew.cast(weight, input.dtype), 0, sh.reshape(safe, (-1,))),
