@@ -50,7 +50,7 @@ def compiler_fingerprint() -> str:
 def target_id() -> str:
     """What compiled code depends on besides the graph: CPU, features, tool versions."""
     return "|".join([llvm.get_process_triple(), llvm.get_host_cpu_name(),
-                     llvm.get_host_cpu_features().flatten(), llvmlite.__version__,
+                     jit.host_features(), llvmlite.__version__,
                      ".".join(map(str, llvm.llvm_version_info)), compiler_fingerprint(),
                      str(PLAN_VERSION)])
 
@@ -124,6 +124,18 @@ class CpuExecutable:
             # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
             fixed = [np.require(a, requirements="C") for a in arrays]
             return self._run(fixed)
+
+    def profile(self, arrays: list, repeats: int = 10) -> str:
+        """Every plan step with its median time over `repeats` runs on `arrays`, slowest
+        marked. The runs write in-place outputs (parameter updates) as real calls do."""
+        fixed = [np.require(a, requirements="C") for a in arrays]
+        seconds = self.executor.profile(fixed, repeats)
+        total = sum(seconds) or 1.0
+        lines = [f"{'step':>4}  {'us':>9}  {'share':>6}  what"]
+        for i, (step, s) in enumerate(zip(self.plan.steps, seconds)):
+            lines.append(f"{i:>4}  {s * 1e6:>9.1f}  {s / total:>6.1%}  {step}")
+        lines.append(f"{'all':>4}  {total * 1e6:>9.1f}  {1:>6.1%}")
+        return "\n".join(lines)
 
     @property
     def memory(self) -> Any:

@@ -272,28 +272,68 @@ class PyExecutor {
   }
 
   py::list run(const py::sequence& inputs) {
+    py::list result = bind(inputs);
+    {
+      py::gil_scoped_release release;
+      core_->run(in_ptrs().data(), out_ptrs().data());
+    }
+    return result;
+  }
+
+  // Median wall time in seconds of every step over `repeats` runs on `inputs`.
+  std::vector<double> profile(const py::sequence& inputs, int repeats) {
+    if (repeats < 1) throw py::value_error("Executor.profile: repeats must be >= 1");
+    std::vector<std::vector<double>> runs(static_cast<std::size_t>(repeats));
+    for (auto& seconds : runs) {
+      py::list keep = bind(inputs);  // the outputs stay alive while the steps write them
+      py::gil_scoped_release release;
+      core_->run_timed(in_ptrs().data(), out_ptrs().data(), seconds);
+    }
+    std::vector<double> medians(core_->plan().steps.size());
+    std::vector<double> column(runs.size());
+    for (std::size_t i = 0; i < medians.size(); ++i) {
+      for (std::size_t r = 0; r < runs.size(); ++r) column[r] = runs[r][i];
+      std::nth_element(column.begin(), column.begin() + column.size() / 2, column.end());
+      medians[i] = column[column.size() / 2];
+    }
+    return medians;
+  }
+
+  const hybrid::PlanDesc& plan() const { return core_->plan(); }
+
+ private:
+  // NOTE: per-thread scratch, so that concurrent calls (the GIL is released while steps
+  // run) never share it and steady-state calls allocate nothing but the outputs.
+  static std::vector<void*>& in_ptrs() {
+    thread_local std::vector<void*> ptrs;
+    return ptrs;
+  }
+  static std::vector<void*>& out_ptrs() {
+    thread_local std::vector<void*> ptrs;
+    return ptrs;
+  }
+
+  // Checks the inputs and fills in_ptrs(); allocates the outputs, fills out_ptrs() and
+  // returns the list of output arrays (fresh, repeated or aliasing an input).
+  py::list bind(const py::sequence& inputs) {
     const std::size_t num_inputs = input_sigs_.size();
     const std::size_t num_outputs = output_sigs_.size();
     if (inputs.size() != num_inputs) {
       throw py::value_error("Executor.run: expected " + std::to_string(num_inputs) +
                             " inputs, got " + std::to_string(inputs.size()));
     }
-    // NOTE: per-thread scratch, so that concurrent calls (the GIL is released while steps
-    // run) never share it and steady-state calls allocate nothing but the outputs.
-    thread_local std::vector<void*> in_ptrs;
-    thread_local std::vector<void*> out_ptrs;
-    in_ptrs.resize(num_inputs);
-    out_ptrs.resize(num_outputs);
-    for (std::size_t i = 0; i < num_inputs; ++i) {
-      in_ptrs[i] = checked_input(inputs, i);
-    }
+    std::vector<void*>& ins = in_ptrs();
+    std::vector<void*>& outs = out_ptrs();
+    ins.resize(num_inputs);
+    outs.resize(num_outputs);
+    for (std::size_t i = 0; i < num_inputs; ++i) ins[i] = checked_input(inputs, i);
     py::list result(num_outputs);
     for (std::size_t j = 0; j < num_outputs; ++j) {
       const OutputSource& src = sources_[j];
       py::object out;
       if (src.kind == OutputSource::kFresh) {
         out = new_array(output_sigs_[j]);
-        out_ptrs[j] = py::detail::array_proxy(out.ptr())->data;
+        outs[j] = py::detail::array_proxy(out.ptr())->data;
       } else if (src.kind == OutputSource::kRepeat) {
         out = result[src.index];
       } else {
@@ -301,16 +341,9 @@ class PyExecutor {
       }
       PyList_SET_ITEM(result.ptr(), static_cast<py::ssize_t>(j), out.release().ptr());
     }
-    {
-      py::gil_scoped_release release;
-      core_->run(in_ptrs.data(), out_ptrs.data());
-    }
     return result;
   }
 
-  const hybrid::PlanDesc& plan() const { return core_->plan(); }
-
- private:
   // The data pointer of inputs[i] after checking it; ValueError naming i otherwise.
   void* checked_input(const py::sequence& inputs, std::size_t i) const {
     const ArraySig& sig = input_sigs_[i];
@@ -419,6 +452,9 @@ PYBIND11_MODULE(hybrid_runtime, m) {
       .def("run", &PyExecutor::run, py::arg("inputs"),
            "Checks the inputs (count, dtype, shape, C-contiguity), allocates the outputs, runs "
            "every step without the GIL and returns the list of outputs.")
+      .def("profile", &PyExecutor::profile, py::arg("inputs"), py::arg("repeats") = 10,
+           "Runs the plan `repeats` times on `inputs` (updating in-place outputs as run() does) "
+           "and returns every step's median wall time in seconds.")
       .def_property_readonly("num_inputs",
                              [](const PyExecutor& self) { return self.plan().inputs.size(); })
       .def_property_readonly("num_outputs",

@@ -1,5 +1,6 @@
 #include "hybrid/executor.h"
 
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -86,46 +87,60 @@ Executor::Executor(PlanDesc plan, const std::vector<ConstantData>& constants)
   }
 }
 
-void Executor::run(void* const* inputs, void* const* outputs) {
-  std::lock_guard<std::mutex> lock(mu_);
+void Executor::bind_io(void* const* inputs, void* const* outputs) {
   for (int64_t id : io_buffers_) {
     const BufferDesc& buf = plan_.buffers[id];
     void* const* source = buf.kind == BufferKind::kInput ? inputs : outputs;
     base_[id] = static_cast<std::byte*>(source[buf.index]);
   }
   for (const Patch& patch : patches_) tables_[patch.slot] = base_[patch.buffer];
-  run_steps();
 }
 
-void Executor::run_steps() {
+void Executor::run(void* const* inputs, void* const* outputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  bind_io(inputs, outputs);
+  for (std::size_t i = 0; i < plan_.steps.size(); ++i) run_step(i);
+}
+
+void Executor::run_timed(void* const* inputs, void* const* outputs,
+                         std::vector<double>& seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  seconds.resize(plan_.steps.size(), 0.0);
+  bind_io(inputs, outputs);
   for (std::size_t i = 0; i < plan_.steps.size(); ++i) {
-    void** table = tables_.data() + table_start_[i];
-    std::visit(
-        Overloaded{
-            [&](const KernelStep& s) {
-              auto fn = reinterpret_cast<KernelFn>(s.fn);
-              if (!s.parallel) {
-                if (s.n > 0) fn(0, s.n, table);
-                return;
-              }
-              // NOTE: the lambda captures two pointers, small enough for std::function's
-              // inline storage: no allocation per step.
-              parallel_for(0, s.n, s.grain,
-                           [fn, table](int64_t start, int64_t end) { fn(start, end, table); });
-            },
-            [&](const GemmStep& s) {
-              const std::uintptr_t blas = s.dtype == DType::kFloat32 ? plan_.sgemm : plan_.dgemm;
-              gemm_row_major(blas, s, base_[s.a], base_[s.b], base_[s.c]);
-            },
-            [&](const CopyStep& s) {
-              if (s.nbytes == 0) return;
-              // NOTE: memmove, not memcpy: a plan may copy within one buffer.
-              std::memmove(base_[s.dst] + s.dst_offset, base_[s.src] + s.src_offset,
-                           static_cast<std::size_t>(s.nbytes));
-            },
-        },
-        plan_.steps[i]);
+    const auto start = std::chrono::steady_clock::now();
+    run_step(i);
+    seconds[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+}
+
+void Executor::run_step(std::size_t i) {
+  void** table = tables_.data() + table_start_[i];
+  std::visit(
+      Overloaded{
+          [&](const KernelStep& s) {
+            auto fn = reinterpret_cast<KernelFn>(s.fn);
+            if (!s.parallel) {
+              if (s.n > 0) fn(0, s.n, table);
+              return;
+            }
+            // NOTE: the lambda captures two pointers, small enough for std::function's
+            // inline storage: no allocation per step.
+            parallel_for(0, s.n, s.grain,
+                         [fn, table](int64_t start, int64_t end) { fn(start, end, table); });
+          },
+          [&](const GemmStep& s) {
+            const std::uintptr_t blas = s.dtype == DType::kFloat32 ? plan_.sgemm : plan_.dgemm;
+            gemm_row_major(blas, s, base_[s.a], base_[s.b], base_[s.c]);
+          },
+          [&](const CopyStep& s) {
+            if (s.nbytes == 0) return;
+            // NOTE: memmove, not memcpy: a plan may copy within one buffer.
+            std::memmove(base_[s.dst] + s.dst_offset, base_[s.src] + s.src_offset,
+                         static_cast<std::size_t>(s.nbytes));
+          },
+      },
+      plan_.steps[i]);
 }
 
 }  // namespace hybrid

@@ -419,6 +419,20 @@ def test_float32_elementwise_vectorizes(build) -> None:
     check_native(g, [x, x[::-1].copy()], rtol=2e-6, atol=1e-6, eval_too=False)
 
 
+def test_avx512_hosts_get_512_bit_vectors() -> None:
+    """Where the host has AVX-512, kernels use zmm registers (LLVM's default tuning for these
+    CPUs would stop at 256 bits); elsewhere the host's own features are used unchanged."""
+    from compiler.codegen import jit
+
+    host = jit.llvm.get_host_cpu_features().flatten().split(",")
+    if "+avx512f" not in host:
+        assert jit.host_features().split(",") == host
+        pytest.skip("the host has no AVX-512")
+    assert "-prefer-256-bit" in jit.host_features().split(",")
+    asm = _assembly(_f32_graph("gelu", _gelu_tanh))
+    assert re.search(r"\bv\w+ps\s+.*%zmm", asm), asm[:3000]
+
+
 @pytest.mark.parametrize("op", [Op.SUM, Op.PROD], ids=lambda o: o.value)
 @pytest.mark.parametrize("dt", [F32, I64], ids=lambda d: d.short)
 def test_reduction_over_an_empty_axis_gives_the_identity(op: Op, dt: DType) -> None:

@@ -265,7 +265,7 @@ def test_loop_is_vectorized(name, libm, target):
         pytest.skip("assembly patterns are for x86-64")
     cpu, features = TARGETS[target]
     tm = jit.target_machine(cpu, features)
-    features = jit.llvm.get_host_cpu_features().flatten() if features is None else features
+    features = jit.host_features() if features is None else features
     asm = tm.emit_assembly(jit.optimize(jit.parse(loop_ir(name, "f32")), tm))
     assert re.search(_packed_simd_pattern(features), asm), f"no packed SIMD in {name} loop:\n{asm}"
     code = re.sub(r"#.*", "", asm)

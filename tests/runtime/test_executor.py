@@ -120,6 +120,25 @@ def test_kernel_chain_matches_numpy(jit, threads, rng, num_threads, n, grain):
     assert "3 steps" in repr(ex)
 
 
+def test_profile_times_every_step_and_runs_the_plan(jit, threads, rng):
+    threads(2)
+    n = 100_003
+    ex = executor(chain_plan(n, 1000), jit)
+    a = rng.standard_normal(n).astype(np.float32)
+    seconds = ex.profile([a, a], repeats=3)
+    assert len(seconds) == 3 and all(0 < s < 1 for s in seconds)
+    with pytest.raises(ValueError, match="repeats"):
+        ex.profile([a, a], repeats=0)
+    with pytest.raises(ValueError, match="expected 2 inputs"):
+        ex.profile([a], repeats=1)
+    # an in-place plan is updated once per repeat, as by run()
+    plan = Plan(0, [buf("input", 0, (n,)), buf("input", 1, (n,))],
+                [KernelStep("sgd_f32", n, (0, 1, 0), grain=1024)], [0, 1], [0])
+    p = np.ones(n, np.float32)
+    executor(plan, jit).profile([p, np.full(n, 0.5, np.float32)], repeats=4)
+    np.testing.assert_array_equal(p, 0.0)
+
+
 def test_serial_kernel_step_and_f64(jit, threads, rng):
     threads(2)
     plan = Plan(0, [buf("input", 0, (50,), F64), buf("input", 1, (50,), F64),

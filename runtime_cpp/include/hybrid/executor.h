@@ -37,13 +37,17 @@ class Executor {
   // are serialized (they share the arena); exceptions from steps propagate.
   void run(void* const* inputs, void* const* outputs);
 
+  // As run(), also adding each step's wall time in seconds to seconds[i] (one entry per step).
+  void run_timed(void* const* inputs, void* const* outputs, std::vector<double>& seconds);
+
  private:
   struct Patch {  // kernel-table slot whose pointer is an input's or output's base
     std::size_t slot;
     int64_t buffer;
   };
 
-  void run_steps();
+  void bind_io(void* const* inputs, void* const* outputs);
+  void run_step(std::size_t i);
 
   PlanDesc plan_;
   Arena arena_;
