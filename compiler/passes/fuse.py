@@ -369,10 +369,10 @@ class _Fuser:
         views = []
         for v in (a, bb):
             b = _Builder(self)
-            try:
-                buf, view = b.buffer_view(v.id)
-            except NeedsRealize:
-                raise NeedsRealize(v.id) from None
+            # NOTE: a computed operand behind movement ops (the transpose of a gradient) gets a
+            # buffer of its own, which BLAS reads through the view and other kernels can share;
+            # only a view BLAS cannot read realizes the operand itself.
+            buf, view = b.buffer_view(v.id)
             flat = _gemm_view(view)
             if flat is None:
                 raise NeedsRealize(v.id)

@@ -3,7 +3,8 @@
 A `Rule` names the ops it applies to and a function `(node, ctx) -> replacement | None`:
   * None: the rule does not match;
   * a Value already in the graph: the node's result is that value (the node goes);
-  * `New(op, inputs, attrs)`: a new node (with the old node's source line) computes the result.
+  * `New(op, inputs, attrs)`: a new node (with the old node's source line) computes the result;
+    its inputs may themselves be `New` (nodes made first, left to the next sweep's rules).
 A replacement must have the node's exact type; the engine checks it. `rewrite` applies a table of
 rules in one forward sweep, re-trying the rules on each new node, and repeats sweeps until
 nothing changes (a fixed point)."""
@@ -25,8 +26,13 @@ class New:
     """A replacement computed by a new node `op(*inputs, **attrs)`."""
 
     op: Op
-    inputs: tuple[Value, ...] = ()
+    inputs: tuple[Value | New, ...] = ()
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    def type(self) -> Any:
+        """The type the new node would have (nested New inputs included)."""
+        return infer_type(self.op, [v.type() if isinstance(v, New) else v.type
+                                    for v in self.inputs], self.attrs)
 
 
 Replacement = Union[Value, New, None]
@@ -42,10 +48,23 @@ class Rule:
 
 
 class Context:
-    """What a rule may ask about the graph being rewritten: producers and constant values."""
+    """What a rule may ask about the graph being rewritten: producers, uses and constant
+    values."""
 
-    def __init__(self) -> None:
+    def __init__(self, graph: Graph | None = None) -> None:
         self.producers: dict[int, Node] = {}
+        self._uses: dict[int, int] = {}
+        if graph is not None:
+            for n in graph.nodes:
+                for v in n.inputs:
+                    self._uses[v.id] = self._uses.get(v.id, 0) + 1
+            for v in graph.outputs:
+                self._uses[v.id] = self._uses.get(v.id, 0) + 1
+
+    def uses(self, v: Value) -> int:
+        """How many node inputs and graph outputs read `v` in the graph this sweep started from
+        (values made during the sweep count 0)."""
+        return self._uses.get(v.id, 0)
 
     def producer(self, v: Value) -> Node | None:
         """The node that computes `v` (None for a graph input)."""
@@ -76,6 +95,16 @@ def _match(node: Node, table: dict[Op, list[Rule]], ctx: Context) -> tuple[Rule 
     return None, None
 
 
+def _made(v: Value | New, loc: str, emit) -> Value:
+    """`v` itself, or the value of a new node made (and emitted) for a nested New."""
+    if isinstance(v, Value):
+        return v
+    node = Node(v.op, tuple(_made(w, loc, emit) for w in v.inputs), dict(v.attrs),
+                Value(v.type()), loc)
+    emit(node)
+    return node.out
+
+
 def _apply_rules(node: Node, table: dict[Op, list[Rule]], ctx: Context, emit) -> Value | None:
     """Rewrite `node` until no rule matches; return the value replacing its result, or None."""
     want = node.out.type
@@ -84,14 +113,13 @@ def _apply_rules(node: Node, table: dict[Op, list[Rule]], ctx: Context, emit) ->
         rule, rep = _match(node, table, ctx)
         if rule is None:
             break
-        got = rep.type if isinstance(rep, Value) else infer_type(
-            rep.op, [v.type for v in rep.inputs], rep.attrs
-        )
+        got = rep.type if isinstance(rep, Value) else rep.type()
         if got != want:
             raise AssertionError(f"rule {rule.name!r} replaced {want} {node.op.value} by {got}")
         if isinstance(rep, Value):
             return rep
-        node = Node(rep.op, tuple(rep.inputs), dict(rep.attrs), Value(got), node.loc)
+        inputs = tuple(_made(v, node.loc, emit) for v in rep.inputs)
+        node = Node(rep.op, inputs, dict(rep.attrs), Value(got), node.loc)
         emit(node)
         result = node.out
     return result
@@ -106,7 +134,7 @@ def rewrite(graph: Graph, rules: Sequence[Rule], max_sweeps: int = 16) -> Graph:
         for op in sorted(r.ops, key=lambda o: o.value):
             table.setdefault(op, []).append(r)
     for _ in range(max_sweeps):
-        ctx = Context()
+        ctx = Context(graph)
         mapping: dict[int, Value] = {}
         nodes: list[Node] = []
         changed = False

@@ -130,6 +130,21 @@ def permute_permute(n: Node, ctx: Context) -> Replacement:
     return New(Op.PERMUTE, inner.inputs, {"perm": tuple(p[i] for i in q)})
 
 
+def transpose_of_matmul(n: Node, ctx: Context) -> Replacement:
+    """permute(a @ b) swapping the last two dims -> permute(b) @ permute(a), when the product has
+    no other use: the same sums of the same products, computed straight into the layout the
+    consumer reads (a weight gradient (x^T g)^T becomes g^T x; its permutes fold into BLAS)."""
+    inner = ctx.producer(n.inputs[0])
+    perm = tuple(n.attrs["perm"])
+    r = len(perm)
+    if inner is None or inner.op is not Op.MATMUL or ctx.uses(inner.out) != 1 or \
+            perm[-2:] != (r - 1, r - 2):
+        return None
+    a, b = inner.inputs
+    return New(Op.MATMUL, (New(Op.PERMUTE, (b,), {"perm": perm}),
+                           New(Op.PERMUTE, (a,), {"perm": perm})))
+
+
 def same_op_twice(n: Node, ctx: Context) -> Replacement:
     """reshape(reshape(x)) and expand(expand(x)): only the outer shape matters."""
     inner = ctx.producer(n.inputs[0])
@@ -192,6 +207,8 @@ RULES: list[Rule] = [
     _rule("permute(permute(x)) -> permute(x)", (Op.PERMUTE,), permute_permute),
     _rule("reshape/expand/slice/pad to the input type -> x",
           (Op.RESHAPE, Op.EXPAND, Op.SLICE, Op.PAD), movement_identity),
+    _rule("permute(a @ b) -> permute(b) @ permute(a) (a product used once)", (Op.PERMUTE,),
+          transpose_of_matmul),
     _rule("reshape(reshape(x)) -> reshape(x), expand(expand(x)) -> expand(x)",
           (Op.RESHAPE, Op.EXPAND), same_op_twice),
     _rule("cast(x, x.dtype) -> x", (Op.CAST,), cast_same),

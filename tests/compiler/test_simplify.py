@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-from graphs import check_pass, full, graph
+from graphs import body, check_pass, expect, full, graph
 
 from compiler.ir.ops import Literal, Op
 from compiler.ir.types import DType
@@ -157,3 +157,32 @@ def test_non_uniform_constant_is_not_one():
           v2: f32[2] = mul(v0, v1)
           return v2 out0
         }""")
+
+
+def test_transpose_of_a_product_used_once_is_a_product_of_transposes():
+    """(x^T g)^T -> g^T x: the permutes of the operands fold away (permute(permute(x)) -> x);
+    a product with another use, or a permute that keeps the last two dims, is left alone."""
+    g, (x, y, b) = graph("f", "f32[5,3]", "f32[5,4]", "f32[2,3,4]")
+    xt = g.add(Op.PERMUTE, [x], perm=(1, 0))
+    once = g.add(Op.PERMUTE, [g.add(Op.MATMUL, [xt, y])], perm=(1, 0))
+    twice = g.add(Op.MATMUL, [xt, y])
+    bt = g.add(Op.PERMUTE, [b], perm=(0, 2, 1))
+    batched = g.add(Op.PERMUTE, [g.add(Op.MATMUL, [b, bt])], perm=(0, 2, 1))
+    batch_swap = g.add(Op.PERMUTE, [g.add(Op.MATMUL, [bt, b])], perm=(1, 0, 2))
+    g.set_outputs([once, g.add(Op.PERMUTE, [twice], perm=(1, 0)), twice, batched, batch_swap])
+    out = check_pass(simplify, g, None, exact=False)
+    assert body(out) == expect("""
+          v3: f32[3,5] = permute(v0, perm=(1,0))
+          v4: f32[3,4] = matmul(v3, v1)
+          v5: f32[4,5] = permute(v1, perm=(1,0))
+          v6: f32[4,3] = matmul(v5, v0)
+          v7: f32[3,4] = matmul(v3, v1)
+          v8: f32[2,4,3] = permute(v2, perm=(0,2,1))
+          v9: f32[2,3,3] = matmul(v2, v8)
+          v10: f32[2,4,3] = permute(v2, perm=(0,2,1))
+          v11: f32[2,3,3] = matmul(v2, v10)
+          v12: f32[2,4,4] = matmul(v8, v2)
+          v13: f32[4,2,4] = permute(v12, perm=(1,0,2))
+          v14: f32[4,3] = permute(v7, perm=(1,0))
+          return v6 out0, v14 out1, v7 out2, v11 out3, v13 out4
+        }"""), "\n" + body(out)
