@@ -166,8 +166,12 @@ def run_program(prog: Any, inputs: list) -> list:
         if isinstance(step, Gemm):
             a = _view(store[step.a], step.a_view)
             b = _view(store[step.b], step.b_view)
-            out = np.matmul(a, b)
-            store[step.out][...] = out.reshape(-1)
+            out = np.matmul(a, b).reshape(-1)
+            if step.alpha != 1:
+                out = out * out.dtype.type(step.alpha)
+            if step.c is not None:
+                out = store[step.c] + out
+            store[step.out][...] = out
         else:
             run_kernel(step, [store[a.buffer] for a in step.args])
     return [store[v.id].reshape(v.shape) for v in g.outputs]

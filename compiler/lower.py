@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from compiler.kernel import Gather, Kernel, Load, Padded, Stage, walk
 from compiler.passes.fuse import Gemm, Program, kernel_reads
 from compiler.passes.memory_plan import BufferUse, InplaceCandidate, MemoryPlan, plan_memory
-from compiler.plan import Buffer, GemmStep, KernelStep, Plan
+from compiler.plan import Buffer, CopyStep, GemmStep, KernelStep, Plan
 
 # A thread's chunk of a kernel should hold at least this many inner-loop iterations.
 GRAIN_ELEMENTS = 1 << 14
@@ -24,7 +24,7 @@ class Lowered:
 
 def _reads_writes(step) -> tuple[set[int], set[int]]:
     if isinstance(step, Gemm):
-        return {step.a, step.b}, {step.out}
+        return step.reads(), {step.out}
     return kernel_reads(step), {a.buffer for a in step.args if a.writes}
 
 
@@ -56,6 +56,14 @@ def _gemm_operand(view) -> tuple[bool, int]:
     raise AssertionError(f"gemm operand view {view} is not BLAS-compatible")
 
 
+def _gemm_inplace(g: Gemm, index: int, nbytes: dict[int, int]) -> list[InplaceCandidate]:
+    """An accumulating GEMM may write its output over C (BLAS reads C only where it writes),
+    unless C is also an operand (BLAS operands must not alias the output)."""
+    if g.c is None or g.c in (g.a, g.b) or nbytes.get(g.c) != nbytes.get(g.out):
+        return []
+    return [InplaceCandidate(g.out, g.c, index)]
+
+
 def _gemm_step(g: Gemm, bid: dict[int, int], dtype) -> GemmStep:
     av, bv = g.a_view, g.b_view
     batch, m, k = av.shape
@@ -68,7 +76,8 @@ def _gemm_step(g: Gemm, bid: dict[int, int], dtype) -> GemmStep:
     return GemmStep(dtype=dtype, trans_a=ta, trans_b=tb, m=m, n=n, k=k, a=bid[g.a], b=bid[g.b],
                     c=bid[g.out], a_offset=av.offset, b_offset=bv.offset, c_offset=0, lda=lda,
                     ldb=ldb, ldc=n, batch=batch, stride_a=sa if batch > 1 else 0,
-                    stride_b=sb if batch > 1 else 0, stride_c=m * n if batch > 1 else 0)
+                    stride_b=sb if batch > 1 else 0, stride_c=m * n if batch > 1 else 0,
+                    alpha=g.alpha, beta=0.0 if g.c is None else 1.0)
 
 
 def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
@@ -83,12 +92,15 @@ def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
         v_out, v_in = outs[out_pos], ins[in_pos]
         if v_in in outs or v_out in ins or outs.count(v_out) > 1 or v_in in result.values():
             continue
-        writer = [i for i, s in enumerate(prog.steps) if isinstance(s, Kernel) and any(
-            a.writes and a.buffer == v_out for a in s.args)]
+        writer = [i for i, s in enumerate(prog.steps) if v_out in _reads_writes(s)[1]]
         if len(writer) != 1:
             continue
         k = prog.steps[writer[0]]
         if any(v_in in _reads_writes(s)[0] for s in prog.steps[writer[0] + 1:]):
+            continue
+        if isinstance(k, Gemm):  # an accumulating GEMM reads C only where it writes
+            if k.c == v_in and v_in not in (k.a, k.b):
+                result[v_out] = v_in
             continue
         stores = [s for s in k.stages if s.kind == "store" and k.args[s.arg].buffer == v_out]
         if len(stores) != 1 or any(s.kind == "scatter" for s in k.stages):
@@ -124,12 +136,17 @@ def buffer_uses(prog: Program) -> tuple[list[BufferUse], list[InplaceCandidate]]
             last[v] = max(last.get(v, i), i)
         for v in reads:
             last[v] = max(last.get(v, i), i)
-        if isinstance(step, Kernel):
-            candidates += [c for c in _inplace_candidates(step, i, nbytes)
-                           if c.out not in special and c.inp not in special]
+        found = _inplace_candidates(step, i, nbytes) if isinstance(step, Kernel) else \
+            _gemm_inplace(step, i, nbytes)
+        candidates += [c for c in found if c.out not in special and c.inp not in special]
     arena = [BufferUse(v, nbytes[v], first[v], last[v]) for v in types
              if v not in special and v in first]
     return arena, candidates
+
+
+def _placement(b: Buffer) -> tuple:
+    """Where a buffer's bytes are: two buffers with equal placements share their memory."""
+    return (b.kind, b.index, b.offset) if b.kind != "arena" else (b.kind, b.offset)
 
 
 def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
@@ -174,6 +191,9 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
     kernels = []
     for step in prog.steps:
         if isinstance(step, Gemm):
+            if step.c is not None and _placement(buffers[bid[step.c]]) != \
+                    _placement(buffers[bid[step.out]]):
+                steps.append(CopyStep(bid[step.c], bid[step.out], 0, 0, nbytes[step.out]))
             steps.append(_gemm_step(step, bid, types[step.out].dtype))
             continue
         if math.prod(step.space) == 0 and not _fills_empty_rows(step):

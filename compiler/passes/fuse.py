@@ -41,7 +41,8 @@ class NeedsRealize(Exception):
 
 @dataclass
 class Gemm:
-    """out[b] = a[b] @ b[b] on views of realized buffers (batched when `batch` > 1)."""
+    """out[b] = alpha * a[b] @ b[b] (+ c[b] when `c` is set) on views of realized buffers
+    (batched when `batch` > 1); `c` is a contiguous buffer of out's size."""
 
     name: str
     a: int
@@ -50,6 +51,17 @@ class Gemm:
     a_view: View  # [batch, m, k]
     b_view: View  # [batch, k, n]
     nodes: list[int] = field(default_factory=list)
+    c: int | None = None
+    alpha: float = 1.0
+
+    def reads(self) -> set[int]:
+        return {self.a, self.b} | ({self.c} if self.c is not None else set())
+
+    def __str__(self) -> str:
+        scale = "" if self.alpha == 1 else f"{self.alpha:g} * "
+        acc = "" if self.c is None else f" + buf{self.c}"
+        return (f"gemm {self.name}: buf{self.out} = {scale}buf{self.a}{list(self.a_view.shape)} @ "
+                f"buf{self.b}{list(self.b_view.shape)}{acc}")
 
 
 @dataclass
@@ -71,10 +83,7 @@ class Program:
 
         text = format_graph(self.graph, annotate=self.owner)
         parts = [text]
-        for s in self.steps:
-            parts.append(str(s) if isinstance(s, Kernel) else
-                         f"gemm {s.name}: buf{s.out} = buf{s.a}{list(s.a_view.shape)} @ "
-                         f"buf{s.b}{list(s.b_view.shape)}")
+        parts += [str(s) for s in self.steps]
         return "\n".join(parts)
 
 
@@ -312,6 +321,7 @@ class _Fuser:
             self.buffers_ready.add(vid)
         steps = _row_fusion(self.steps, self.graph)
         kernels = [_finish(s) if isinstance(s, _RowKernel) else s for s in steps]
+        kernels = _accumulating_gemms(kernels, {v.id for v in self.graph.outputs}, self.types)
         owner = {}
         for s in kernels:
             for v in s.nodes:
@@ -487,7 +497,7 @@ def kernel_reads(k: Kernel) -> set[int]:
 
 def _readers(steps: list, buf: int, start: int, stop: int) -> bool:
     for s in steps[start:stop]:
-        reads = kernel_reads(s.kernel) if isinstance(s, _RowKernel) else {s.a, s.b}
+        reads = kernel_reads(s.kernel) if isinstance(s, _RowKernel) else s.reads()
         if buf in reads:
             return True
     return False
@@ -844,6 +854,73 @@ def _remap_args(s: Stage, amap: dict[int, int]) -> Stage:
                  strides=s.strides, offset=s.offset,
                  index=conv(s.index) if s.index is not None else None,
                  axis_stride=s.axis_stride, axis_size=s.axis_size)
+
+
+# --- GEMM epilogues BLAS computes itself ----------------------------------------------------------
+
+
+def _accumulating_gemms(steps: list, outputs: set[int], types: dict) -> list:
+    """A kernel computing `x + alpha * (a @ b)` (also `x - g`, `x - g * c`, `c * g + x`, ...) at
+    the positions of a product nobody else reads becomes the GEMM itself, with BLAS's
+    C = alpha * A @ B + C: an SGD update `w - lr * grad` costs no pass of its own, and writes
+    into w when the update is in place."""
+    out = list(steps)
+    for j, k in enumerate(steps):
+        if not isinstance(k, Kernel) or k.serial or len(k.stages) != 1:
+            continue
+        st = k.stages[0]
+        if st.kind != "store" or st.offset != 0:
+            continue
+        for i in range(j - 1, -1, -1):
+            g = out[i]
+            if not isinstance(g, Gemm) or g.c is not None:
+                continue
+            match = _accumulate_form(st.expr, k, g.out)
+            if match is None:
+                continue
+            x, alpha = match
+            dst = k.args[st.arg]
+            same = {types[b].numel for b in (x, g.out, dst.buffer)} == {types[g.out].numel}
+            others = [s for n, s in enumerate(out) if n not in (i, j) and s is not None]
+            read = g.out in outputs or any(
+                g.out in (s.reads() if isinstance(s, Gemm) else kernel_reads(s)) for s in others)
+            if not same or read or dst.dtype is not types[g.out].dtype:
+                continue
+            out[i] = None
+            out[j] = Gemm(k.name, g.a, g.b, dst.buffer, g.a_view, g.b_view,
+                          g.nodes + [v for v in k.nodes if v not in g.nodes], c=x, alpha=alpha)
+            break
+    return [s for s in out if s is not None]
+
+
+def _accumulate_form(e: Any, k: Kernel, product: int) -> tuple[int, float] | None:
+    """(x's buffer, alpha) when `e` is x + alpha * product read at the store's positions."""
+    st = k.stages[0]
+
+    def load_of(v: Any) -> int | None:
+        ok = isinstance(v, Load) and v.strides == st.strides and v.offset == st.offset
+        return k.args[v.arg].buffer if ok else None
+
+    def scaled(v: Any) -> float | None:  # alpha when v is product, product * c or c * product
+        if load_of(v) == product:
+            return 1.0
+        if isinstance(v, Apply) and v.op is Op.MUL:
+            a, b = v.args
+            for p, c in ((a, b), (b, a)):
+                if load_of(p) == product and isinstance(c, Const) and c.dtype.is_floating:
+                    return float(c.value)
+        return None
+
+    if not isinstance(e, Apply) or e.op not in (Op.ADD, Op.SUB):
+        return None
+    a, b = e.args
+    pairs = [(a, b, 1.0)] + ([(b, a, 1.0)] if e.op is Op.ADD else [])
+    for x, p, sign in pairs:
+        alpha = scaled(p)
+        x_buf = load_of(x)
+        if alpha is not None and x_buf is not None and x_buf != product:
+            return x_buf, alpha * (-1.0 if e.op is Op.SUB else sign)
+    return None
 
 
 # --- loop order and dim collapsing ---------------------------------------------------------------

@@ -195,6 +195,109 @@ def test_mlp_training_step_kernel_count():
     assert prog.kernel_count <= 30, prog.kernel_count
 
 
+def _update_graph(form, shape=(6, 5)):
+    """x `form`-updated with the product a^T @ b (an SGD step when form is x - lr * g)."""
+    g = Graph(name="update")
+    x = g.add_input(TensorType(shape, F32), "x")
+    a = g.add_input(TensorType((7, shape[0]), F32), "a")
+    b = g.add_input(TensorType((7, shape[1]), F32), "b")
+    prod = g.add(Op.MATMUL, [g.add(Op.PERMUTE, [a], perm=(1, 0)), b])
+    g.set_outputs([form(g, x, prod)])
+    return g
+
+
+def _lr(g, v):
+    return g.add(Op.FULL, value=v, shape=(), dtype=F32)
+
+
+ACCUMULATE = {
+    "x - lr*g": (lambda g, x, p: g.add(Op.SUB, [x, g.add(Op.MUL, [p, _lr(g, 0.1)])]), -0.1),
+    "x - g*lr'": (lambda g, x, p: g.add(Op.SUB, [x, g.add(Op.MUL, [_lr(g, 0.5), p])]), -0.5),
+    "g*c + x": (lambda g, x, p: g.add(Op.ADD, [g.add(Op.MUL, [p, _lr(g, 2.0)]), x]), 2.0),
+    "x + g": (lambda g, x, p: g.add(Op.ADD, [x, p]), 1.0),
+    "x - g": (lambda g, x, p: g.add(Op.SUB, [x, p]), -1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCUMULATE))
+def test_update_with_a_product_is_one_accumulating_gemm(name):
+    from native import check_native
+
+    form, alpha = ACCUMULATE[name]
+    g = _update_graph(form)
+    rng = np.random.default_rng(3)
+    inputs = [rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs]
+    prog = check_eval(g, inputs, rtol=1e-6, atol=1e-6)
+    (gemm,) = gemms(prog)
+    assert prog.kernel_count == 0 and gemm.c == g.inputs[0].id and gemm.alpha == alpha, str(prog)
+    assert "+ buf" in str(gemm)
+    # not in place: x is copied into the output, then accumulated into
+    ex = check_native(g, inputs, rtol=1e-6, atol=1e-6, eval_too=False)
+    kinds = [type(s).__name__ for s in ex.plan.steps]
+    assert kinds == ["CopyStep", "GemmStep"] and ex.plan.steps[1].beta == 1.0, kinds
+
+
+def test_in_place_accumulating_gemm_writes_the_input():
+    from compiler.backend_cpu import CpuExecutable
+
+    g = _update_graph(ACCUMULATE["x - lr*g"][0])
+    rng = np.random.default_rng(4)
+    x, a, b = (rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs)
+    want = x - np.float32(0.1) * (a.T @ b)
+    ex = CpuExecutable(g, use_cache=False, donate={0: 0})
+    assert [type(s).__name__ for s in ex.plan.steps] == ["GemmStep"]
+    (out,) = ex([x, a, b])
+    assert out is x
+    np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-6)
+
+
+def test_accumulation_is_not_fused_when_it_cannot_be():
+    from native import check_native
+
+    rng = np.random.default_rng(5)
+    sub = ACCUMULATE["x - lr*g"][0]
+    cases = {
+        # the product is also an output: it must be stored as it is
+        "product read": lambda g, x, p: (sub(g, x, p), p),
+        # x is broadcast (a bias): BLAS's C cannot broadcast
+        "broadcast x": lambda g, x, p: sub(g, g.add(Op.EXPAND, [g.add(Op.SLICE, [x], starts=(
+            0, 0), stops=(1, 5), steps=(1, 1))], shape=(6, 5)), p),
+        # a non-constant scale
+        "tensor scale": lambda g, x, p: g.add(Op.SUB, [x, g.add(Op.MUL, [p, x])]),
+    }
+    for name, form in cases.items():
+        def build(g, x, p, form=form):
+            out = form(g, x, p)
+            return out[0] if isinstance(out, tuple) else out
+
+        g = _update_graph(build)
+        if name == "product read":
+            g = _update_graph(lambda g, x, p: sub(g, x, p))
+            g.set_outputs([g.outputs[0], g.nodes[-4].out])  # the matmul
+        inputs = [rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs]
+        prog = check_eval(g, inputs, rtol=1e-6, atol=1e-6)
+        assert all(s.c is None for s in gemms(prog)) and prog.kernel_count >= 1, (name, str(prog))
+        check_native(g, inputs, rtol=1e-6, atol=1e-6, eval_too=False)
+
+
+def test_accumulating_gemm_whose_c_is_an_operand_is_not_in_place():
+    """x - lr * (x @ b): BLAS must not write the x it reads as A, so x is copied first."""
+    from compiler.backend_cpu import CpuExecutable
+
+    g = Graph(name="self_update")
+    x = g.add_input(TensorType((5, 5), F32), "x")
+    b = g.add_input(TensorType((5, 5), F32), "b")
+    p = g.add(Op.MATMUL, [x, b])
+    g.set_outputs([g.add(Op.SUB, [x, g.add(Op.MUL, [p, _lr(g, 0.25)])])])
+    rng = np.random.default_rng(6)
+    xa, ba = (rng.standard_normal((5, 5)).astype(np.float32) for _ in range(2))
+    want = xa - np.float32(0.25) * (xa @ ba)
+    ex = CpuExecutable(g, use_cache=False, donate={0: 0})
+    assert [type(s).__name__ for s in ex.plan.steps] == ["CopyStep", "GemmStep"]
+    (out,) = ex([xa.copy(), ba])
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
 # --- memory planning on random programs -----------------------------------------------------------
 
 
