@@ -6,6 +6,10 @@ over threads; for each outer index the kernel runs its stages in order, each a l
 later stages as `Row(k)`), a `store` stage writes an expression to a buffer. Views (permute,
 expand, slice, contiguous reshape) are only strides and an offset on a load, never copies.
 
+A kernel with `lanes` set runs `lanes` consecutive outer indices at a time, every stage a loop
+over them innermost: for reductions whose loads are contiguous along the outer dims rather than
+the reduced ones (a column sum), so that the loop over lanes vectorizes.
+
 A `scatter` kernel is serial: for each element of its space it writes (or adds) a value at a
 data-dependent position of its output."""
 
@@ -165,6 +169,7 @@ class Kernel:
     stages: list[Stage]
     nodes: list[int] = field(default_factory=list)  # graph value ids computed here
     serial: bool = False
+    lanes: int = 0  # > 0: outer indices in blocks of this many, lanes innermost
 
     @property
     def space(self) -> tuple[int, ...]:
@@ -212,7 +217,7 @@ def format_kernel(k: Kernel) -> str:
     args = ", ".join(f"{'out' if a.writes else 'in'} a{i}: {a.dtype.short} buf{a.buffer}"
                      for i, a in enumerate(k.args))
     lines = [f"kernel {k.name}({args})  space outer={list(k.outer)} inner={list(k.inner)}"
-             + ("  serial" if k.serial else "")]
+             + ("  serial" if k.serial else "") + (f"  lanes={k.lanes}" if k.lanes else "")]
     for i, s in enumerate(k.stages):
         if s.kind == "reduce":
             lines.append(f"  r{i} = {s.op.value}(over inner) {format_expr(s.expr)}")

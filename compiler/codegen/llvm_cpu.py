@@ -246,25 +246,107 @@ class _Fn:
         k = self.k
         b = self.b
         start, end = self.body.args[0], self.body.args[1]
-        outer, inner = k.outer, k.inner
-        n_outer = len(outer)
+        if k.lanes:
+            self.generate_lanes(start, end)
+            b.ret_void()
+            return
 
         def outer_body(o: ir.Value) -> None:
-            coords = []
-            rest = o
-            for d in range(n_outer):
-                below = math.prod(outer[d + 1:])
-                if n_outer == 1:
-                    coords.append(o)
-                    break
-                q = b.udiv(rest, ir.Constant(I64, below)) if below > 1 else rest
-                coords.append(b.urem(q, ir.Constant(I64, outer[d])) if d else q)
+            coords = self.outer_coords(o)
             rows: dict[int, ir.Value] = {}
             for si, st in enumerate(k.stages):
                 self.stage(si, st, coords, rows)
 
         self.range_loop(start, end, outer_body, "o")
         b.ret_void()
+
+    def outer_coords(self, o: ir.Value) -> list:
+        """The coordinates of flattened outer index `o`."""
+        b = self.b
+        outer = self.k.outer
+        if len(outer) == 1:
+            return [o]
+        coords = []
+        for d in range(len(outer)):
+            below = math.prod(outer[d + 1:])
+            q = b.udiv(o, ir.Constant(I64, below)) if below > 1 else o
+            coords.append(b.urem(q, ir.Constant(I64, outer[d])) if d else q)
+        return coords
+
+    # --- lane-blocked kernels (Kernel.lanes) --------------------------------------------------
+
+    def generate_lanes(self, start: ir.Value, end: ir.Value) -> None:
+        """Outer indices `lanes` at a time: every stage loops over the block's lanes innermost,
+        the reduce and row values of each lane kept in a stack array."""
+        k, b = self.k, self.b
+        width = k.lanes
+        values = {}
+        for si, st in enumerate(k.stages):
+            if st.kind in ("reduce", "row"):
+                values[si] = b.alloca(ir.ArrayType(compute_type(st.expr.dtype), width),
+                                      name=f"r{si}")
+        pre = b.block
+        head = b.append_basic_block("ob.head")
+        body = b.append_basic_block("ob.body")
+        done = b.append_basic_block("ob.done")
+        b.branch(head)
+        b.position_at_end(head)
+        ob = b.phi(I64, name="ob")
+        ob.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", ob, end), body, done)
+        b.position_at_end(body)
+        left = b.sub(end, ob)
+        wide = ir.Constant(I64, width)
+        count = b.select(b.icmp_signed("<", left, wide), left, wide)
+        for si, st in enumerate(k.stages):
+            self.lane_stage(si, st, ob, count, {j: a for j, a in values.items() if j < si},
+                            values.get(si))
+        ob.add_incoming(b.add(ob, wide, flags=["nsw"]), b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def lane_stage(self, si: int, st: Stage, ob: ir.Value, count: ir.Value, earlier: dict,
+                   slot: ir.Value | None) -> None:
+        """One stage for lanes [0, count) of the block at outer index `ob`."""
+        b = self.b
+        inner = self.k.inner
+        n_outer = len(self.k.outer)
+        zero = ir.Constant(I64, 0)
+        zero_inner = [zero] * len(inner)
+
+        def at(array: ir.Value, lane: ir.Value) -> ir.Value:
+            return b.gep(array, [zero, lane], inbounds=True)
+
+        def lanes(body) -> None:  # body(lane, outer coords, rows of the earlier stages)
+            def one(lane: ir.Value) -> None:
+                rows = {j: b.load(at(a, lane)) for j, a in earlier.items()}
+                body(lane, self.outer_coords(b.add(ob, lane, flags=["nsw"])), rows)
+
+            self.range_loop(zero, count, one, "lane")
+
+        if st.kind == "row":
+            lanes(lambda ln, cs, rows: b.store(
+                self.emit(st.expr, cs + zero_inner, rows, {}), at(slot, ln)))
+            return
+        if st.kind == "reduce":
+            dt = st.expr.dtype
+            lanes(lambda ln, cs, rows: b.store(identity(st.op, dt), at(slot, ln)))
+
+            def fold(ln, cs, rows, inner_cs):
+                v = self.emit(st.expr, cs + inner_cs, rows, {})
+                b.store(combine(self.m, b, st.op, dt, b.load(at(slot, ln)), v), at(slot, ln))
+
+            self.nest(list(inner), lambda ics: lanes(
+                lambda ln, cs, rows: fold(ln, cs, rows, ics)), "i")
+            return
+        inner_dims = range(n_outer, n_outer + len(inner))
+        needs_loop = bool(inner) and (depends_on(st.expr, inner_dims) or
+                                      any(st.strides[d] for d in inner_dims))
+        if not needs_loop:
+            lanes(lambda ln, cs, rows: self.store_stage(st, cs + zero_inner, rows))
+            return
+        self.nest(list(inner), lambda ics: lanes(
+            lambda ln, cs, rows: self.store_stage(st, cs + ics, rows)), "i")
 
     def stage(self, si: int, st: Stage, outer_coords: list, rows: dict) -> None:
         b = self.b

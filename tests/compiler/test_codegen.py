@@ -467,3 +467,70 @@ def test_matmul_with_an_empty_inner_dim_gives_zeros() -> None:
     b = g.add_input(TensorType((0, 4), F32), "b")
     g.set_outputs([g.add(Op.MATMUL, [a, b])])
     check_native(g, [np.zeros((2, 0), np.float32), np.zeros((0, 4), np.float32)])
+
+
+# --- lane-blocked reductions (Kernel.lanes): the reduced dim is the strided one ----------------
+
+
+def _lane_kernels(g: Graph) -> list:
+    from compiler.passes.fuse import fuse
+
+    return [s for s in fuse(g).steps if getattr(s, "lanes", 0)]
+
+
+COLUMN_CASES = {
+    # name: (input shape, dtype, build(g, x) -> outputs)
+    "sum rows, 100 cols": ((37, 100), F32, lambda g, x: [g.add(Op.SUM, [x], axes=(0,))]),
+    # two threads get 2500 columns each: blocks of 64 end ragged inside each chunk
+    "sum rows, 2 chunks": ((8, 5000), F32, lambda g, x: [g.add(Op.SUM, [x], axes=(0,))]),
+    "max rows, 17 cols": ((9, 17), F64, lambda g, x: [g.add(Op.MAX, [x], axes=(0,))]),
+    "prod rows int": ((5, 70), I64, lambda g, x: [g.add(Op.PROD, [x], axes=(0,))]),
+    "sum of middle dim": ((3, 11, 80), F32, lambda g, x: [g.add(Op.SUM, [x], axes=(1,))]),
+    "any of bools": ((6, 65), B8, lambda g, x: [g.add(Op.CAST, [g.add(Op.MAX, [g.add(
+        Op.CAST, [x], dtype=I32)], axes=(0,))], dtype=B8)]),
+    # a row stage after the reduction and a store over the whole input: x - mean(x, 0)
+    "centered": ((33, 130), F32, lambda g, x: _centered(g, x)),
+}
+
+
+def _centered(g: Graph, x) -> list:
+    s = g.add(Op.SUM, [x], axes=(0,))
+    n = g.add(Op.FULL, value=float(x.shape[0]), shape=(), dtype=F32)
+    mean = g.add(Op.DIV, [s, n])
+    return [g.add(Op.SUB, [x, g.add(Op.EXPAND, [mean], shape=x.shape)]), mean]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", sorted(COLUMN_CASES))
+def test_column_reductions_run_lane_blocked(name: str, threads: int) -> None:
+    import hybrid_runtime
+
+    shape, dt, build = COLUMN_CASES[name]
+    g = Graph(name="cols")
+    x = g.add_input(TensorType(shape, dt), "x")
+    g.set_outputs(build(g, x))
+    assert _lane_kernels(g), "expected a lane-blocked kernel"
+    before = hybrid_runtime.get_num_threads()
+    hybrid_runtime.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(21)
+        exact = not dt.is_floating
+        check_native(g, [values(rng, shape, dt, specials=False)], rtol=0 if exact else 1e-5,
+                     atol=0 if exact else 1e-5)
+    finally:
+        hybrid_runtime.set_num_threads(before)
+
+
+def test_row_reductions_are_not_lane_blocked() -> None:
+    g = Graph(name="rows")
+    x = g.add_input(TensorType((64, 128), F32), "x")
+    g.set_outputs([g.add(Op.SUM, [x], axes=(1,))])
+    assert not _lane_kernels(g)
+
+
+def test_lane_blocked_column_sum_vectorizes() -> None:
+    g = Graph(name="colsum")
+    x = g.add_input(TensorType((128, 512), F32), "x")
+    g.set_outputs([g.add(Op.SUM, [x], axes=(0,))])
+    asm = _assembly(g)
+    assert re.search(r"\bvaddps\s+.*%[xyz]mm", asm), asm[:3000]
