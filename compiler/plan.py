@@ -390,6 +390,8 @@ class Plan:
             blas = blas_addresses()
         desc["sgemm"] = int(blas.sgemm) if blas is not None else 0
         desc["dgemm"] = int(blas.dgemm) if blas is not None else 0
+        desc["blas_serial"] = bool(getattr(blas, "serial", False))
+        desc["blas_threads_local"] = int(getattr(blas, "threads_local", 0))
         desc["constants"] = [np.ascontiguousarray(c) for c in self.constants]
         desc["keepalive"] = keepalive
         return desc

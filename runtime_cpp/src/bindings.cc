@@ -184,6 +184,10 @@ hybrid::PlanDesc parse_plan(const py::dict& desc) {
   plan.outputs = field<std::vector<int64_t>>(desc, "outputs", "plan");
   plan.sgemm = field<std::uintptr_t>(desc, "sgemm", "plan");
   plan.dgemm = field<std::uintptr_t>(desc, "dgemm", "plan");
+  plan.blas_serial = desc.contains("blas_serial") && field<bool>(desc, "blas_serial", "plan");
+  if (desc.contains("blas_threads_local")) {
+    plan.blas_threads_local = field<std::uintptr_t>(desc, "blas_threads_local", "plan");
+  }
   return plan;
 }
 

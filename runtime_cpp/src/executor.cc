@@ -131,7 +131,12 @@ void Executor::run_step(std::size_t i) {
           },
           [&](const GemmStep& s) {
             const std::uintptr_t blas = s.dtype == DType::kFloat32 ? plan_.sgemm : plan_.dgemm;
-            gemm_row_major(blas, s, base_[s.a], base_[s.b], base_[s.c]);
+            if (plan_.blas_serial) {
+              gemm_row_major_parallel(blas, plan_.blas_threads_local, s, base_[s.a], base_[s.b],
+                                      base_[s.c]);
+            } else {
+              gemm_row_major(blas, s, base_[s.a], base_[s.b], base_[s.c]);
+            }
           },
           [&](const CopyStep& s) {
             if (s.nbytes == 0) return;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <exception>
@@ -30,6 +31,26 @@ class InParallelGuard {
 };
 
 int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until done() or ThreadPool::kSpinMicros pass; returns done().
+template <class Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::microseconds(ThreadPool::kSpinMicros);
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
 
 }  // namespace
 
@@ -79,12 +100,13 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    spin_until([&] { return stop_.load() || generation_.load() != seen; });
     std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
       job = job_;
     }
     // NOTE: a worker that wakes late may find the job finished (or already dropped);
@@ -137,12 +159,12 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain, const C
   {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = job;
-    ++generation_;
+    generation_.fetch_add(1);
   }
   cv_.notify_all();
 
   run_chunks(*job);  // the calling thread takes part
-  {
+  if (!spin_until([&] { return job->done.load() == job->num_chunks; })) {
     std::unique_lock<std::mutex> lock(job->mu);
     job->cv.wait(lock, [&] { return job->done.load() == job->num_chunks; });
   }

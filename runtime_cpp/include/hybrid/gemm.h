@@ -14,4 +14,15 @@ namespace hybrid {
 void gemm_row_major(std::uintptr_t blas_fn, const GemmStep& step, std::byte* a, std::byte* b,
                     std::byte* c);
 
+// As gemm_row_major, with the work split over the thread pool: whole batch items when there
+// are enough, else blocks of rows of C, each one BLAS call. For a BLAS that runs
+// on its calling thread only; products below a few hundred thousand multiply-adds run whole.
+// `threads_local` (0: none) is an `int f(int)` that sets the calling thread's BLAS threads:
+// each block runs with 1, restored afterwards.
+void gemm_row_major_parallel(std::uintptr_t blas_fn, std::uintptr_t threads_local,
+                             const GemmStep& step, std::byte* a, std::byte* b, std::byte* c);
+
+// The sub-GEMM of `step` for rows [r0, r1) (split_rows) or columns [r0, r1) of each C.
+GemmStep gemm_block(const GemmStep& step, bool split_rows, int64_t r0, int64_t r1);
+
 }  // namespace hybrid

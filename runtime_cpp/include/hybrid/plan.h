@@ -77,6 +77,10 @@ struct PlanDesc {
   std::vector<int64_t> outputs;  // buffer ids in return order (may repeat, may be inputs)
   std::uintptr_t sgemm = 0;      // Fortran-ABI BLAS entry points (0: none)
   std::uintptr_t dgemm = 0;
+  bool blas_serial = false;  // the BLAS runs on its calling thread: split GEMMs over the pool
+  // int f(int n): sets the calling thread's BLAS threads to n (0: the library's default) and
+  // returns the previous setting; called around each GEMM block (0: none)
+  std::uintptr_t blas_threads_local = 0;
 };
 
 // Checks every id, bound and dtype of `plan` (the runtime's own guard behind the compiler's

@@ -1,6 +1,7 @@
 // A persistent pool of worker threads that splits a 1-D range into contiguous chunks.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -18,10 +19,14 @@ using ChunkFn = std::function<void(int64_t start, int64_t end)>;
 // and writing the buffers in `args` (a table of base pointers fixed by the plan).
 typedef void (*KernelFn)(int64_t start, int64_t end, void** args);
 
-// `num_threads` threads in all: the calling thread plus num_threads - 1 persistent workers
-// that sleep on a condition variable between calls.
+// `num_threads` threads in all: the calling thread plus num_threads - 1 persistent workers.
+// Between calls a worker spins for kSpinMicros before it sleeps on a condition variable, and
+// a caller spins as long for the last chunk before it sleeps: in a virtual machine, waking a
+// sleeping (halted) vCPU costs tens to hundreds of microseconds, more than a small kernel.
 class ThreadPool {
  public:
+  static constexpr int64_t kSpinMicros = 200;
+
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -46,12 +51,12 @@ class ThreadPool {
   int num_threads_;
   std::vector<std::thread> workers_;
   std::mutex run_mu_;  // serializes top-level parallel_for calls from different threads
-  std::mutex mu_;      // guards job_, generation_ and stop_
+  std::mutex mu_;      // guards job_ and the writes of generation_ and stop_
   std::condition_variable cv_;
   std::shared_ptr<Job> job_;
   std::shared_ptr<Job> spare_;  // the last finished Job, reused when no worker holds it
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // read without the lock while spinning
+  std::atomic<bool> stop_{false};
 };
 
 // Default thread count: env HYBRID_NUM_THREADS if set (a positive integer, else
