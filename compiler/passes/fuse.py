@@ -567,6 +567,10 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
                               inline(e.index))
             return e
 
+        target = _scratch_target(stages, i, args) if _expensive(st.expr) else None
+        if target is not None:  # keep the value in memory, in the buffer a later stage writes
+            stages = _store_into(stages, i, target, same)
+            continue
         try:
             later = [None if s is None else Stage(
                 s.kind, inline(s.expr), op=s.op, arg=s.arg, strides=s.strides, offset=s.offset,
@@ -576,6 +580,75 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
             continue
         stages = stages[:i] + [None] + later
     return _drop_dead_stores(_with_stages(rk, stages), steps, k, outputs)
+
+
+def _expensive(e: Any) -> bool:
+    return any(isinstance(x, Apply) and x.op in _EXPENSIVE for x in walk(e))
+
+
+def _loads_of(s: Stage, arg_ids: set[int]) -> list:
+    found = [x for x in walk(s.expr) if isinstance(x, (Load, Gather, Padded))
+             and x.arg in arg_ids]
+    if s.index is not None:
+        found += [x for x in walk(s.index) if isinstance(x, (Load, Gather)) and x.arg in arg_ids]
+    return found
+
+
+def _scratch_target(stages: list, i: int, args: list) -> int | None:
+    """A later store stage t whose buffer can hold stage i's value until t overwrites it, when
+    every read of stage i's buffer lies in (i, t] at the stored positions: a store followed by
+    a reduction and a rescale (softmax's exp, then the sum, then exp * 1/sum) then computes its
+    expensive value once and keeps it in the output, as PyTorch's kernel does, rather than
+    twice. Returns t, or None."""
+    st = stages[i]
+    buf = args[st.arg].buffer
+    mine = {a for a, x in enumerate(args) if x.buffer == buf}
+    for t in range(i + 1, len(stages)):
+        out = stages[t]
+        if out is None or out.kind != "store" or out.strides != st.strides or \
+                out.offset != st.offset or args[out.arg].buffer == buf or \
+                args[out.arg].dtype is not args[st.arg].dtype:
+            continue
+        theirs = {a for a, x in enumerate(args) if x.buffer == args[out.arg].buffer}
+        between = [s for s in stages[i + 1:t + 1] if s is not None]
+        after = [s for s in stages[t + 1:] if s is not None]
+        if any(_loads_of(s, theirs) for s in between[:-1]) or any(
+                s.kind in ("store", "scatter") and s.arg in theirs for s in between[:-1]):
+            continue  # its buffer is in use before t
+        reads = [x for s in between for x in _loads_of(s, mine)]
+        if any(_loads_of(s, mine) for s in after) or not reads or not all(
+                isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset
+                for x in reads):
+            return None
+        return t
+    return None
+
+
+def _store_into(stages: list, i: int, t: int, mine: list) -> list:
+    """Stage i stores into stage t's argument, and the reads of its own buffer in (i, t] read
+    that argument instead."""
+    target = stages[t].arg
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load) and e.arg in mine:
+            return Load(target, e.dtype, e.strides, e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
+                          conv(e.index))
+        return e
+
+    out = list(stages)
+    st = stages[i]
+    out[i] = Stage(st.kind, st.expr, op=st.op, arg=target, strides=st.strides, offset=st.offset)
+    for j in range(i + 1, t + 1):
+        s = out[j]
+        if s is not None:
+            out[j] = Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg, strides=s.strides,
+                           offset=s.offset, index=conv(s.index) if s.index is not None else None,
+                           axis_stride=s.axis_stride, axis_size=s.axis_size)
+    return out
 
 
 class _Keep(Exception):

@@ -14,6 +14,7 @@
 
 #include "hybrid/arena.h"
 #include "hybrid/executor.h"
+#include "hybrid/output_pool.h"
 #include "hybrid/plan.h"
 #include "hybrid/thread_pool.h"
 
@@ -381,14 +382,47 @@ class PyExecutor {
     return proxy->data;
   }
 
-  // An uninitialized C-contiguous array (numpy's own allocation, no shape vector copies).
+  // An uninitialized C-contiguous array: numpy's own allocation when small, else a block of
+  // the OutputPool that the array gives back when it is freed.
   static py::object new_array(const ArraySig& sig) {
     const auto& api = py::detail::npy_api::get();
+    std::size_t nbytes = static_cast<std::size_t>(sig.dtype.itemsize());
+    for (Py_intptr_t d : sig.shape) nbytes *= static_cast<std::size_t>(d);
+    void* block = nullptr;
+    py::object owner;
+    if (nbytes >= hybrid::OutputPool::kMinBytes) {
+      block = hybrid::OutputPool::global().take(nbytes);
+      owner = pooled_owner(block, nbytes);
+    }
     PyObject* raw = api.PyArray_NewFromDescr_(
         api.PyArray_Type_, sig.dtype.inc_ref().ptr(), static_cast<int>(sig.shape.size()),
-        sig.shape.data(), nullptr, nullptr, 0, nullptr);
+        sig.shape.data(), nullptr, block,
+        block ? py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                    py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                    py::detail::npy_api::NPY_ARRAY_WRITEABLE_
+              : 0,
+        nullptr);
     if (raw == nullptr) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(raw);
+    auto array = py::reinterpret_steal<py::object>(raw);
+    if (block && api.PyArray_SetBaseObject_(array.ptr(), owner.release().ptr()) != 0) {
+      throw py::error_already_set();
+    }
+    return array;
+  }
+
+  // A capsule that gives `block` back to the pool when the last array using it is freed.
+  static py::object pooled_owner(void* block, std::size_t nbytes) {
+    PyObject* capsule = PyCapsule_New(block, "hybrid.output", [](PyObject* self) {
+      void* ptr = PyCapsule_GetPointer(self, "hybrid.output");
+      auto size = reinterpret_cast<std::size_t>(PyCapsule_GetContext(self));
+      hybrid::OutputPool::global().give(ptr, size);
+    });
+    if (capsule == nullptr) {
+      hybrid::OutputPool::global().give(block, nbytes);
+      throw py::error_already_set();
+    }
+    PyCapsule_SetContext(capsule, reinterpret_cast<void*>(nbytes));
+    return py::reinterpret_steal<py::object>(capsule);
   }
 
   std::unique_ptr<hybrid::Executor> core_;
@@ -468,6 +502,12 @@ PYBIND11_MODULE(hybrid_runtime, m) {
       .def_property_readonly("arena_bytes",
                              [](const PyExecutor& self) { return self.plan().arena_bytes; })
       .def("__repr__", [](const PyExecutor& self) { return describe_plan(self.plan()); });
+  m.def(
+      "release_output_memory", [] { return hybrid::OutputPool::global().release(); },
+      "Frees the idle blocks kept for large outputs of compiled calls; returns the bytes freed.");
+  m.def(
+      "idle_output_memory", [] { return hybrid::OutputPool::global().idle_bytes(); },
+      "Bytes kept for reuse by large outputs of compiled calls (freed arrays' blocks).");
   m.def("_parallel_for_raise_at", &parallel_for_raise_at, py::arg("n"), py::arg("k"),
         "Test hook: runs parallel_for over [0, n) where the chunk holding k throws.");
 }

@@ -432,3 +432,41 @@ def test_native_guard_checks_constants(jit):
     desc["constants"] = []
     with pytest.raises(ValueError, match=r"constant index 0 out of range \(0 constants\)"):
         hybrid_runtime.Executor(desc)
+
+
+# ---- large outputs come from a pool that reuses freed blocks ------------------------------
+
+
+def test_large_outputs_reuse_freed_blocks(jit):
+    import gc
+
+    n = 1 << 16  # 256 KiB of float32: pooled
+    plan = Plan(0, [buf("input", 0, (n,)), buf("output", 0, (n,))],
+                [KernelStep("double_f32", n, (0, 1), grain=4096)], [0], [1])
+    ex = executor(plan, jit)
+    x = np.arange(n, dtype=np.float32)
+    (y,) = ex.run([x])
+    first = y.ctypes.data
+    assert y.flags.c_contiguous and y.flags.writeable and y.flags.aligned and first % 64 == 0
+    np.testing.assert_array_equal(y, 2 * x)
+    del y
+    gc.collect()
+    assert hybrid_runtime.idle_output_memory() >= 4 * n
+    (y2,) = ex.run([x])
+    assert y2.ctypes.data == first  # the freed block came back
+    np.testing.assert_array_equal(y2, 2 * x)
+    view = y2[::2]
+    del y2, ex  # a view keeps the block alive, the executor is not needed for it
+    gc.collect()
+    np.testing.assert_array_equal(view, 2 * x[::2])
+    del view
+    gc.collect()
+    assert hybrid_runtime.release_output_memory() >= 4 * n
+    assert hybrid_runtime.idle_output_memory() == 0
+
+
+def test_small_outputs_are_numpy_arrays_of_their_own(jit):
+    plan = Plan(0, [buf("input", 0, (8,)), buf("output", 0, (8,))],
+                [KernelStep("double_f32", 8, (0, 1))], [0], [1])
+    (y,) = executor(plan, jit).run([np.ones(8, np.float32)])
+    assert y.base is None and y.flags.owndata
