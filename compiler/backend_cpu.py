@@ -20,12 +20,12 @@ import numpy as np
 
 from compiler.codegen import jit
 from compiler.codegen.cache import DiskCache, key_of
-from compiler.codegen.llvm_cpu import generate
 from compiler.ir.graph import Graph
 from compiler.ir.printer import format_graph
-from compiler.lower import lower
-from compiler.passes.fuse import fuse
 from compiler.plan import PLAN_VERSION, Plan
+
+# NOTE: fusion, lowering and code generation are imported where a graph is compiled, not here:
+# a process that finds its plans in the disk cache never needs them (10 ms of imports).
 
 COMPILER_VERSION = "0.1.0"
 
@@ -102,6 +102,10 @@ class CpuExecutable:
                 hit = None
         self.from_cache = hit is not None
         if hit is None:
+            from compiler.codegen.llvm_cpu import generate
+            from compiler.lower import lower
+            from compiler.passes.fuse import fuse
+
             self.program = fuse(graph)
             low = lower(self.program, donate)
             plan, self._memory = low.plan, low.memory
@@ -141,6 +145,9 @@ class CpuExecutable:
     def memory(self) -> Any:
         """The memory plan: arena size, peak, and what separate allocations would take."""
         if self._memory is None:
+            from compiler.lower import lower
+            from compiler.passes.fuse import fuse
+
             self.program = self.program or fuse(self.graph)
             self._memory = lower(self.program).memory
         return self._memory
@@ -151,5 +158,7 @@ class CpuExecutable:
 
     def describe(self) -> str:
         """The fused program (graph annotated with kernels), the plan and the memory plan."""
+        from compiler.passes.fuse import fuse
+
         self.program = self.program or fuse(self.graph)
         return "\n\n".join([str(self.program), self.plan.describe(), self.memory.describe()])
