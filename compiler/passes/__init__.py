@@ -4,9 +4,11 @@
     cse                        merge repeated computations
     fold+simplify+cse          to a fixed point: folding makes constants that rules match, rules
                                make nodes equal that cse merges, and so on
+    batch_matmuls              x[t] @ w for consecutive t: one matmul over the rows of x
     dce                        drop what folding and rewriting left unused
 """
 
+from compiler.passes.batch_matmul import batch_matmuls
 from compiler.passes.cse import cse
 from compiler.passes.dce import dce
 from compiler.passes.fold import fold
@@ -18,8 +20,9 @@ DEFAULT_PIPELINE: list[Pass] = [
     Pass("cse", cse),
     fixed_point("fold+simplify+cse", [Pass("fold", fold), Pass("simplify", simplify),
                                       Pass("cse", cse)]),
+    Pass("batch_matmuls", batch_matmuls),
     Pass("dce", dce),
 ]
 
 __all__ = ["DEFAULT_PIPELINE", "Pass", "Stage", "run_passes", "fixed_point",
-           "dce", "cse", "fold", "simplify", "RULES"]
+           "batch_matmuls", "dce", "cse", "fold", "simplify", "RULES"]

@@ -567,7 +567,11 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
                               inline(e.index))
             return e
 
-        target = _scratch_target(stages, i, args) if _expensive(st.expr) else None
+        # NOTE: only stores that give each outer index positions of its own (no stride 0 over
+        # a kept dim): another thread's outer index must never overwrite the kept value.
+        private = all(x != 0 or d in rk.reduced or rk.shape[d] == 1
+                      for d, x in enumerate(st.strides))
+        target = _scratch_target(stages, i, args) if private and _expensive(st.expr) else None
         if target is not None:  # keep the value in memory, in the buffer a later stage writes
             stages = _store_into(stages, i, target, same)
             continue
@@ -595,26 +599,31 @@ def _loads_of(s: Stage, arg_ids: set[int]) -> list:
 
 
 def _scratch_target(stages: list, i: int, args: list) -> int | None:
-    """A later store stage t whose buffer can hold stage i's value until t overwrites it, when
-    every read of stage i's buffer lies in (i, t] at the stored positions: a store followed by
-    a reduction and a rescale (softmax's exp, then the sum, then exp * 1/sum) then computes its
-    expensive value once and keeps it in the output, as PyTorch's kernel does, rather than
-    twice. Returns t, or None."""
+    """A later store stage t whose buffer can hold stage i's value until t overwrites it: no
+    store in between reads that value or touches t's buffer, and every read of stage i's
+    buffer lies in (i, t] at the stored positions. A store followed by a reduction and a
+    rescale (softmax's exp, then the sum, then exp * 1/sum) then computes its expensive value
+    once and keeps it in the output, as PyTorch's kernel does, rather than twice. Returns t,
+    or None."""
     st = stages[i]
     buf = args[st.arg].buffer
     mine = {a for a, x in enumerate(args) if x.buffer == buf}
     for t in range(i + 1, len(stages)):
         out = stages[t]
-        if out is None or out.kind != "store" or out.strides != st.strides or \
-                out.offset != st.offset or args[out.arg].buffer == buf or \
-                args[out.arg].dtype is not args[st.arg].dtype:
+        if out is None or out.kind == "row" or out.kind == "reduce":
+            continue
+        if out.kind != "store" or out.strides != st.strides or out.offset != st.offset or \
+                args[out.arg].buffer == buf or args[out.arg].dtype is not args[st.arg].dtype:
+            # NOTE: a store in between may be inlined into stages after t later on: one that
+            # reads stage i's value would then read the overwritten one.
+            if _loads_of(out, mine):
+                return None
             continue
         theirs = {a for a, x in enumerate(args) if x.buffer == args[out.arg].buffer}
         between = [s for s in stages[i + 1:t + 1] if s is not None]
         after = [s for s in stages[t + 1:] if s is not None]
-        if any(_loads_of(s, theirs) for s in between[:-1]) or any(
-                s.kind in ("store", "scatter") and s.arg in theirs for s in between[:-1]):
-            continue  # its buffer is in use before t
+        if any(_loads_of(s, theirs) or s.arg in theirs for s in between[:-1]):
+            return None  # its buffer is in use before t
         reads = [x for s in between for x in _loads_of(s, mine)]
         if any(_loads_of(s, mine) for s in after) or not reads or not all(
                 isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset

@@ -80,6 +80,18 @@ def test_expensive_value_is_kept_in_the_output_it_becomes():
     assert {a.buffer for a in k.args if a.writes} == outs, str(k)
 
 
+def test_value_read_after_the_overwriting_store_is_not_kept_there():
+    """Regression: abs(exp(tanh(x))) went into the output of neg(relu(it)), and the gradient,
+    computed after that store, read the overwritten value (through an inlined compare)."""
+    def step(x, cot):
+        y = -(x.tanh().exp().abs().relu())
+        (y * cot).sum().backward()
+        return y, x.grad
+
+    x, cot = hybrid.tensor(1.7640524, requires_grad=True), hybrid.tensor(0.4001572)
+    fused(step, x, cot)  # kernel_eval vs the interpreter
+
+
 def test_fused_program_prints_graph_annotated_with_kernels():
     def mlp(x, w, b):
         return (x @ w.T + b).relu().sum()
