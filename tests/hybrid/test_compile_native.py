@@ -132,3 +132,21 @@ def test_training_eager_and_compiled_agree(digits):
 def test_compiled_training_reaches_95_percent(digits):
     _, acc, _ = _train(digits, True, 30)
     assert acc >= 0.95
+
+
+def test_profile_lists_every_plan_step_with_its_time():
+    hybrid.manual_seed(0)
+    w = hybrid.randn(64, 32)
+
+    @hybrid.compile
+    def f(x):
+        return F.softmax(x @ w, -1).sum()
+
+    x = hybrid.randn(16, 64)
+    text = f.profile(x, repeats=3)
+    lines = text.split("\n")
+    steps = f.last_entry.run.plan.steps
+    assert len(lines) == len(steps) + 2  # a header, one line per step, the total
+    assert "gemm" in lines[1] and lines[-1].split()[0] == "all"
+    assert all(float(ln.split()[1]) >= 0 for ln in lines[1:])
+    np.testing.assert_allclose(f(x).item(), F.softmax(x @ w, -1).sum().item(), rtol=1e-5)
