@@ -87,8 +87,9 @@ def chart(rows: list[Row], path: str) -> bool:
         for i, r in enumerate(rs):
             color = "#d62728" if not r.peer else "#9e9e9e"
             ax.bar(x + i * w, r.ratio, w * 0.9, color=color)
-            ax.text(x + i * w, r.ratio, r.impl.split(" (")[0], rotation=90, fontsize=6,
-                    ha="center", va="bottom")
+            keep = r.impl.startswith("hybrid.compile (")  # the BLAS variant
+            ax.text(x + i * w, r.ratio, r.impl if keep else r.impl.split(" (")[0], rotation=90,
+                    fontsize=6, ha="center", va="bottom")
         ticks.append(x + 0.4 - w / 2)
         labels.append(g)
         x += 1.0
@@ -131,12 +132,13 @@ def main() -> None:
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.processor() or platform.machine()},"
         f" {os.cpu_count()} cores, Python {platform.python_version()}; "
         "hybrid.set_num_threads(2), torch.set_num_threads(2).",
-        "Medians of interleaved samples; ratio = cost / best peer's cost (time, bytes) or best "
-        "peer's GFLOP/s / this GFLOP/s, so < 1 beats every peer. Bold: hybrid.",
+        "Medians of samples taken in rounds (benchmarks/README.md); ratio = cost / best peer's "
+        "cost (time, bytes) or best peer's GFLOP/s / this GFLOP/s, so < 1 beats every peer. "
+        "Bold: hybrid.",
         "Load average at the start of each suite: "
         + ", ".join(f"{k} {v:.2f}" for k, v in loads.items()) + ".", "",
     ]
-    text = "\n".join(header) + md + "\n"
+    text = "\n".join(header) + "\n" + md + "\n"
     if a.with_overhead:
         for script in ("compile_overhead.py", "eager_overhead.py"):
             path = os.path.join(HERE, script)
@@ -148,7 +150,8 @@ def main() -> None:
     if chart(rows, os.path.join(HERE, "results.png")):
         print("wrote benchmarks/results.md and benchmarks/results.png", file=sys.stderr)
     if not a.only_print and set(a.only.split(",")) == set(SUITES):
-        update_readme("\n".join(header[2:]) + md + "\n\n![hybrid vs peers](benchmarks/results.png)\n")
+        update_readme("\n\n".join(header[2:-1]) + "\n\n" + md +
+                      "\n\n![hybrid vs peers](benchmarks/results.png)\n")
 
 
 README = os.path.join(os.path.dirname(HERE), "README.md")

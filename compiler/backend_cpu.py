@@ -125,15 +125,23 @@ class CpuExecutable:
         try:
             return self._run(arrays)
         except ValueError:
-            # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
-            fixed = [np.require(a, requirements="C") for a in arrays]
-            return self._run(fixed)
+            return self._run(self._fixed(arrays))
+
+    def _fixed(self, arrays: list) -> list:
+        """The arrays made C-contiguous, and copies of those that share memory with an array
+        the plan updates in place (they must keep the values they had before the call)."""
+        # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
+        fixed = [np.require(a, requirements="C") for a in arrays]
+        written = self.executor.in_place_inputs
+        for j, a in enumerate(fixed):
+            if any(i != j and np.may_share_memory(a, fixed[i]) for i in written):
+                fixed[j] = a.copy()
+        return fixed
 
     def profile(self, arrays: list, repeats: int = 10) -> str:
         """Every plan step with its median time over `repeats` runs on `arrays`, slowest
         marked. The runs write in-place outputs (parameter updates) as real calls do."""
-        fixed = [np.require(a, requirements="C") for a in arrays]
-        seconds = self.executor.profile(fixed, repeats)
+        seconds = self.executor.profile(self._fixed(arrays), repeats)
         total = sum(seconds) or 1.0
         lines = [f"{'step':>4}  {'us':>9}  {'share':>6}  what"]
         for i, (step, s) in enumerate(zip(self.plan.steps, seconds)):

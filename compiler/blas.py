@@ -82,6 +82,9 @@ def _mkl() -> BlasAddresses:
                    for n in os.listdir(f) if n.startswith("libmkl_rt.so"))
     if not paths:
         raise ImportError("the mkl wheel is not installed (pip install hybrid[mkl])")
+    if "ILP64" in os.environ.get("MKL_INTERFACE_LAYER", "").upper():
+        # the calls here pass 32-bit integers; the process asked mkl_rt for 64-bit ones
+        raise ImportError("MKL_INTERFACE_LAYER asks for ILP64; hybrid calls MKL with LP64")
     lib = ctypes.CDLL(paths[0], mode=os.RTLD_LOCAL)
     version = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(version, 256)

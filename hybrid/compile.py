@@ -235,15 +235,18 @@ class CompiledFunction:
 
     def profile(self, *args: Any, repeats: int = 10, **kwargs: Any) -> str:
         """Every step of the native plan for these arguments (compiling if needed) with its
-        median time over `repeats` runs. The runs are real: in-place updates such as optimizer
-        steps are applied to the parameters each time, as calls would."""
+        median time over `repeats` runs. The runs write copies of what the function updates in
+        place (parameters, optimizer state), which are left as they were."""
         self.graph_for(*args, **kwargs)
         entry = self.last_entry
         if not hasattr(entry.run, "profile"):
             return f"{self.name}: runs on the interpreter (HYBRID_BACKEND=native to profile)"
         leaves, _ = flatten((args, kwargs))
         targets = tuple(_unique_tensors(leaves)) + entry.captured
-        return entry.run.profile([t._value for t in targets], repeats)
+        arrays = [t._value for t in targets]
+        for i in entry.run.executor.in_place_inputs:
+            arrays[i] = arrays[i].copy()
+        return entry.run.profile(arrays, repeats)
 
     @property
     def graphs(self) -> list[Stage]:

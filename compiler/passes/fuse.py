@@ -962,7 +962,9 @@ def _accumulating_gemms(steps: list, outputs: set[int], types: dict) -> list:
                 continue
             x, alpha = match
             dst = k.args[st.arg]
-            same = {types[b].numel for b in (x, g.out, dst.buffer)} == {types[g.out].numel}
+            numel = types[g.out].numel
+            same = {types[b].numel for b in (x, g.out, dst.buffer)} == {numel} and \
+                math.prod(k.space) == numel  # the kernel writes all of its output
             others = [s for n, s in enumerate(out) if n not in (i, j) and s is not None]
             read = g.out in outputs or any(
                 g.out in (s.reads() if isinstance(s, Gemm) else kernel_reads(s)) for s in others)
@@ -989,7 +991,9 @@ def _accumulate_form(e: Any, k: Kernel, product: int) -> tuple[int, float] | Non
         if isinstance(v, Apply) and v.op is Op.MUL:
             a, b = v.args
             for p, c in ((a, b), (b, a)):
-                if load_of(p) == product and isinstance(c, Const) and c.dtype.is_floating:
+                # NOTE: not 0 (BLAS skips A @ B then, where 0 * inf would be NaN) nor inf/NaN
+                if load_of(p) == product and isinstance(c, Const) and c.dtype.is_floating and \
+                        math.isfinite(c.value) and c.value != 0:
                     return float(c.value)
         return None
 

@@ -259,7 +259,10 @@ class PyExecutor {
       throw py::value_error(std::string("Executor: ") + err.what());
     }
     const hybrid::PlanDesc& p = core_->plan();
-    for (int64_t id : p.inputs) input_sigs_.push_back(signature_of(p.buffers[id]));
+    for (int64_t id : p.inputs) {
+      input_sigs_.push_back(signature_of(p.buffers[id]));
+      input_bytes_.push_back(static_cast<std::size_t>(p.buffers[id].nbytes));
+    }
     for (std::size_t j = 0; j < p.outputs.size(); ++j) {
       const hybrid::BufferDesc& buf = p.buffers[p.outputs[j]];
       const auto index = static_cast<std::size_t>(buf.index);
@@ -305,6 +308,7 @@ class PyExecutor {
   }
 
   const hybrid::PlanDesc& plan() const { return core_->plan(); }
+  std::vector<std::size_t> in_place_inputs() const { return aliased_; }
 
  private:
   // NOTE: per-thread scratch, so that concurrent calls (the GIL is released while steps
@@ -332,6 +336,7 @@ class PyExecutor {
     ins.resize(num_inputs);
     outs.resize(num_outputs);
     for (std::size_t i = 0; i < num_inputs; ++i) ins[i] = checked_input(inputs, i);
+    check_no_overlap(ins);
     py::list result(num_outputs);
     for (std::size_t j = 0; j < num_outputs; ++j) {
       const OutputSource& src = sources_[j];
@@ -382,6 +387,23 @@ class PyExecutor {
     return proxy->data;
   }
 
+  // An input the plan updates in place must not share memory with another input (a tensor
+  // and its .detach(), say): the update would change what the other one reads mid-run.
+  void check_no_overlap(const std::vector<void*>& ins) const {
+    for (std::size_t i : aliased_) {
+      const auto* lo = static_cast<const std::byte*>(ins[i]);
+      const std::byte* hi = lo + input_bytes_[i];
+      for (std::size_t j = 0; j < ins.size(); ++j) {
+        const auto* lo2 = static_cast<const std::byte*>(ins[j]);
+        if (j != i && lo < lo2 + input_bytes_[j] && lo2 < hi) {
+          throw py::value_error("Executor.run: input " + std::to_string(j) +
+                                " shares memory with input " + std::to_string(i) +
+                                ", which the plan updates in place (pass a copy)");
+        }
+      }
+    }
+  }
+
   // An uninitialized C-contiguous array: numpy's own allocation when small, else a block of
   // the OutputPool that the array gives back when it is freed.
   static py::object new_array(const ArraySig& sig) {
@@ -430,6 +452,7 @@ class PyExecutor {
   std::vector<ArraySig> output_sigs_;
   std::vector<OutputSource> sources_;
   std::vector<std::size_t> aliased_;  // inputs that are also outputs (written in place)
+  std::vector<std::size_t> input_bytes_;
   py::object keepalive_;
 };
 
@@ -497,6 +520,9 @@ PYBIND11_MODULE(hybrid_runtime, m) {
                              [](const PyExecutor& self) { return self.plan().inputs.size(); })
       .def_property_readonly("num_outputs",
                              [](const PyExecutor& self) { return self.plan().outputs.size(); })
+      .def_property_readonly("in_place_inputs",
+                             [](const PyExecutor& self) { return self.in_place_inputs(); },
+                             "Indices of the inputs the plan updates in place.")
       .def_property_readonly("num_steps",
                              [](const PyExecutor& self) { return self.plan().steps.size(); })
       .def_property_readonly("arena_bytes",

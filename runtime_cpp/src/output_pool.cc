@@ -33,14 +33,14 @@ void* OutputPool::take(std::size_t nbytes) {
 void OutputPool::give(void* block, std::size_t nbytes) noexcept {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<void*>& same = idle_[nbytes];
-    if (same.size() < kMaxPerSize && idle_bytes_ + nbytes <= kMaxIdleBytes) {
-      try {
+    try {
+      std::vector<void*>& same = idle_[nbytes];
+      if (same.size() < kMaxPerSize && idle_bytes_ + nbytes <= kMaxIdleBytes) {
         same.push_back(block);
         idle_bytes_ += nbytes;
         return;
-      } catch (...) {  // no memory for the list itself: free the block below
       }
+    } catch (...) {  // no memory for the list itself: free the block below
     }
   }
   std::free(block);

@@ -312,6 +312,30 @@ def test_accumulation_is_not_fused_when_it_cannot_be():
         check_native(g, inputs, rtol=1e-6, atol=1e-6, eval_too=False)
 
 
+def test_zero_or_partial_updates_are_not_accumulating_gemms():
+    """x - 0 * (a @ b) is NaN where the product is inf (BLAS would skip the product: x); a
+    kernel writing only part of the output (a piece of a concat) is not the whole GEMM."""
+    rng = np.random.default_rng(7)
+    g = _update_graph(lambda g, x, p: g.add(Op.SUB, [x, g.add(Op.MUL, [p, _lr(g, 0.0)])]))
+    inputs = [rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs]
+    inputs[1][0, 0] = np.inf
+    prog = check_eval(g, inputs)
+    assert all(s.c is None for s in gemms(prog)), str(prog)
+
+    g = Graph(name="piece")
+    x = g.add_input(TensorType((2, 4), F32), "x")
+    y = g.add_input(TensorType((2, 2), F32), "y")
+    a = g.add_input(TensorType((2, 3), F32), "a")
+    b = g.add_input(TensorType((3, 4), F32), "b")
+    p = g.add(Op.MATMUL, [a, b])
+    left = [g.add(Op.SLICE, [v], starts=(0, 0), stops=(2, 2), steps=(1, 1)) for v in (x, p)]
+    upd = g.add(Op.SUB, [left[0], g.add(Op.MUL, [left[1], _lr(g, 0.1)])])
+    g.set_outputs([g.add(Op.CONCAT, [upd, y], axis=1)])
+    inputs = [rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs]
+    prog = check_eval(g, inputs, rtol=1e-6, atol=1e-6)
+    assert all(s.c is None for s in gemms(prog)), str(prog)
+
+
 def test_accumulating_gemm_whose_c_is_an_operand_is_not_in_place():
     """x - lr * (x @ b): BLAS must not write the x it reads as A, so x is copied first."""
     from compiler.backend_cpu import CpuExecutable

@@ -150,3 +150,45 @@ def test_profile_lists_every_plan_step_with_its_time():
     assert "gemm" in lines[1] and lines[-1].split()[0] == "all"
     assert all(float(ln.split()[1]) >= 0 for ln in lines[1:])
     np.testing.assert_allclose(f(x).item(), F.softmax(x @ w, -1).sum().item(), rtol=1e-5)
+
+
+def test_in_place_update_reading_another_view_of_the_same_memory():
+    """w -= 0.1 * (wd @ b) with wd = w.detach(): the product must use w as it was before the
+    update. The plan is one GEMM writing w in place; BLAS writing C while reading it as A is
+    undefined (the BLAS libraries here happen to pack A first), so wd is passed as a copy."""
+    rng = np.random.default_rng(1)
+    m, n = 64, 2048  # k = n: BLAS makes several passes over k, re-reading A after writing C
+    b = hybrid.tensor(rng.standard_normal((n, n)).astype(np.float32) / n)
+
+    def step(w, wd, b):
+        w -= 0.1 * (wd @ b)
+        return w.sum()
+
+    w0 = rng.standard_normal((m, n)).astype(np.float32)
+    we = hybrid.tensor(w0.copy())
+    step(we, we.detach(), b)
+    compiled = hybrid.compile(step)
+    for _ in range(2):  # the first call compiles, the second takes the cached plan
+        wc = hybrid.tensor(w0.copy())
+        compiled(wc, wc.detach(), b)
+        np.testing.assert_allclose(wc.numpy(), we.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_profile_leaves_what_the_function_updates_in_place():
+    hybrid.manual_seed(0)
+    model = hybrid.nn.Linear(16, 4)
+    opt = hybrid.optim.SGD(model.parameters(), lr=0.5)
+
+    @hybrid.compile
+    def step(x):
+        loss = model(x).square().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    x = hybrid.randn(32, 16)
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    step.profile(x, repeats=3)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.detach().numpy(), b)

@@ -286,6 +286,18 @@ def test_in_place_update_returns_the_input(jit, threads):
     np.testing.assert_array_equal(p, 0.5)
 
 
+def test_in_place_input_sharing_memory_with_another_input_is_refused(jit):
+    n = 1000
+    plan = Plan(0, [buf("input", 0, (n,)), buf("input", 1, (n,))],
+                [KernelStep("sgd_f32", n, (0, 1, 0))], [0, 1], [0])
+    ex = executor(plan, jit)
+    p = np.ones(2 * n, np.float32)
+    with pytest.raises(ValueError, match="input 1 shares memory with input 0"):
+        ex.run([p[:n], p[n // 2:n // 2 + n]])
+    ex.run([p[:n], p[n:]])  # neighbours, not overlapping
+    np.testing.assert_array_equal(p[:n], 0.5)
+
+
 def test_repeated_output_is_the_same_array(jit):
     plan = Plan(0, [buf("input", 0, (4,)), buf("output", 0, (4,))],
                 [KernelStep("double_f32", 4, (0, 1))], [0], [1, 1, 0])
