@@ -157,29 +157,7 @@ def _worker_jax() -> dict:
     import bench_training as bt
 
     t0 = time.perf_counter()
-    import jax.numpy as jnp
-    import numpy as np
-
-    rng = np.random.RandomState(0)
-    x = jnp.asarray(rng.randn(bt.BATCH, bt.SIZES[0]).astype(np.float32))
-    y = jnp.asarray(rng.randint(0, bt.SIZES[-1], size=(bt.BATCH,)))
-    params = [(jnp.asarray(rng.uniform(-0.05, 0.05, (i, o)).astype(np.float32)),
-               jnp.zeros((o,), jnp.float32)) for i, o in zip(bt.SIZES[:-1], bt.SIZES[1:])]
-
-    def loss_fn(params, x, y):
-        h = x
-        for j, (w, b) in enumerate(params):
-            h = h @ w + b
-            if j < len(params) - 1:
-                h = jax.nn.relu(h)
-        logp = jax.nn.log_softmax(h, axis=-1)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
-    def _step(params, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        return jax.tree_util.tree_map(lambda p, g: p - bt.LR * g, params, grads), loss
-
-    step = jax.jit(_step, donate_argnums=(0,))
+    step, params, x, y = bt.jax_mlp_step()
     jax.block_until_ready(x)
     t1 = time.perf_counter()
     jax.block_until_ready(step(params, x, y))

@@ -90,7 +90,9 @@ def torch_mlp(torch, compiled: bool):
     return lambda: fn(x, y)
 
 
-def jax_mlp():
+def jax_mlp_step():
+    """(jitted step(params, x, y) -> (params, loss) with params donated, params, x, y): the
+    functional MLP train step (value_and_grad + SGD), not yet called."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -113,12 +115,17 @@ def jax_mlp():
         logp = jax.nn.log_softmax(h, axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
-    @jax.jit
     def _step(params, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         return jax.tree_util.tree_map(lambda p, g: p - LR * g, params, grads), loss
 
-    step = jax.jit(_step, donate_argnums=(0,))
+    return jax.jit(_step, donate_argnums=(0,)), params, x, y
+
+
+def jax_mlp():
+    import jax
+
+    step, params, x, y = jax_mlp_step()
     state = {"p": params}
 
     def run():

@@ -15,9 +15,10 @@ data-dependent position of its output."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from compiler.ir.ops import Op
 from compiler.ir.types import DType
@@ -119,6 +120,17 @@ def walk(e: Any):
     yield e
 
 
+def map_expr(e: Any, leaf: Callable[[Any], Any]) -> Any:
+    """`e` rebuilt with `leaf(x)` in place of each leaf x (a load, constant, row value, ...):
+    Apply nodes and a gather's index expression are walked into, the gather itself is a leaf."""
+    if isinstance(e, Apply):
+        return Apply(e.op, tuple(map_expr(a, leaf) for a in e.args), e.dtype, e.attrs)
+    if isinstance(e, Gather):
+        e = Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
+                   map_expr(e.index, leaf))
+    return leaf(e)
+
+
 def depends_on(e: Any, dims: range) -> bool:
     """Whether the value of `e` changes along any of `dims`."""
     for s in walk(e):
@@ -149,6 +161,12 @@ class Stage:
     index: Any = None  # scatter: integer expression
     axis_stride: int = 0
     axis_size: int = 0
+
+    def map_exprs(self, leaf: Callable[[Any], Any], **changes: Any) -> Stage:
+        """This stage with map_expr(..., leaf) applied to its expression and index (and any
+        other fields replaced by `changes`)."""
+        index = map_expr(self.index, leaf) if self.index is not None else None
+        return dataclasses.replace(self, expr=map_expr(self.expr, leaf), index=index, **changes)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ log_softmax and layer norm are one kernel each."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -560,11 +561,6 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
                 if e.strides == st.strides and e.offset == st.offset:
                     return st.expr
                 raise _Keep()
-            if isinstance(e, Apply):
-                return Apply(e.op, tuple(inline(a) for a in e.args), e.dtype, e.attrs)
-            if isinstance(e, Gather):
-                return Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
-                              inline(e.index))
             return e
 
         # NOTE: only stores that give each outer index positions of its own (no stride 0 over
@@ -576,10 +572,7 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
             stages = _store_into(stages, i, target, same)
             continue
         try:
-            later = [None if s is None else Stage(
-                s.kind, inline(s.expr), op=s.op, arg=s.arg, strides=s.strides, offset=s.offset,
-                index=inline(s.index) if s.index is not None else None,
-                axis_stride=s.axis_stride, axis_size=s.axis_size) for s in stages[i + 1:]]
+            later = [None if s is None else s.map_exprs(inline) for s in stages[i + 1:]]
         except _Keep:
             continue
         stages = stages[:i] + [None] + later
@@ -641,22 +634,13 @@ def _store_into(stages: list, i: int, t: int, mine: list) -> list:
     def conv(e: Any) -> Any:
         if isinstance(e, Load) and e.arg in mine:
             return Load(target, e.dtype, e.strides, e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
-                          conv(e.index))
         return e
 
     out = list(stages)
-    st = stages[i]
-    out[i] = Stage(st.kind, st.expr, op=st.op, arg=target, strides=st.strides, offset=st.offset)
+    out[i] = dataclasses.replace(stages[i], arg=target)
     for j in range(i + 1, t + 1):
-        s = out[j]
-        if s is not None:
-            out[j] = Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg, strides=s.strides,
-                           offset=s.offset, index=conv(s.index) if s.index is not None else None,
-                           axis_stride=s.axis_stride, axis_size=s.axis_size)
+        if out[j] is not None:
+            out[j] = out[j].map_exprs(conv)
     return out
 
 
