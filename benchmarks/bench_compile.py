@@ -10,8 +10,9 @@ First call, each in a NEW process (a subprocess per measurement, median over sev
 - torch.compile first call (TORCHINDUCTOR_CACHE_DIR at a fresh temp dir: no FX-graph / kernel
   cache hits), jax.jit first call (jax's persistent cache is off by default).
 Workers run with byte-code caching on (a private PYTHONPYCACHEPREFIX, primed by one
-untimed run), as an installed package would. Also hybrid's first compile in an already-warm process (a second model compiled after a first
-one): what a notebook user sees for the 2nd..nth function.
+untimed run), as an installed package would. Also hybrid's first compile in an already-warm
+process (a second model compiled after a first one): what a notebook user sees for the 2nd..nth
+function.
 
 Peak memory of one train step (after warmup), compiled vs eager hybrid:
 - eager: tracemalloc's peak during one step minus the traced memory before it. numpy reports
@@ -20,7 +21,8 @@ Peak memory of one train step (after warmup), compiled vs eager hybrid:
 - compiled: the same tracemalloc delta (small outputs are numpy arrays, which tracemalloc
   sees) plus the executor's arena (`run.plan.arena_bytes`: a C++ allocation made once at
   compile time and held for the function's lifetime, which tracemalloc cannot see) plus the
-  fresh outputs of 128 KiB or more (blocks of the runtime's output pool, also unseen). The memory planner's own figures (`run.memory.peak_bytes`, `naive_bytes`) are shown
+  fresh outputs of 128 KiB or more (blocks of the runtime's output pool, also unseen). The
+  memory planner's own figures (`run.memory.peak_bytes`, `naive_bytes`) are shown
   in the notes. Parameters and inputs exist in both and are not counted.
 
 Run: python benchmarks/bench_compile.py [--repeats N]
@@ -44,7 +46,7 @@ sys.path.insert(0, HERE)
 from common import Row, setup_threads, table  # noqa: E402
 
 
-# --- workers (run in a subprocess: `python bench_compile.py --worker KIND`) ------------------------
+# --- workers (run in a subprocess: `python bench_compile.py --worker KIND`) -----------------------
 
 
 def _worker_hybrid() -> dict:

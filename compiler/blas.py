@@ -89,7 +89,8 @@ def _mkl() -> BlasAddresses:
     version = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(version, 256)
     _KEEP.append(lib)
-    name = " ".join(version.value.decode(errors="replace").split(" for ")[0].replace("(R)", "").split())
+    words = version.value.decode(errors="replace").split(" for ")[0].replace("(R)", "").split()
+    name = " ".join(words)
     return BlasAddresses(_address(lib.sgemm_), _address(lib.dgemm_), serial=True,
                          name=f"{name} (1 thread per call)",
                          threads_local=_address(lib.MKL_Set_Num_Threads_Local))

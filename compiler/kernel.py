@@ -22,6 +22,7 @@ from typing import Any, Callable, Union
 
 from compiler.ir.ops import Op
 from compiler.ir.types import DType
+from compiler.view import View
 
 # --- expressions ---------------------------------------------------------------------------------
 
@@ -248,3 +249,45 @@ def format_kernel(k: Kernel) -> str:
             lines.append(f"  a{s.arg}[{s.offset}+{_strides(s.strides)} + "
                          f"{format_expr(s.index)}*{s.axis_stride}] {verb} {format_expr(s.expr)}")
     return "\n".join(lines)
+
+
+# --- the other step of a fused program ----------------------------------------------------------
+
+
+@dataclass
+class Gemm:
+    """out[b] = alpha * a[b] @ b[b] (+ c[b] when `c` is set) on views of realized buffers
+    (batched when `batch` > 1); `c` is a contiguous buffer of out's size."""
+
+    name: str
+    a: int
+    b: int
+    out: int
+    a_view: View  # [batch, m, k]
+    b_view: View  # [batch, k, n]
+    nodes: list[int] = field(default_factory=list)
+    c: int | None = None
+    alpha: float = 1.0
+
+    def reads(self) -> set[int]:
+        return {self.a, self.b} | ({self.c} if self.c is not None else set())
+
+    def __str__(self) -> str:
+        scale = "" if self.alpha == 1 else f"{self.alpha:g} * "
+        acc = "" if self.c is None else f" + buf{self.c}"
+        return (f"gemm {self.name}: buf{self.out} = {scale}buf{self.a}{list(self.a_view.shape)} @ "
+                f"buf{self.b}{list(self.b_view.shape)}{acc}")
+
+
+def kernel_reads(k: Kernel) -> set[int]:
+    """The buffers a kernel reads (loads, gathers, RNG states, scatter-add targets)."""
+    out = set()
+    for s in k.stages:
+        for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
+            if isinstance(e, (Load, Gather, Padded)):
+                out.add(k.args[e.arg].buffer)
+            elif isinstance(e, Rand):
+                out.add(k.args[e.state].buffer)
+        if s.kind == "scatter" and s.op is not None:
+            out.add(k.args[s.arg].buffer)
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,9 +23,12 @@ import numpy as np
 from compiler.ir.graph import Graph, Node
 from compiler.ir.ops import ELEMENTWISE, Op
 from compiler.ir.types import DType, TensorType
-from compiler.kernel import (
-    Apply, Arg, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, walk,
+from compiler.kernel import (  # Gemm and kernel_reads are imported from here too
+    Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, Padded, Rand, Row, Stage, kernel_reads,
+    walk,
 )
+from compiler.passes.gemm_epilogue import accumulating_gemms
+from compiler.passes.loop_order import finish
 from compiler.view import View, contiguous_strides
 
 REDUCE_OPS = (Op.SUM, Op.PROD, Op.MAX)
@@ -38,31 +41,6 @@ class NeedsRealize(Exception):
     def __init__(self, value: int):
         super().__init__(value)
         self.value = value
-
-
-@dataclass
-class Gemm:
-    """out[b] = alpha * a[b] @ b[b] (+ c[b] when `c` is set) on views of realized buffers
-    (batched when `batch` > 1); `c` is a contiguous buffer of out's size."""
-
-    name: str
-    a: int
-    b: int
-    out: int
-    a_view: View  # [batch, m, k]
-    b_view: View  # [batch, k, n]
-    nodes: list[int] = field(default_factory=list)
-    c: int | None = None
-    alpha: float = 1.0
-
-    def reads(self) -> set[int]:
-        return {self.a, self.b} | ({self.c} if self.c is not None else set())
-
-    def __str__(self) -> str:
-        scale = "" if self.alpha == 1 else f"{self.alpha:g} * "
-        acc = "" if self.c is None else f" + buf{self.c}"
-        return (f"gemm {self.name}: buf{self.out} = {scale}buf{self.a}{list(self.a_view.shape)} @ "
-                f"buf{self.b}{list(self.b_view.shape)}{acc}")
 
 
 @dataclass
@@ -321,8 +299,8 @@ class _Fuser:
                 self._elementwise(vid, vid, node.out.type.shape)
             self.buffers_ready.add(vid)
         steps = _row_fusion(self.steps, self.graph)
-        kernels = [_finish(s) if isinstance(s, _RowKernel) else s for s in steps]
-        kernels = _accumulating_gemms(kernels, {v.id for v in self.graph.outputs}, self.types)
+        kernels = [finish(s) if isinstance(s, _RowKernel) else s for s in steps]
+        kernels = accumulating_gemms(kernels, {v.id for v in self.graph.outputs}, self.types)
         owner = {}
         for s in kernels:
             for v in s.nodes:
@@ -475,25 +453,6 @@ def _gemm_view(view: View) -> View | None:
 
 
 # --- row fusion ----------------------------------------------------------------------------------
-
-
-def _loop_order(rk: _RowKernel) -> tuple[int, ...]:
-    kept = tuple(d for d in range(len(rk.shape)) if d not in rk.reduced)
-    return kept + rk.reduced
-
-
-def kernel_reads(k: Kernel) -> set[int]:
-    """The buffers a kernel reads (loads, gathers, RNG states, scatter-add targets)."""
-    out = set()
-    for s in k.stages:
-        for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
-            if isinstance(e, (Load, Gather, Padded)):
-                out.add(k.args[e.arg].buffer)
-            elif isinstance(e, Rand):
-                out.add(k.args[e.state].buffer)
-        if s.kind == "scatter" and s.op is not None:
-            out.add(k.args[s.arg].buffer)
-    return out
 
 
 def _readers(steps: list, buf: int, start: int, stop: int) -> bool:
@@ -920,220 +879,6 @@ def _remap_args(s: Stage, amap: dict[int, int]) -> Stage:
                  strides=s.strides, offset=s.offset,
                  index=conv(s.index) if s.index is not None else None,
                  axis_stride=s.axis_stride, axis_size=s.axis_size)
-
-
-# --- GEMM epilogues BLAS computes itself ----------------------------------------------------------
-
-
-def _accumulating_gemms(steps: list, outputs: set[int], types: dict) -> list:
-    """A kernel computing `x + alpha * (a @ b)` (also `x - g`, `x - g * c`, `c * g + x`, ...) at
-    the positions of a product nobody else reads becomes the GEMM itself, with BLAS's
-    C = alpha * A @ B + C: an SGD update `w - lr * grad` costs no pass of its own, and writes
-    into w when the update is in place."""
-    out = list(steps)
-    for j, k in enumerate(steps):
-        if not isinstance(k, Kernel) or k.serial or len(k.stages) != 1:
-            continue
-        st = k.stages[0]
-        if st.kind != "store" or st.offset != 0:
-            continue
-        for i in range(j - 1, -1, -1):
-            g = out[i]
-            if not isinstance(g, Gemm) or g.c is not None:
-                continue
-            match = _accumulate_form(st.expr, k, g.out)
-            if match is None:
-                continue
-            x, alpha = match
-            dst = k.args[st.arg]
-            numel = types[g.out].numel
-            same = {types[b].numel for b in (x, g.out, dst.buffer)} == {numel} and \
-                math.prod(k.space) == numel  # the kernel writes all of its output
-            others = [s for n, s in enumerate(out) if n not in (i, j) and s is not None]
-            read = g.out in outputs or any(
-                g.out in (s.reads() if isinstance(s, Gemm) else kernel_reads(s)) for s in others)
-            if not same or read or dst.dtype is not types[g.out].dtype:
-                continue
-            out[i] = None
-            out[j] = Gemm(k.name, g.a, g.b, dst.buffer, g.a_view, g.b_view,
-                          g.nodes + [v for v in k.nodes if v not in g.nodes], c=x, alpha=alpha)
-            break
-    return [s for s in out if s is not None]
-
-
-def _accumulate_form(e: Any, k: Kernel, product: int) -> tuple[int, float] | None:
-    """(x's buffer, alpha) when `e` is x + alpha * product read at the store's positions."""
-    st = k.stages[0]
-
-    def load_of(v: Any) -> int | None:
-        ok = isinstance(v, Load) and v.strides == st.strides and v.offset == st.offset
-        return k.args[v.arg].buffer if ok else None
-
-    def scaled(v: Any) -> float | None:  # alpha when v is product, product * c or c * product
-        if load_of(v) == product:
-            return 1.0
-        if isinstance(v, Apply) and v.op is Op.MUL:
-            a, b = v.args
-            for p, c in ((a, b), (b, a)):
-                # NOTE: not 0 (BLAS skips A @ B then, where 0 * inf would be NaN) nor inf/NaN
-                if load_of(p) == product and isinstance(c, Const) and c.dtype.is_floating and \
-                        math.isfinite(c.value) and c.value != 0:
-                    return float(c.value)
-        return None
-
-    if not isinstance(e, Apply) or e.op not in (Op.ADD, Op.SUB):
-        return None
-    a, b = e.args
-    pairs = [(a, b, 1.0)] + ([(b, a, 1.0)] if e.op is Op.ADD else [])
-    for x, p, sign in pairs:
-        alpha = scaled(p)
-        x_buf = load_of(x)
-        if alpha is not None and x_buf is not None and x_buf != product:
-            return x_buf, alpha * (-1.0 if e.op is Op.SUB else sign)
-    return None
-
-
-# --- loop order and dim collapsing ---------------------------------------------------------------
-
-
-def _exprs_strides(stages: list[Stage]) -> list[tuple[int, ...]]:
-    out = []
-    for s in stages:
-        if s.kind in ("store", "scatter"):
-            out.append(s.strides)
-        for e in walk(s.expr):
-            if isinstance(e, (Load, Gather, Padded, Iota)):
-                out.append(e.strides)
-            elif isinstance(e, Rand):
-                out.append(e.lin)
-        if s.index is not None:
-            for e in walk(s.index):
-                if isinstance(e, (Load, Gather, Iota)):
-                    out.append(e.strides)
-                elif isinstance(e, Rand):
-                    out.append(e.lin)
-    return out
-
-
-def _permute_stage(s: Stage, order: tuple[int, ...]) -> Stage:
-    def p(t: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(t[d] for d in order)
-
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(e.arg, e.dtype, p(e.strides), e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Iota):
-            return Iota(p(e.strides), e.offset, e.dtype)
-        if isinstance(e, Rand):
-            return Rand(e.state, e.offset, p(e.lin), e.dtype)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, p(e.strides), e.offset, e.axis_stride, e.axis_size,
-                          conv(e.index))
-        if isinstance(e, Padded):
-            return Padded(e.arg, e.dtype, p(e.strides), e.offset, p(e.lows), p(e.steps),
-                          p(e.sizes), e.value)
-        return e
-
-    return Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
-                 strides=p(s.strides) if s.strides else s.strides, offset=s.offset,
-                 index=conv(s.index) if s.index is not None else None,
-                 axis_stride=s.axis_stride, axis_size=s.axis_size)
-
-
-def _has_padded(stages: list[Stage]) -> bool:
-    return any(isinstance(e, Padded) for s in stages for e in walk(s.expr))
-
-
-def _collapse(shape: tuple[int, ...], groups: list[list[int]], all_strides: list) -> list[list[int]]:
-    """Merge adjacent dims d, d+1 of a group when every stride list allows it."""
-    out = []
-    for g in groups:
-        merged = [[g[0]]] if g else []
-        for d in g[1:]:
-            prev = merged[-1][-1]
-            if all(st[prev] == st[d] * shape[d] for st in all_strides):
-                merged[-1].append(d)
-            else:
-                merged.append([d])
-        out.append(merged)
-    return out
-
-
-def _finish(rk: _RowKernel) -> Kernel:
-    """Put the kernel in loop order (kept dims outer, reduced inner), drop size-1 dims, collapse
-    contiguous dims, and choose the parallel split."""
-    order = _loop_order(rk)
-    shape = tuple(rk.shape[d] for d in order)
-    stages = [_permute_stage(s, order) for s in rk.kernel.stages]
-    n_kept = len(shape) - len(rk.reduced)
-    keep = [d for d in range(len(shape)) if shape[d] != 1]
-    kept = [d for d in keep if d < n_kept]
-    red = [d for d in keep if d >= n_kept]
-    all_strides = _exprs_strides(stages)
-    if _has_padded(stages) or rk.kernel.serial:
-        groups = [[[d] for d in kept], [[d] for d in red]]
-    else:
-        groups = _collapse(shape, [kept, red], all_strides)
-    dims = [g for part in groups for g in part]
-    sizes = tuple(math.prod(shape[d] for d in g) for g in dims)
-
-    def squash(t: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(t[g[-1]] for g in dims)
-
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(e.arg, e.dtype, squash(e.strides), e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Iota):
-            return Iota(squash(e.strides), e.offset, e.dtype)
-        if isinstance(e, Rand):
-            return Rand(e.state, e.offset, squash(e.lin), e.dtype)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, squash(e.strides), e.offset, e.axis_stride,
-                          e.axis_size, conv(e.index))
-        if isinstance(e, Padded):  # dims were not merged: single-dim groups
-            return Padded(e.arg, e.dtype, squash(e.strides), e.offset, squash(e.lows),
-                          squash(e.steps), squash(e.sizes), e.value)
-        return e
-
-    new_stages = [Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
-                        strides=squash(s.strides) if s.strides else s.strides,
-                        offset=s.offset, index=conv(s.index) if s.index is not None else None,
-                        axis_stride=s.axis_stride, axis_size=s.axis_size) for s in stages]
-    n_outer_groups = len(groups[0])
-    if rk.reduced:
-        outer, inner = sizes[:n_outer_groups], sizes[n_outer_groups:]
-    elif rk.kernel.serial:
-        outer, inner = sizes, ()
-    else:
-        outer, inner = sizes[:1], sizes[1:]
-    k = rk.kernel
-    lanes = LANES if rk.reduced and not rk.kernel.serial and outer and inner and \
-        outer[-1] >= LANES // 4 and _outer_contiguous(new_stages, len(outer)) else 0
-    return Kernel(k.name, k.args, outer, inner, new_stages, nodes=k.nodes, serial=k.serial,
-                  lanes=lanes)
-
-
-# Outer indices per block of a lane-blocked reduction (4 AVX-512 vectors of float32).
-LANES = 64
-
-
-def _outer_contiguous(stages: list[Stage], n_outer: int) -> bool:
-    """Whether the reduced loads step through memory along the last outer dim, not the last
-    reduced one (sum over the rows of a row-major matrix): then lanes over the outer dim, not
-    the reduction loop, are what vectorizes."""
-    along_outer = along_inner = 0
-    for s in stages:
-        if s.kind != "reduce":
-            continue
-        for e in walk(s.expr):
-            if isinstance(e, (Load, Gather, Padded)):
-                along_inner += e.strides[-1] == 1
-                along_outer += e.strides[n_outer - 1] == 1 and e.strides[-1] != 1
-    return along_outer > 0 and along_inner == 0
 
 
 def fuse(graph: Graph) -> Program:

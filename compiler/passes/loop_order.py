@@ -1,0 +1,155 @@
+"""Loop order of a fused kernel: kept dims outer, reduced dims inner, size-1 dims dropped,
+contiguous dims collapsed, and whether a reduction runs lane-blocked (Kernel.lanes)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from compiler.kernel import Apply, Gather, Iota, Kernel, Load, Padded, Rand, Stage, walk
+
+
+def _loop_order(rk: Any) -> tuple[int, ...]:
+    kept = tuple(d for d in range(len(rk.shape)) if d not in rk.reduced)
+    return kept + rk.reduced
+
+
+def _exprs_strides(stages: list[Stage]) -> list[tuple[int, ...]]:
+    out = []
+    for s in stages:
+        if s.kind in ("store", "scatter"):
+            out.append(s.strides)
+        for e in walk(s.expr):
+            if isinstance(e, (Load, Gather, Padded, Iota)):
+                out.append(e.strides)
+            elif isinstance(e, Rand):
+                out.append(e.lin)
+        if s.index is not None:
+            for e in walk(s.index):
+                if isinstance(e, (Load, Gather, Iota)):
+                    out.append(e.strides)
+                elif isinstance(e, Rand):
+                    out.append(e.lin)
+    return out
+
+
+def _permute_stage(s: Stage, order: tuple[int, ...]) -> Stage:
+    def p(t: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(t[d] for d in order)
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(e.arg, e.dtype, p(e.strides), e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Iota):
+            return Iota(p(e.strides), e.offset, e.dtype)
+        if isinstance(e, Rand):
+            return Rand(e.state, e.offset, p(e.lin), e.dtype)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, p(e.strides), e.offset, e.axis_stride, e.axis_size,
+                          conv(e.index))
+        if isinstance(e, Padded):
+            return Padded(e.arg, e.dtype, p(e.strides), e.offset, p(e.lows), p(e.steps),
+                          p(e.sizes), e.value)
+        return e
+
+    return Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
+                 strides=p(s.strides) if s.strides else s.strides, offset=s.offset,
+                 index=conv(s.index) if s.index is not None else None,
+                 axis_stride=s.axis_stride, axis_size=s.axis_size)
+
+
+def _has_padded(stages: list[Stage]) -> bool:
+    return any(isinstance(e, Padded) for s in stages for e in walk(s.expr))
+
+
+def _collapse(shape: tuple[int, ...], groups: list[list[int]],
+              all_strides: list) -> list[list[int]]:
+    """Merge adjacent dims d, d+1 of a group when every stride list allows it."""
+    out = []
+    for g in groups:
+        merged = [[g[0]]] if g else []
+        for d in g[1:]:
+            prev = merged[-1][-1]
+            if all(st[prev] == st[d] * shape[d] for st in all_strides):
+                merged[-1].append(d)
+            else:
+                merged.append([d])
+        out.append(merged)
+    return out
+
+
+def finish(rk: Any) -> Kernel:
+    """Put the kernel in loop order (kept dims outer, reduced inner), drop size-1 dims, collapse
+    contiguous dims, and choose the parallel split."""
+    order = _loop_order(rk)
+    shape = tuple(rk.shape[d] for d in order)
+    stages = [_permute_stage(s, order) for s in rk.kernel.stages]
+    n_kept = len(shape) - len(rk.reduced)
+    keep = [d for d in range(len(shape)) if shape[d] != 1]
+    kept = [d for d in keep if d < n_kept]
+    red = [d for d in keep if d >= n_kept]
+    all_strides = _exprs_strides(stages)
+    if _has_padded(stages) or rk.kernel.serial:
+        groups = [[[d] for d in kept], [[d] for d in red]]
+    else:
+        groups = _collapse(shape, [kept, red], all_strides)
+    dims = [g for part in groups for g in part]
+    sizes = tuple(math.prod(shape[d] for d in g) for g in dims)
+
+    def squash(t: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(t[g[-1]] for g in dims)
+
+    def conv(e: Any) -> Any:
+        if isinstance(e, Load):
+            return Load(e.arg, e.dtype, squash(e.strides), e.offset)
+        if isinstance(e, Apply):
+            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
+        if isinstance(e, Iota):
+            return Iota(squash(e.strides), e.offset, e.dtype)
+        if isinstance(e, Rand):
+            return Rand(e.state, e.offset, squash(e.lin), e.dtype)
+        if isinstance(e, Gather):
+            return Gather(e.arg, e.dtype, squash(e.strides), e.offset, e.axis_stride,
+                          e.axis_size, conv(e.index))
+        if isinstance(e, Padded):  # dims were not merged: single-dim groups
+            return Padded(e.arg, e.dtype, squash(e.strides), e.offset, squash(e.lows),
+                          squash(e.steps), squash(e.sizes), e.value)
+        return e
+
+    new_stages = [Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
+                        strides=squash(s.strides) if s.strides else s.strides,
+                        offset=s.offset, index=conv(s.index) if s.index is not None else None,
+                        axis_stride=s.axis_stride, axis_size=s.axis_size) for s in stages]
+    n_outer_groups = len(groups[0])
+    if rk.reduced:
+        outer, inner = sizes[:n_outer_groups], sizes[n_outer_groups:]
+    elif rk.kernel.serial:
+        outer, inner = sizes, ()
+    else:
+        outer, inner = sizes[:1], sizes[1:]
+    k = rk.kernel
+    lanes = LANES if rk.reduced and not rk.kernel.serial and outer and inner and \
+        outer[-1] >= LANES // 4 and _outer_contiguous(new_stages, len(outer)) else 0
+    return Kernel(k.name, k.args, outer, inner, new_stages, nodes=k.nodes, serial=k.serial,
+                  lanes=lanes)
+
+
+# Outer indices per block of a lane-blocked reduction (4 AVX-512 vectors of float32).
+LANES = 64
+
+
+def _outer_contiguous(stages: list[Stage], n_outer: int) -> bool:
+    """Whether the reduced loads step through memory along the last outer dim, not the last
+    reduced one (sum over the rows of a row-major matrix): then lanes over the outer dim, not
+    the reduction loop, are what vectorizes."""
+    along_outer = along_inner = 0
+    for s in stages:
+        if s.kind != "reduce":
+            continue
+        for e in walk(s.expr):
+            if isinstance(e, (Load, Gather, Padded)):
+                along_inner += e.strides[-1] == 1
+                along_outer += e.strides[n_outer - 1] == 1 and e.strides[-1] != 1
+    return along_outer > 0 and along_inner == 0
