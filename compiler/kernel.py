@@ -132,6 +132,30 @@ def map_expr(e: Any, leaf: Callable[[Any], Any]) -> Any:
     return leaf(e)
 
 
+class NotReindexable(Exception):
+    """A padded load met by a reindex that may not move padding to another loop space."""
+
+
+def reindex(e: Any, fix: Callable[[tuple], tuple], padded: bool = True) -> Any:
+    """`e` over another loop space: every per-dim tuple of its leaves (strides of loads, gathers
+    and iotas, a rand's linear index) mapped by `fix`. A padded load has its lows, steps and
+    sizes mapped too when `padded`, else NotReindexable is raised."""
+
+    def leaf(x: Any) -> Any:
+        if isinstance(x, (Load, Iota, Gather)):
+            return dataclasses.replace(x, strides=fix(x.strides))
+        if isinstance(x, Rand):
+            return dataclasses.replace(x, lin=fix(x.lin))
+        if isinstance(x, Padded):
+            if not padded:
+                raise NotReindexable()
+            return dataclasses.replace(x, strides=fix(x.strides), lows=fix(x.lows),
+                                       steps=fix(x.steps), sizes=fix(x.sizes))
+        return x
+
+    return map_expr(e, leaf)
+
+
 def depends_on(e: Any, dims: range) -> bool:
     """Whether the value of `e` changes along any of `dims`."""
     for s in walk(e):
@@ -162,6 +186,14 @@ class Stage:
     index: Any = None  # scatter: integer expression
     axis_stride: int = 0
     axis_size: int = 0
+
+    def reindexed(self, fix: Callable[[tuple], tuple], padded: bool = True) -> Stage:
+        """This stage over another loop space (see `reindex`); a store's or scatter's own
+        strides are mapped too (reduce and row stages have none)."""
+        index = reindex(self.index, fix, padded) if self.index is not None else None
+        strides = fix(self.strides) if self.kind in ("store", "scatter") else self.strides
+        return dataclasses.replace(self, expr=reindex(self.expr, fix, padded), index=index,
+                                   strides=strides)
 
     def map_exprs(self, leaf: Callable[[Any], Any], **changes: Any) -> Stage:
         """This stage with map_expr(..., leaf) applied to its expression and index (and any

@@ -24,8 +24,8 @@ from compiler.ir.graph import Graph, Node
 from compiler.ir.ops import ELEMENTWISE, Op
 from compiler.ir.types import DType, TensorType
 from compiler.kernel import (  # Gemm and kernel_reads are imported from here too
-    Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, Padded, Rand, Row, Stage, kernel_reads,
-    walk,
+    Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, NotReindexable, Padded, Rand, Row, Stage,
+    kernel_reads, walk,
 )
 from compiler.passes.gemm_epilogue import accumulating_gemms
 from compiler.passes.loop_order import finish
@@ -616,19 +616,9 @@ def _with_stages(rk: _RowKernel, stages: list) -> _RowKernel:
             n += 1
 
     def conv(e: Any) -> Any:
-        if isinstance(e, Row):
-            return Row(remap[e.stage], e.dtype)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
-                          conv(e.index))
-        return e
+        return Row(remap[e.stage], e.dtype) if isinstance(e, Row) else e
 
-    new = [Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg, strides=s.strides, offset=s.offset,
-                 index=conv(s.index) if s.index is not None else None,
-                 axis_stride=s.axis_stride, axis_size=s.axis_size)
-           for s in stages if s is not None]
+    new = [s.map_exprs(conv) for s in stages if s is not None]
     k = Kernel(rk.kernel.name, rk.kernel.args, (), (), new, nodes=rk.kernel.nodes,
                serial=rk.kernel.serial)
     rows = {b: remap[r] for b, r in rk.rows.items() if r in remap}
@@ -659,29 +649,9 @@ def _over_row_shape(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
     def fix(strides: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(strides[where[d]] if d in where else 0 for d in range(len(row)))
 
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(e.arg, e.dtype, fix(e.strides), e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Iota):
-            return Iota(fix(e.strides), e.offset, e.dtype)
-        if isinstance(e, Rand):
-            return Rand(e.state, e.offset, fix(e.lin), e.dtype)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, fix(e.strides), e.offset, e.axis_stride, e.axis_size,
-                          conv(e.index))
-        if isinstance(e, Padded):
-            raise _Keep()
-        return e
-
     try:
-        stages = [Stage(st.kind, conv(st.expr), op=st.op, arg=st.arg,
-                        strides=fix(st.strides) if st.kind in ("store", "scatter") else st.strides,
-                        offset=st.offset, index=conv(st.index) if st.index is not None else None,
-                        axis_stride=st.axis_stride, axis_size=st.axis_size)
-                  for st in c.kernel.stages]
-    except _Keep:
+        stages = [st.reindexed(fix, padded=False) for st in c.kernel.stages]
+    except NotReindexable:
         return None
     k = Kernel(c.kernel.name, c.kernel.args, (), (), stages, nodes=c.kernel.nodes)
     return _RowKernel(k, row, (), dict(c.stores), dict(c.rows))
@@ -801,30 +771,11 @@ def _same_row(e: Load, p: _RowKernel, buf: int) -> bool:
 
 def _row_strides(s: Stage, p: _RowKernel) -> Stage | None:
     """A stage written over p's row shape, re-expressed over p's full space (0 on reduced)."""
-
-    def fix(strides: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(0 if d in p.reduced else st for d, st in enumerate(strides))
-
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(e.arg, e.dtype, fix(e.strides), e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Iota):
-            return Iota(fix(e.strides), e.offset, e.dtype)
-        if isinstance(e, Rand):
-            return Rand(e.state, e.offset, fix(e.lin), e.dtype)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, fix(e.strides), e.offset, e.axis_stride, e.axis_size,
-                          conv(e.index))
-        if isinstance(e, Padded):
-            return None
-        return e
-
-    expr = conv(s.expr)
-    if expr is None:
+    try:
+        return s.reindexed(lambda t: tuple(0 if d in p.reduced else x for d, x in enumerate(t)),
+                           padded=False)
+    except NotReindexable:
         return None
-    return Stage(s.kind, expr, op=s.op, arg=s.arg, strides=fix(s.strides), offset=s.offset)
 
 
 def _drop_dead_stores(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKernel:
@@ -861,24 +812,13 @@ def _drop_dead_stores(rk: _RowKernel, steps: list, k: int, outputs: set[int]) ->
 
 def _remap_args(s: Stage, amap: dict[int, int]) -> Stage:
     def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(amap[e.arg], e.dtype, e.strides, e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Gather):
-            return Gather(amap[e.arg], e.dtype, e.strides, e.offset, e.axis_stride,
-                          e.axis_size, conv(e.index))
-        if isinstance(e, Padded):
-            return Padded(amap[e.arg], e.dtype, e.strides, e.offset, e.lows, e.steps, e.sizes,
-                          e.value)
+        if isinstance(e, (Load, Gather, Padded)):
+            return dataclasses.replace(e, arg=amap[e.arg])
         if isinstance(e, Rand):
-            return Rand(amap[e.state], e.offset, e.lin, e.dtype)
+            return dataclasses.replace(e, state=amap[e.state])
         return e
 
-    return Stage(s.kind, conv(s.expr), op=s.op, arg=amap[s.arg] if s.arg is not None else None,
-                 strides=s.strides, offset=s.offset,
-                 index=conv(s.index) if s.index is not None else None,
-                 axis_stride=s.axis_stride, axis_size=s.axis_size)
+    return s.map_exprs(conv, arg=amap[s.arg] if s.arg is not None else None)
 
 
 def fuse(graph: Graph) -> Program:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from compiler.kernel import Apply, Gather, Iota, Kernel, Load, Padded, Rand, Stage, walk
+from compiler.kernel import Gather, Iota, Kernel, Load, Padded, Rand, Stage, walk
 
 
 def _loop_order(rk: Any) -> tuple[int, ...]:
@@ -34,30 +34,7 @@ def _exprs_strides(stages: list[Stage]) -> list[tuple[int, ...]]:
 
 
 def _permute_stage(s: Stage, order: tuple[int, ...]) -> Stage:
-    def p(t: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(t[d] for d in order)
-
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(e.arg, e.dtype, p(e.strides), e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Iota):
-            return Iota(p(e.strides), e.offset, e.dtype)
-        if isinstance(e, Rand):
-            return Rand(e.state, e.offset, p(e.lin), e.dtype)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, p(e.strides), e.offset, e.axis_stride, e.axis_size,
-                          conv(e.index))
-        if isinstance(e, Padded):
-            return Padded(e.arg, e.dtype, p(e.strides), e.offset, p(e.lows), p(e.steps),
-                          p(e.sizes), e.value)
-        return e
-
-    return Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
-                 strides=p(s.strides) if s.strides else s.strides, offset=s.offset,
-                 index=conv(s.index) if s.index is not None else None,
-                 axis_stride=s.axis_stride, axis_size=s.axis_size)
+    return s.reindexed(lambda t: tuple(t[d] for d in order))
 
 
 def _has_padded(stages: list[Stage]) -> bool:
@@ -101,27 +78,8 @@ def finish(rk: Any) -> Kernel:
     def squash(t: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(t[g[-1]] for g in dims)
 
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load):
-            return Load(e.arg, e.dtype, squash(e.strides), e.offset)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Iota):
-            return Iota(squash(e.strides), e.offset, e.dtype)
-        if isinstance(e, Rand):
-            return Rand(e.state, e.offset, squash(e.lin), e.dtype)
-        if isinstance(e, Gather):
-            return Gather(e.arg, e.dtype, squash(e.strides), e.offset, e.axis_stride,
-                          e.axis_size, conv(e.index))
-        if isinstance(e, Padded):  # dims were not merged: single-dim groups
-            return Padded(e.arg, e.dtype, squash(e.strides), e.offset, squash(e.lows),
-                          squash(e.steps), squash(e.sizes), e.value)
-        return e
-
-    new_stages = [Stage(s.kind, conv(s.expr), op=s.op, arg=s.arg,
-                        strides=squash(s.strides) if s.strides else s.strides,
-                        offset=s.offset, index=conv(s.index) if s.index is not None else None,
-                        axis_stride=s.axis_stride, axis_size=s.axis_size) for s in stages]
+    # NOTE: padded loads only occur with single-dim groups (dims were not merged)
+    new_stages = [s.reindexed(squash) for s in stages]
     n_outer_groups = len(groups[0])
     if rk.reduced:
         outer, inner = sizes[:n_outer_groups], sizes[n_outer_groups:]

@@ -92,6 +92,22 @@ def test_value_read_after_the_overwriting_store_is_not_kept_there():
     fused(step, x, cot)  # kernel_eval vs the interpreter
 
 
+def test_padded_load_inside_a_per_row_consumer():
+    """exp(pad(z)) + x.sum(1): the consumer over the reduction's row shape holds a padded load
+    under an op (regression: re-indexing it to the row space left a None in the expression)."""
+    from native import check_native
+
+    g = Graph(name="padrow")
+    x = g.add_input(TensorType((4, 8), F32), "x")
+    z = g.add_input(TensorType((2, 1), F32), "z")
+    s = g.add(Op.SUM, [x], axes=(1,))
+    pz = g.add(Op.PAD, [z], pads=((1, 1, 0), (0, 0, 0)), value=0.5)
+    g.set_outputs([g.add(Op.ADD, [g.add(Op.EXP, [pz]), s])])
+    rng = np.random.default_rng(0)
+    check_native(g, [rng.standard_normal((4, 8)).astype(np.float32),
+                     rng.standard_normal((2, 1)).astype(np.float32)], rtol=1e-6, atol=1e-6)
+
+
 def test_fused_program_prints_graph_annotated_with_kernels():
     def mlp(x, w, b):
         return (x @ w.T + b).relu().sum()
