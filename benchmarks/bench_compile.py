@@ -52,7 +52,9 @@ from common import Row, setup_threads, table  # noqa: E402
 def _worker_hybrid() -> dict:
     setup_threads()
     t0 = time.perf_counter()
-    _, (run, x, y) = _hybrid_mlp_uncalled()
+    import bench_training as bt
+
+    run, x, y = bt.hybrid_mlp_step(compiled=True)
     t1 = time.perf_counter()
     run(x, y)
     first = time.perf_counter() - t1
@@ -66,37 +68,11 @@ def _worker_hybrid() -> dict:
             "setup_s": t1 - t0}
 
 
-def _hybrid_mlp_uncalled():
-    import numpy as np
-
-    import bench_training as bt
-    import hybrid as h
-    import hybrid.nn.functional as F
-    from hybrid import nn
-
-    rng = np.random.RandomState(0)
-    x = h.tensor(rng.randn(bt.BATCH, bt.SIZES[0]).astype(np.float32))
-    y = h.tensor(rng.randint(0, bt.SIZES[-1], size=(bt.BATCH,)))
-    h.manual_seed(0)
-    s = bt.SIZES
-    model = nn.Sequential(nn.Linear(s[0], s[1]), nn.ReLU(), nn.Linear(s[1], s[2]), nn.ReLU(),
-                          nn.Linear(s[2], s[3]))
-    opt = h.optim.SGD(model.parameters(), lr=bt.LR)
-
-    @h.compile
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-
-    return model, (step, x, y)
-
-
 def _worker_hybrid_inprocess() -> dict:
     """First compile of a second, identical-shaped model in a process that already compiled
     one (imports, llvmlite init and the like paid), with a cold disk cache."""
+    import bench_training as bt
+
     setup_threads()
     firsts = []
     for i in range(4):
@@ -104,7 +80,7 @@ def _worker_hybrid_inprocess() -> dict:
         from hybrid.config import config
 
         config.cache_dir = os.environ["HYBRID_CACHE_DIR"]
-        _, (step, x, y) = _hybrid_mlp_uncalled()
+        step, x, y = bt.hybrid_mlp_step(compiled=True)
         t0 = time.perf_counter()
         step(x, y)
         firsts.append(time.perf_counter() - t0)
@@ -120,7 +96,8 @@ def _worker_torch() -> dict:
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    fn = _torch_step(torch, bt)
+    step, x, y = bt.torch_mlp_step(torch, compiled=True)
+    fn = lambda: step(x, y)  # noqa: E731
     t1 = time.perf_counter()
     fn()
     first = time.perf_counter() - t1
@@ -128,29 +105,6 @@ def _worker_torch() -> dict:
     fn()
     second = time.perf_counter() - t2  # the optimizer step may compile on the 2nd call
     return {"first": first, "second": second, "setup_s": t1 - t0}
-
-
-def _torch_step(torch, bt):
-    import numpy as np
-
-    rng = np.random.RandomState(0)
-    x = torch.from_numpy(rng.randn(bt.BATCH, bt.SIZES[0]).astype(np.float32))
-    y = torch.from_numpy(rng.randint(0, bt.SIZES[-1], size=(bt.BATCH,)))
-    nn = torch.nn
-    s = bt.SIZES
-    model = nn.Sequential(nn.Linear(s[0], s[1]), nn.ReLU(), nn.Linear(s[1], s[2]), nn.ReLU(),
-                          nn.Linear(s[2], s[3]))
-    opt = torch.optim.SGD(model.parameters(), lr=bt.LR)
-
-    @torch.compile
-    def step(x, y):
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-
-    return lambda: step(x, y)
 
 
 def _worker_jax() -> dict:

@@ -37,8 +37,8 @@ RNN_T, RNN_B, RNN_H, RNN_I = 50, 32, 128, 128
 # --- MLP train step ------------------------------------------------------------------------------
 
 
-def hybrid_mlp(compiled: bool):
-    """(step function of no arguments, the model) for hybrid's MLP train step."""
+def hybrid_mlp_step(compiled: bool):
+    """(step(x, y), x, y) of hybrid's MLP train step, not yet called."""
     import numpy as np
 
     import hybrid as h
@@ -60,12 +60,18 @@ def hybrid_mlp(compiled: bool):
         opt.zero_grad()
         return loss
 
-    fn = h.compile(step) if compiled else step
+    return (h.compile(step) if compiled else step), x, y
+
+
+def hybrid_mlp(compiled: bool):
+    """(step function of no arguments, the step function) for hybrid's MLP train step."""
+    fn, x, y = hybrid_mlp_step(compiled)
     fn(x, y)
     return (lambda: fn(x, y)), fn
 
 
-def torch_mlp(torch, compiled: bool):
+def torch_mlp_step(torch, compiled: bool):
+    """(step(x, y), x, y) of the same step in PyTorch (torch.compile'd when `compiled`)."""
     import numpy as np
 
     rng = np.random.RandomState(0)
@@ -84,7 +90,11 @@ def torch_mlp(torch, compiled: bool):
         opt.zero_grad()
         return loss
 
-    fn = torch.compile(step) if compiled else step
+    return (torch.compile(step) if compiled else step), x, y
+
+
+def torch_mlp(torch, compiled: bool):
+    fn, x, y = torch_mlp_step(torch, compiled)
     for _ in range(3):  # torch.compile may recompile on the 2nd call (optimizer state appears)
         fn(x, y)
     return lambda: fn(x, y)
