@@ -178,6 +178,19 @@ def test_matmul_bias_relu_is_gemm_plus_one_kernel():
     assert gemms(prog)[0].b in {v.id for v in prog.graph.inputs}
 
 
+def test_gemm_reads_a_computed_operand_through_a_transposed_view():
+    """(2x)^T @ y with 2x also summed: 2x gets a buffer that BLAS reads transposed and the sum
+    reads too (not a transposed copy made just for the GEMM)."""
+    def f(x, y):
+        e = x * 2
+        return e.T @ y, e.sum(0)
+
+    prog = fused(f, hybrid.randn(8, 6), hybrid.randn(8, 5), rtol=1e-5)
+    (gemm,) = gemms(prog)
+    producer = prog.graph.producers()[gemm.a]
+    assert producer.op is Op.MUL and gemm.a_view.strides[-2:] == (1, 6), str(prog)
+
+
 def test_movement_ops_fold_into_loads():
     def moves(x, y):
         a = x.permute(1, 0)[2:10:2]  # slice of a transpose

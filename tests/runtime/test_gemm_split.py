@@ -118,3 +118,23 @@ def test_mkl_blocks_restore_the_callers_thread_setting(threads, rng):
     np.testing.assert_allclose(c.reshape(n, n), a.reshape(n, n) @ b.reshape(n, n), rtol=1e-4,
                                atol=1e-4)
     assert set_local(0) == 3
+
+
+def test_no_loadable_blas_is_a_clear_error(monkeypatch):
+    def missing():
+        raise ImportError("not here")
+
+    monkeypatch.setattr(blas_mod, "_PROVIDERS", {"openblas": missing, "scipy": missing})
+    blas_mod.blas_addresses.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="no BLAS for matmul.*openblas: not here"):
+            blas_mod.blas_addresses()
+    finally:
+        blas_mod.blas_addresses.cache_clear()
+
+
+def test_mkl_is_not_used_when_the_process_asks_it_for_ilp64(monkeypatch):
+    _provider("mkl")
+    monkeypatch.setenv("MKL_INTERFACE_LAYER", "ILP64")
+    with pytest.raises(ImportError, match="ILP64"):
+        blas_mod._mkl()
