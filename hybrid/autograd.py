@@ -185,9 +185,17 @@ def _run_backward(outputs: Sequence, grads: Sequence, retain_graph: bool, create
     for k, g in leaf_grads.items():
         leaf = leaves[k]
         if not create_graph:
-            g = g.detach()
+            # NOTE: under a trace a gradient is a fresh value (no storage to share), so .grad is
+            # a plain tensor, not an alias: in-place updates of it (p.grad.mul_(c)) just work.
+            g = g.detach() if STATE.tracer is None else _fresh(g)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     return {}
+
+
+def _fresh(g: Any) -> Any:
+    from hybrid.ops.core import wrap
+
+    return wrap(g._value)
 
 
 # non-leaf tensors that called retain_grad(), keyed by id of their node
@@ -281,3 +289,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             )
         result.append(g)
     return tuple(result)
+
+
+# Custom functions, gradient checks, legacy Variable and grad_fn.next_functions (other files).
+from hybrid.autograd_function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401
+from hybrid.gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402,F401
+from hybrid.legacy import Variable  # noqa: E402,F401
+from hybrid import grad_fn as _grad_fn  # noqa: E402,F401  (adds Node.next_functions)
+from hybrid import autograd_function as function  # noqa: E402,F401  (hybrid.autograd.function)
+
+import sys as _sys  # noqa: E402
+
+_sys.modules.setdefault(__name__ + ".function", function)

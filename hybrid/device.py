@@ -86,10 +86,24 @@ def xp_of(dev: device) -> Any:
     return cp
 
 
+_DEFAULT = [CPU]  # the device factories use when given none (hybrid.set_default_device)
+
+
+def set_default_device(d: object) -> None:
+    """The device that tensor factories (zeros, randn, tensor, ...) use when none is given;
+    None restores 'cpu'. A 'cuda' default without a GPU fails at the first factory call."""
+    _DEFAULT[0] = CPU if d is None else as_device(d)
+
+
+def get_default_device() -> device:
+    """The device tensor factories use when none is given (see set_default_device)."""
+    return _DEFAULT[0]
+
+
 def as_device(d: object) -> device:
-    """A device from a device, a string, or None (cpu)."""
+    """A device from a device, a string, an int (cuda:N), or None (the default device)."""
     if d is None:
-        return CPU
+        return _DEFAULT[0]
     if isinstance(d, device):
         return d
     if isinstance(d, int):

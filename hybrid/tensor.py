@@ -41,9 +41,10 @@ class Tensor:
         super().__init_subclass__(**kw)
         _TENSOR_CLASSES.add(cls)
 
-    def __init__(self, data=None):
-        t = cr.tensor([] if data is None else data, dtype=DType.float32)
-        self._value = t._value
+    def __init__(self, *args, **kwargs):
+        from hybrid.legacy import construct  # Tensor(*sizes), Tensor(data): PyTorch's legacy forms
+
+        self._value = construct(args, kwargs, None)._value
 
     # --- metadata ---------------------------------------------------------------------------
 
