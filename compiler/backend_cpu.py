@@ -21,8 +21,9 @@ import numpy as np
 from compiler.codegen import jit
 from compiler.codegen.cache import DiskCache, key_of
 from compiler.ir.graph import Graph
+from compiler.ir.ops import Literal
 from compiler.ir.printer import format_graph
-from compiler.plan import PLAN_VERSION, Plan
+from compiler.plan import PLAN_VERSION, Plan, PlanError
 
 # NOTE: fusion, lowering and code generation are imported where a graph is compiled, not here:
 # a process that finds its plans in the disk cache never needs them (10 ms of imports).
@@ -61,7 +62,21 @@ def graph_key(graph: Graph) -> str:
     bare.input_names = [""] * len(graph.inputs)
     bare.output_names = [""] * len(graph.outputs)
     bare.name = "g"
-    return key_of(format_graph(bare), target_id())
+    return key_of(format_graph(bare), _literal_digest(graph), target_id())
+
+
+def _literal_digest(graph: Graph) -> str:
+    """A hash of the graph's constant arrays, which the printed graph abbreviates ("<7 values>"):
+    two graphs that differ only in a constant must not share a cache entry."""
+    h = hashlib.sha256()
+    for i, node in enumerate(graph.nodes):
+        for name in sorted(node.attrs):
+            value = node.attrs[name]
+            if isinstance(value, Literal):
+                a = value.array
+                h.update(f"{i}:{name}:{a.dtype.str}:{a.shape}\0".encode())
+                h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _load_object(obj: bytes) -> Any:
@@ -70,6 +85,35 @@ def _load_object(obj: bytes) -> Any:
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return engine
+
+
+def _native(plan: Plan, engine: Any) -> dict[str, Any]:
+    symbols = {s.symbol for s in plan.steps if hasattr(s, "symbol")}
+    addresses = {name: engine.get_function_address(name) for name in symbols}
+    return plan.to_native(addresses, keepalive=engine)
+
+
+def _check_signature(plan: Plan, graph: Graph) -> None:
+    """PlanError unless the plan's inputs and outputs have the graph's dtypes and shapes."""
+    inputs = plan.inputs if plan.error_flag < 0 else plan.inputs[:-1]  # the flag is extra
+    for what, ids, values in (("input", inputs, graph.inputs),
+                              ("output", plan.outputs, graph.outputs)):
+        if len(ids) != len(values):
+            raise PlanError(f"the plan has {len(ids)} {what}s, the graph {len(values)}")
+        for pos, (b, v) in enumerate(zip(ids, values)):
+            buf = plan.buffers[b]
+            if buf.dtype != v.dtype or tuple(buf.shape) != tuple(v.shape):
+                raise PlanError(f"{what} {pos}: the plan's {buf} is not the graph's {v}")
+
+
+def _load_entry(graph: Graph, plan_json: str, constants: list, obj: bytes) -> tuple:
+    """(plan, engine, native description) of a cache entry, the plan validated against the
+    graph it must implement and against what its kernels may touch."""
+    plan = Plan.from_json(plan_json, constants)
+    _check_signature(plan, graph)
+    plan.check_kernel_ranges()
+    engine = _load_object(obj)
+    return plan, engine, _native(plan, engine)
 
 
 def _compile_object(ir_text: str) -> bytes:
@@ -93,15 +137,15 @@ class CpuExecutable:
         donate = dict(donate or {})
         key = key_of(graph_key(graph), repr(sorted(donate.items())))
         hit = cache.get(key) if use_cache else None
+        executor = None
         if hit is not None:
-            plan_json, constants, obj = hit
             try:
-                plan = Plan.from_json(plan_json, constants)
-                engine = _load_object(obj)
-            except Exception:  # a damaged entry that passed the checksums: rebuild it
-                hit = None
-        self.from_cache = hit is not None
-        if hit is None:
+                plan, engine, native = _load_entry(graph, *hit)
+                executor = hybrid_runtime.Executor(native)
+            except Exception:  # NOTE: authentic, yet not what this compiler writes: rebuild it
+                cache.discard(key)
+        self.from_cache = executor is not None
+        if executor is None:
             from compiler.codegen.llvm_cpu import generate
             from compiler.lower import lower
             from compiler.passes.fuse import fuse
@@ -113,19 +157,56 @@ class CpuExecutable:
             engine = _load_object(obj)
             if use_cache:
                 cache.put(key, plan.to_json(), plan.constants, obj)
+            executor = hybrid_runtime.Executor(_native(plan, engine))
         self.plan = plan
         self._engine = engine
-        symbols = {s.symbol for s in plan.steps if hasattr(s, "symbol")}
-        addresses = {name: engine.get_function_address(name) for name in symbols}
-        self.executor = hybrid_runtime.Executor(plan.to_native(addresses, keepalive=engine))
+        self.executor = executor
         self._run = self.executor.run
         self.compile_seconds = time.perf_counter() - t0
 
     def __call__(self, arrays: list) -> list:
+        if self.plan.error_flag >= 0:
+            return self._checked_call(arrays)
         try:
             return self._run(arrays)
         except ValueError:
             return self._run(self._fixed(arrays))
+
+    def _checked_call(self, arrays: list) -> list:
+        """A run of a plan whose kernels check indices and divisors: they set the error flag
+        (an extra last input, zeroed per call) and the error is raised after the run."""
+        flag = np.zeros(2, np.int64)
+        try:
+            outs = self._run([*arrays, flag])
+        except ValueError:
+            outs = self._run([*self._fixed(arrays), flag])
+        if flag[0]:
+            self._raise_flagged(arrays, int(flag[0]))
+        return outs
+
+    def _raise_flagged(self, arrays: list, code: int) -> None:
+        """The clear error of a run that set the error flag: the reference interpreter reruns
+        the graph (the error path only) to name the op, the bad value and the user's line."""
+        from compiler.errors import DIV_BY_ZERO_CODE, run_error
+        from compiler.ir.interpret import interpret
+
+        try:
+            interpret(self.graph, arrays)
+        except Exception as e:
+            if hasattr(e, "run_kind"):
+                raise e from None
+        # not reproduced (the run updated an input it reads in place): what the kernel saw
+        if code == DIV_BY_ZERO_CODE:
+            raise run_error("zero_division", f"{self.graph.name}: integer division or remainder "
+                            "by zero (PyTorch raises ZeroDivisionError too)")
+        nodes = self.graph.nodes
+        node = nodes[code - 1] if 0 < code <= len(nodes) else None
+        if node is None:
+            raise run_error("index", f"{self.graph.name}: an index is out of bounds")
+        axis = node.attrs.get("axis", 0)
+        n = node.inputs[0].shape[axis]
+        raise run_error("index", f"{node.op.value}: an index is out of bounds for dim {axis} "
+                        f"with size {n} (valid: 0 <= index < {n})", node.loc)
 
     def _fixed(self, arrays: list) -> list:
         """The arrays made C-contiguous, and copies of those that share memory with an array
@@ -141,7 +222,8 @@ class CpuExecutable:
     def profile(self, arrays: list, repeats: int = 10) -> str:
         """Every plan step with its median time over `repeats` runs on `arrays`, slowest
         marked. The runs write in-place outputs (parameter updates) as real calls do."""
-        seconds = self.executor.profile(self._fixed(arrays), repeats)
+        flag = [np.zeros(2, np.int64)] if self.plan.error_flag >= 0 else []
+        seconds = self.executor.profile(self._fixed(arrays) + flag, repeats)
         total = sum(seconds) or 1.0
         lines = [f"{'step':>4}  {'us':>9}  {'share':>6}  what"]
         for i, (step, s) in enumerate(zip(self.plan.steps, seconds)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,9 @@ PLAN_VERSION = 1
 BUFFER_KINDS = ("input", "output", "arena", "constant")
 GEMM_DTYPES = (DType.float32, DType.float64)
 _BLAS_INT_MAX = 2**31 - 1  # BLAS (LP64) takes 32-bit ints
+# NOTE: sizes, offsets and element counts must fit the runtime's int64 arithmetic with room
+# to add two of them: a plan asking for more is impossible, not a crash.
+SIZE_MAX = 2**62
 
 
 class PlanError(ValueError):
@@ -149,16 +153,21 @@ class Plan:
     inputs: list[int]
     outputs: list[int]
     constants: list[np.ndarray] = field(default_factory=list)
+    # the last input when >= 0: an int64[2] error flag that checking kernels set (bad index,
+    # integer division by zero); the caller passes it zeroed and raises when it is not
+    error_flag: int = -1
 
     # ---- validation -------------------------------------------------------------------
 
     def validate(self) -> Plan:
         """Check ids, bounds, dtypes and the signature (PlanError names the culprit)."""
-        if not (_is_int(self.arena_bytes) and self.arena_bytes >= 0):
-            raise PlanError(f"arena_bytes must be an int >= 0, got {self.arena_bytes!r}")
+        if not (_is_int(self.arena_bytes) and 0 <= self.arena_bytes <= SIZE_MAX):
+            raise PlanError(f"arena_bytes must be an int >= 0 and <= 2**62, "
+                            f"got {self.arena_bytes!r}")
         for i, buf in enumerate(self.buffers):
             self._validate_buffer(i, buf)
         self._validate_signature()
+        self._validate_flag()
         for i, step in enumerate(self.steps):
             if type(step) not in _OP_OF_STEP:
                 raise PlanError(f"step {i}: unknown step {step!r}")
@@ -177,13 +186,15 @@ class Plan:
             raise PlanError(f"{where}: kind must be one of {BUFFER_KINDS}, got {buf.kind!r}")
         if not isinstance(buf.dtype, DType):
             raise PlanError(f"{where}: unknown dtype {buf.dtype!r}")
-        if not (isinstance(buf.shape, tuple) and all(_is_int(d) and d >= 0 for d in buf.shape)):
-            raise PlanError(f"{where}: shape must be a tuple of ints >= 0, got {buf.shape!r}")
+        if not (isinstance(buf.shape, tuple)
+                and all(_is_int(d) and 0 <= d <= SIZE_MAX for d in buf.shape)):
+            raise PlanError(f"{where}: shape must be a tuple of ints >= 0 and <= 2**62, "
+                            f"got {buf.shape!r}")
         for name in ("index", "offset", "nbytes"):
             value = getattr(buf, name)
-            if not (_is_int(value) and value >= 0):
-                raise PlanError(f"{where}: {name} must be an int >= 0, got {value!r}")
-        numel = int(np.prod(buf.shape, dtype=np.int64)) if buf.shape else 1
+            if not (_is_int(value) and 0 <= value <= SIZE_MAX):
+                raise PlanError(f"{where}: {name} must be an int >= 0 and <= 2**62, got {value!r}")
+        numel = math.prod(int(d) for d in buf.shape)  # NOTE: Python ints: np.prod wraps around
         if buf.nbytes != numel * buf.dtype.itemsize:
             raise PlanError(
                 f"{where}: nbytes {buf.nbytes} != {buf.dtype.short}"
@@ -236,6 +247,17 @@ class Plan:
             if buf.kind == "output" and i not in self.outputs:
                     raise PlanError(f"output buffer b{i} is not listed in outputs")
 
+    def _validate_flag(self) -> None:
+        f = self.error_flag
+        if not (_is_int(f) and f >= -1):
+            raise PlanError(f"error_flag must be a buffer id or -1, got {f!r}")
+        if f == -1:
+            return
+        buf = self.buffers[f] if f < len(self.buffers) else None
+        if not (self.inputs and self.inputs[-1] == f and buf is not None
+                and buf.dtype is DType.int64 and tuple(buf.shape) == (2,)):
+            raise PlanError(f"error_flag b{f} must be the last input, an i64[2] buffer")
+
     def _check_ids(self, what: str, ids: Sequence[int]) -> None:
         for pos, b in enumerate(ids):
             if not (_is_int(b) and 0 <= b < len(self.buffers)):
@@ -245,8 +267,8 @@ class Plan:
     def _validate_kernel(self, step: KernelStep) -> None:
         if not (isinstance(step.symbol, str) and step.symbol != ""):
             raise PlanError(f"symbol must be a non-empty string, got {step.symbol!r}")
-        if not (_is_int(step.n) and step.n >= 0):
-            raise PlanError(f"n must be an int >= 0, got {step.n!r}")
+        if not (_is_int(step.n) and 0 <= step.n <= SIZE_MAX):
+            raise PlanError(f"n must be an int >= 0 and <= 2**62, got {step.n!r}")
         if not (_is_int(step.grain) and step.grain >= 0):
             raise PlanError(f"grain must be an int >= 0, got {step.grain!r}")
         if not isinstance(step.parallel, bool):
@@ -263,10 +285,12 @@ class Plan:
                 raise PlanError(f"{name} must be an int in [0, 2**31), got {value!r}")
         for name in ("a_offset", "b_offset", "c_offset", "stride_a", "stride_b", "stride_c"):
             value = getattr(s, name)
-            if not (_is_int(value) and value >= 0):
-                raise PlanError(f"{name} must be an int >= 0, got {value!r}")
-        if not (_is_int(s.batch) and s.batch >= 1):
-            raise PlanError(f"batch must be >= 1, got {s.batch!r}")
+            if not (_is_int(value) and 0 <= value <= SIZE_MAX):
+                raise PlanError(f"{name} must be an int >= 0 and <= 2**62, got {value!r}")
+        if not (_is_int(s.batch) and 1 <= s.batch <= SIZE_MAX):
+            raise PlanError(f"batch must be >= 1 and <= 2**62, got {s.batch!r}")
+        if s.m * s.n * max(s.k, 1) * s.batch > SIZE_MAX:
+            raise PlanError(f"m*n*k*batch = {s.m}*{s.n}*{s.k}*{s.batch} overflows int64")
         for name in ("alpha", "beta"):
             value = getattr(s, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
@@ -294,12 +318,24 @@ class Plan:
                     f"(offset {offset}, [{rows},{cols}] ld {ld}, batch {s.batch} stride {stride})"
                 )
 
+    def check_kernel_ranges(self) -> Plan:
+        """PlanError unless every kernel's range is no longer than its largest argument (each
+        outer index writes an element of an output or reads one of an input): the check a plan
+        from a file gets before its kernels run (lowering never makes longer ranges)."""
+        for i, s in enumerate(self.steps):
+            if isinstance(s, KernelStep) and s.n > 0:
+                longest = max((math.prod(self.buffers[b].shape) for b in s.args), default=0)
+                if s.n > longest:
+                    raise PlanError(f"step {i} (kernel {s.symbol}): range n={s.n} is longer than "
+                                    f"its largest argument ({longest} elements)")
+        return self
+
     def _validate_copy(self, s: CopyStep) -> None:
         self._check_ids("buffers", (s.src, s.dst))
         for name in ("src_offset", "dst_offset", "nbytes"):
             value = getattr(s, name)
-            if not (_is_int(value) and value >= 0):
-                raise PlanError(f"{name} must be an int >= 0, got {value!r}")
+            if not (_is_int(value) and 0 <= value <= SIZE_MAX):
+                raise PlanError(f"{name} must be an int >= 0 and <= 2**62, got {value!r}")
         for name, b, offset in (("source", s.src, s.src_offset), ("destination", s.dst,
                                                                    s.dst_offset)):
             size = self.buffers[b].nbytes
@@ -318,6 +354,7 @@ class Plan:
             "steps": [_step_to_dict(s) for s in self.steps],
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
+            "error_flag": self.error_flag,
             "constants": [{"dtype": DType.from_np(c.dtype).short, "shape": list(c.shape)}
                           for c in self.constants],
         }
@@ -349,7 +386,7 @@ class Plan:
             steps = [_step_from_dict(s) for s in data["steps"]]
             plan = Plan(arena_bytes=data["arena_bytes"], buffers=buffers, steps=steps,
                         inputs=list(data["inputs"]), outputs=list(data["outputs"]),
-                        constants=list(constants))
+                        constants=list(constants), error_flag=data.get("error_flag", -1))
             declared = list(data.get("constants", []))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, PlanError):
