@@ -7,6 +7,9 @@ import builtins
 from compiler.ir.types import DType
 
 bool_ = DType.bool
+uint8 = DType.uint8
+int8 = DType.int8
+int16 = DType.int16
 int32 = DType.int32
 int64 = DType.int64
 float16 = DType.float16
@@ -16,12 +19,13 @@ float64 = DType.float64
 # aliases PyTorch users type
 int = int32  # noqa: A001  (torch.int is int32)
 long = int64
+short = int16
 half = float16
 float = float32  # noqa: A001
 double = float64
 
-_ORDER = {DType.bool: 0, DType.int32: 1, DType.int64: 2, DType.float16: 3, DType.float32: 4,
-          DType.float64: 5}
+_ORDER = {DType.bool: 0, DType.uint8: 1, DType.int8: 1, DType.int16: 2, DType.int32: 3,
+          DType.int64: 4, DType.float16: 5, DType.float32: 6, DType.float64: 7}
 _default = DType.float32
 
 
@@ -39,11 +43,14 @@ def set_default_dtype(dtype: DType) -> None:
 
 
 def promote_types(a: DType | None, b: DType | None) -> DType | None:
-    """The smallest dtype both promote to: bool < int32 < int64 < float16 < float32 < float64."""
+    """The smallest dtype both promote to: bool < uint8, int8 < int16 < int32 < int64 < float16 <
+    float32 < float64 (uint8 with int8 gives int16, as in PyTorch)."""
     if a is None:
         return b
     if b is None:
         return a
+    if {a, b} == {DType.uint8, DType.int8}:
+        return DType.int16
     return a if _ORDER[a] >= _ORDER[b] else b
 
 
@@ -95,3 +102,46 @@ def as_dtype(dtype: object) -> DType:
     if dtype is builtins.bool:
         return DType.bool
     return DType.from_np(dtype)
+
+
+class finfo:  # noqa: N801  (PyTorch's name)
+    """Machine limits of a floating dtype (torch.finfo): bits, eps, max, min, tiny, resolution."""
+
+    def __init__(self, type: object = None) -> None:  # noqa: A002
+        d = _default if type is None else as_dtype(type)
+        if not d.is_floating:
+            raise TypeError(f"finfo: expected a floating dtype, got {d!r}; use hybrid.iinfo")
+        import numpy as np
+
+        info = np.finfo(d.np)
+        self.dtype = d.name
+        self.bits = info.bits
+        self.eps = builtins.float(info.eps)
+        self.max = builtins.float(info.max)
+        self.min = builtins.float(info.min)
+        self.tiny = self.smallest_normal = builtins.float(info.tiny)
+        self.resolution = 10.0 ** -info.precision
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution}, min={self.min}, max={self.max}, "
+                f"eps={self.eps}, smallest_normal={self.tiny}, tiny={self.tiny}, "
+                f"dtype={self.dtype})")
+
+
+class iinfo:  # noqa: N801  (PyTorch's name)
+    """Machine limits of an integer dtype (torch.iinfo): bits, max, min."""
+
+    def __init__(self, type: object) -> None:  # noqa: A002
+        d = as_dtype(type)
+        if not d.is_integer:
+            raise TypeError(f"iinfo: expected an integer dtype, got {d!r}; use hybrid.finfo")
+        import numpy as np
+
+        info = np.iinfo(d.np)
+        self.dtype = d.name
+        self.bits = info.bits
+        self.max = builtins.int(info.max)
+        self.min = builtins.int(info.min)
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"

@@ -12,6 +12,9 @@ class DType(enum.Enum):
     """An element type. Its value is the short name used when printing the IR."""
 
     bool = "b8"
+    uint8 = "u8"
+    int8 = "i8"
+    int16 = "i16"
     int32 = "i32"
     int64 = "i64"
     float16 = "f16"
@@ -40,8 +43,8 @@ class DType(enum.Enum):
 
     @property
     def is_integer(self) -> bool:
-        """True for int32/int64 (not bool)."""
-        return self in (DType.int32, DType.int64)
+        """True for uint8/int8/int16/int32/int64 (not bool)."""
+        return self in _INTS
 
     @property
     def is_bool(self) -> bool:
@@ -67,6 +70,11 @@ class DType(enum.Enum):
 
 
 _FLOATS = frozenset({DType.float16, DType.float32, DType.float64})
+_INTS = frozenset({DType.uint8, DType.int8, DType.int16, DType.int32, DType.int64})
+# NOTE: the dtypes the native CPU backend (code generator and C++ runtime) handles; graphs with
+# any other dtype run on the reference interpreter (see compiler.backend_cpu).
+NATIVE = frozenset({DType.bool, DType.int32, DType.int64, DType.float16, DType.float32,
+                    DType.float64})
 _TO_NP = {d: np.dtype(d.name) for d in DType}
 _FROM_NP = {v: k for k, v in _TO_NP.items()}
 

@@ -18,6 +18,10 @@ from hybrid.nn.layers import (
     Tanh,
 )
 from hybrid.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from hybrid.nn.loss import (
+    BCELoss, CosineEmbeddingLoss, CosineSimilarity, HingeEmbeddingLoss, HuberLoss, KLDivLoss,
+    MarginRankingLoss, PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
+)
 from hybrid.nn.module import Module, Parameter, structure_epoch
 
 __all__ = [
@@ -44,6 +48,17 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "BCELoss",
+    "CosineEmbeddingLoss",
+    "CosineSimilarity",
+    "HingeEmbeddingLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "MarginRankingLoss",
+    "PairwiseDistance",
+    "PoissonNLLLoss",
+    "SmoothL1Loss",
+    "SoftMarginLoss",
     "functional",
     "init",
     "structure_epoch",

@@ -116,9 +116,9 @@ def _shifted(op: str, x: Any, dim: int | None, dtype: Any) -> tuple[Any, int]:
         x = ew.cast(x, as_dtype(dtype))
     x = ew.to_float(x)
     d = _softmax_dim(op, x, dim)
-    # NOTE: the max is a constant shift (softmax does not depend on it), so it is detached.
+    # NOTE: the max is a constant shift (softmax does not depend on it), so it is detached. An
+    # infinite max is subtracted as is: a row holding +inf, or only -inf, gives NaN, as PyTorch.
     m = rd.amax(x, d, keepdim=True).detach()
-    m = ew.where(ew.isinf(m), 0.0, m)
     return x - m, d
 
 
@@ -160,17 +160,21 @@ def _check_class_target(op: str, x: Any, target: Any) -> None:
         )
 
 
-def _check_class_range(op: str, target: Any, n_classes: int, ignore_index: int) -> None:
+def _check_class_range(op: str, target: Any, n_classes: int, ignore_index: int | None) -> None:
     """Eagerly, every target is a class index in [0, C) or ignore_index (an IndexError else)."""
     v = target._value
     if getattr(v, "traced", False) or v.size == 0:
         return
-    bad = (v != ignore_index) & ((v < 0) | (v >= n_classes))
+    bad = (v < 0) | (v >= n_classes)
+    if ignore_index is not None:
+        bad &= v != ignore_index
     if bad.any():
         first = int(v[bad].reshape(-1)[0])
+        word = "class" if ignore_index is None else "target"
+        what = "" if ignore_index is None else f", or ignore_index={ignore_index}"
         raise errors.HybridIndexError(
-            errors.at_user(f"{op}: target {first} is out of bounds for {n_classes} classes "
-                           f"(expected 0 <= target < {n_classes}, or ignore_index={ignore_index})")
+            errors.at_user(f"{op}: {word} {first} is out of bounds for {n_classes} classes "
+                           f"(expected 0 <= {word} < {n_classes}{what})")
         )
 
 
@@ -197,6 +201,10 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     _check_class_range("nll_loss", target, n_classes, ignore_index)
     keep = target != ignore_index
     safe = ew.where(keep, target, 0)
+    if getattr(target._value, "traced", False):
+        # NOTE: compiled, the range check is a gather of the classes at the targets (its kernel
+        # checks bounds; eagerly _check_class_range raised already); per sample, not per class
+        safe = checked_classes(safe, n_classes, input)
     # NOTE: the picked log-probability as a masked sum over the class dim rather than a gather:
     # compiled, it joins log_softmax's row kernel, and its gradient is a select, not a scatter.
     classes = iota(input.shape, cd, target.dtype, like=input)
@@ -390,5 +398,35 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Any:
     if num_classes == -1:
         num_classes = int(rd.amax(tensor).item()) + 1 if tensor.numel() else 0
     shape = tuple(tensor.shape) + (num_classes,)
+    t = ew.cast(tensor, DType.int64)
+    if getattr(t._value, "traced", False):
+        t = checked_classes(t, num_classes, t)  # the kernel checks 0 <= t < num_classes
+    else:
+        _check_class_range("one_hot", t, num_classes, None)
     classes = iota(shape, len(shape) - 1, DType.int64, like=tensor)
-    return ew.cast(sh.unsqueeze(ew.cast(tensor, DType.int64), -1) == classes, DType.int64)
+    return ew.cast(sh.unsqueeze(t, -1) == classes, DType.int64)
+
+
+def checked_classes(t: Any, n: int, like: Any) -> Any:
+    """`t` (int64 class indices) read back through a gather of range(n) at `t`: equal to `t`,
+    and an index outside [0, n) is the gather's bounds error (compiled code checks it)."""
+    from compiler.ir.ops import Op
+    from hybrid.ops.core import apply
+
+    return apply(Op.GATHER, iota((n,), 0, DType.int64, like=like), ew.cast(t, DType.int64),
+                 axis=0)
+
+
+# --- more losses and distances (hybrid/nn/losses_extra.py, hybrid/nn/distance.py) ----------------
+
+from hybrid.nn.distance import cosine_similarity, normalize, pairwise_distance  # noqa: E402
+from hybrid.nn.losses_extra import (  # noqa: E402
+    binary_cross_entropy, cosine_embedding_loss, hinge_embedding_loss, huber_loss, kl_div,
+    margin_ranking_loss, poisson_nll_loss, smooth_l1_loss, soft_margin_loss,
+)
+
+__all__ += [
+    "binary_cross_entropy", "cosine_embedding_loss", "cosine_similarity", "hinge_embedding_loss",
+    "huber_loss", "kl_div", "margin_ranking_loss", "normalize", "pairwise_distance",
+    "poisson_nll_loss", "smooth_l1_loss", "soft_margin_loss",
+]

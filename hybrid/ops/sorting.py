@@ -1,0 +1,192 @@
+"""Sorting, selection and counting: sort, argsort, msort, topk, kthvalue, unique, bincount, histc.
+
+The order (indices) is computed eagerly by numpy/CuPy, because it depends on the data; values are
+then picked from the input with the `gather` composite, so gradients flow through them as in
+PyTorch. Inside @hybrid.compile these ops raise a TraceError that says to run them eagerly."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from compiler.ir.types import DType
+from hybrid import errors
+from hybrid.ops import core
+from hybrid.ops import indexing as ix
+from hybrid.ops import shape as sh
+from hybrid.ops.core import STATE, wrap
+from hybrid.ops.reduce import normalize_dim
+
+sort_result = namedtuple("sort", ["values", "indices"])
+topk_result = namedtuple("topk", ["values", "indices"])
+kthvalue_result = namedtuple("kthvalue", ["values", "indices"])
+
+
+def eager_only(op: str, *xs: Any) -> list:
+    """The arrays of tensors `xs`; a TraceError naming `op` while tracing (data-dependent)."""
+    if STATE.tracer is not None:
+        raise errors.TraceError(
+            errors.at_user(
+                f"{op} is computed eagerly (its result depends on the data: numpy/LAPACK) and "
+                "cannot be compiled; call it outside the compiled function, or compile with "
+                "@hybrid.compile(fallback='eager') to run the function eagerly"
+            )
+        )
+    return [x._value for x in xs]
+
+
+def _xp(v: Any) -> Any:
+    if v.__class__ is core.ndarray:
+        return np
+    import cupy
+
+    return cupy
+
+
+def _order(v: Any, axis: int, descending: bool) -> Any:
+    """Stable argsort along `axis`; NaN sorts as the largest value (numpy's and PyTorch's)."""
+    xp = _xp(v)
+    if v.dtype == np.bool_:
+        v = v.astype(np.int8)
+    if not descending:
+        return xp.argsort(v, axis=axis, kind="stable")
+    # NOTE: descending and stable: sort the reversed array ascending, reverse the result and map
+    # the indices back, so equal values keep their original order (what PyTorch's stable does).
+    n = v.shape[axis]
+    rev = xp.flip(v, axis=axis)
+    return (n - 1) - xp.flip(xp.argsort(rev, axis=axis, kind="stable"), axis=axis)
+
+
+def _index_tensor(arr: Any) -> Any:
+    return wrap(arr.astype(np.int64, copy=False))
+
+
+def argsort(x: Any, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+    """Indices that sort `x` along `dim` (always stable here, which PyTorch allows)."""
+    (v,) = eager_only("argsort", x)
+    if x.ndim == 0:
+        normalize_dim("argsort", dim, 0)
+        return _index_tensor(_xp(v).zeros((), dtype=np.int64))
+    d = normalize_dim("argsort", dim, x.ndim)
+    return _index_tensor(_order(v, d, descending))
+
+
+def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+    """(values, indices) of `x` sorted along `dim`; values carry the gradient."""
+    idx = argsort(x, dim, descending, stable)
+    if x.ndim == 0:
+        return sort_result(x * 1, idx)
+    return sort_result(ix.gather(x, dim, idx), idx)
+
+
+def msort(x: Any) -> Any:
+    """`x` sorted along its first dim."""
+    return sort(x, 0).values
+
+
+def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+    """The k largest (or smallest) entries along `dim` and their indices, in sorted order."""
+    (v,) = eager_only("topk", x)
+    d = normalize_dim("topk", dim, x.ndim)
+    n = x.shape[d] if x.ndim else 1
+    if not isinstance(k, int) or not 0 <= k <= n:
+        raise errors.HybridIndexError(
+            errors.at_user(f"topk: k={k} is out of range for dim {dim} of size {n} (0 <= k <= {n})")
+        )
+    if x.ndim == 0:
+        return topk_result(x * 1 if k else x.reshape(()), _index_tensor(np.zeros((), np.int64)))
+    order = _order(v, d, largest)
+    idx = _index_tensor(_xp(v).take(order, np.arange(k), axis=d))
+    return topk_result(ix.gather(x, d, idx), idx)
+
+
+def kthvalue(x: Any, k: int, dim: int = -1, keepdim: bool = False) -> Any:
+    """The k-th smallest entry (1-based) along `dim` and its index."""
+    (v,) = eager_only("kthvalue", x)
+    d = normalize_dim("kthvalue", dim, x.ndim)
+    n = x.shape[d] if x.ndim else 1
+    if not isinstance(k, int) or not 1 <= k <= n:
+        raise errors.HybridIndexError(
+            errors.at_user(f"kthvalue: k={k} is out of range for dim {dim} of size {n} "
+                           f"(1 <= k <= {n})")
+        )
+    if x.ndim == 0:
+        return kthvalue_result(x * 1, _index_tensor(np.zeros((), np.int64)))
+    order = _order(v, d, False)
+    idx = _index_tensor(_xp(v).take(order, np.arange(k - 1, k), axis=d))
+    vals = ix.gather(x, d, idx)
+    if not keepdim:
+        vals, idx = sh.squeeze(vals, d), sh.squeeze(idx, d)
+    return kthvalue_result(vals, idx)
+
+
+def unique(x: Any, sorted: bool = True, return_inverse: bool = False,  # noqa: A002
+           return_counts: bool = False, dim: int | None = None) -> Any:
+    """The distinct values of `x` (sorted), optionally with the inverse indices and counts;
+    over the flattened tensor (dim=None) or of the slices along `dim`. Not differentiable."""
+    (v,) = eager_only("unique", x)
+    xp = _xp(v)
+    if dim is None:
+        vals, inv, counts = xp.unique(v.reshape(-1), return_inverse=True, return_counts=True)
+        inv = inv.reshape(v.shape)
+    else:
+        d = normalize_dim("unique", dim, x.ndim)
+        vals, inv, counts = xp.unique(v, return_inverse=True, return_counts=True, axis=d)
+        inv = inv.reshape(-1)
+    out = [wrap(vals.astype(v.dtype, copy=False))]
+    if return_inverse:
+        out.append(_index_tensor(inv))
+    if return_counts:
+        out.append(_index_tensor(counts))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Any:
+    """Counts (or summed weights) of each non-negative integer in the 1-d tensor `x`."""
+    vals = eager_only("bincount", x) + ([] if weights is None else eager_only("bincount", weights))
+    v = vals[0]
+    if x.ndim != 1 or not x.dtype.is_integer:
+        raise errors.DTypeError(
+            errors.at_user(f"bincount: expects a 1-d integer tensor, got {x.dtype.name}"
+                           f"{list(x.shape)}")
+        )
+    if v.size and int(v.min()) < 0:
+        raise errors.HybridIndexError(errors.at_user("bincount: input must be non-negative"))
+    if minlength < 0:
+        raise errors.ShapeError(errors.at_user(f"bincount: minlength must be >= 0, got {minlength}"))
+    xp = _xp(v)
+    if weights is None:
+        return _index_tensor(xp.bincount(v, minlength=minlength))
+    if tuple(weights.shape) != tuple(x.shape):
+        raise errors.ShapeError(
+            errors.at_user(f"bincount: weights of shape {list(weights.shape)} must be 1-d and as "
+                           f"long as the input ({list(x.shape)})")
+        )
+    w = vals[1]
+    dt = DType.float32 if weights.dtype is DType.float32 else DType.float64
+    return wrap(xp.bincount(v, w.astype(np.float64), minlength=minlength).astype(dt.np))
+
+
+def histc(x: Any, bins: int = 100, min: float = 0, max: float = 0) -> Any:  # noqa: A002
+    """A histogram of `bins` equal bins over [min, max] (the data's range when both are 0);
+    values outside are ignored. Not differentiable."""
+    (v,) = eager_only("histc", x)
+    if not x.dtype.is_floating:
+        raise errors.DTypeError(errors.at_user(f"histc: expects a floating tensor, got {x.dtype.name}"))
+    if bins <= 0:
+        raise errors.ShapeError(errors.at_user(f"histc: bins must be > 0, got {bins}"))
+    xp = _xp(v)
+    lo, hi = float(min), float(max)
+    if lo == hi and v.size:
+        lo, hi = float(v.min()), float(v.max())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if lo > hi:
+        raise errors.ShapeError(errors.at_user(f"histc: max ({max}) must be >= min ({min})"))
+    flat = v.reshape(-1).astype(np.float64)
+    flat = flat[(flat >= lo) & (flat <= hi)]
+    # NOTE: PyTorch's bin rule: floor((v - lo) * bins / (hi - lo)), the top edge in the last bin
+    pos = xp.minimum(((flat - lo) * bins / (hi - lo)).astype(np.int64), bins - 1)
+    return wrap(xp.bincount(pos, minlength=bins).astype(v.dtype))
