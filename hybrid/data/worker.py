@@ -1,0 +1,282 @@
+"""What runs inside a DataLoader worker process: seeding, get_worker_info(), fetching batches,
+and sending them to the main process as numpy arrays (never pickled Tensor objects)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import queue
+import random
+import sys
+import traceback
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+import numpy as np
+
+from hybrid.tensor import Tensor
+
+POLL_S = 1.0  # how often an idle worker checks that the main process is still alive
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """Which worker this is: id in [0, num_workers), its seed, and its copy of the dataset."""
+
+    id: int
+    num_workers: int
+    seed: int
+    dataset: Any
+
+
+_worker_info: WorkerInfo | None = None
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """This worker's WorkerInfo inside a DataLoader worker process, None in the main process."""
+    return _worker_info
+
+
+class ExceptionWrapper:
+    """An exception raised in a worker, with its traceback as text, re-raised in the parent."""
+
+    def __init__(self, where: str, exc_info: tuple | None = None) -> None:
+        exc_info = exc_info or sys.exc_info()
+        self.exc_type = exc_info[0]
+        self.exc_msg = "".join(traceback.format_exception(*exc_info))
+        self.where = where
+
+    def reraise(self) -> None:
+        """Raise the worker's exception type with the worker's traceback in the message."""
+        msg = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.exc_msg}"
+        if self.exc_type is KeyError:
+            msg = _KeyErrorMessage(msg)
+        try:
+            exc = self.exc_type(msg)
+        except Exception:
+            raise RuntimeError(msg) from None
+        raise exc
+
+
+class _KeyErrorMessage(str):
+    """A KeyError message that prints its newlines (KeyError shows repr() otherwise)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class IterationEnd:
+    """A worker's IterableDataset copy is exhausted."""
+
+    def __init__(self, worker_id: int) -> None:
+        self.worker_id = worker_id
+
+
+class Resume:
+    """Start a new epoch: an IterableDataset worker makes a new iterator."""
+
+
+class _Packed:
+    """A hybrid Tensor in transit: its numpy array."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __reduce__(self) -> tuple:
+        return (_Packed, (self.array,))
+
+
+def _map(fn: Any, obj: Any) -> Any:
+    """Apply fn to the leaves of nested dicts / lists / tuples / namedtuples, keeping types."""
+    if isinstance(obj, (Tensor, _Packed)):
+        return fn(obj)
+    if isinstance(obj, dict):
+        items = {k: _map(fn, v) for k, v in obj.items()}
+        if type(obj) is dict:
+            return items
+        clone = copy.copy(obj)
+        clone.update(items)
+        return clone
+    if isinstance(obj, tuple):
+        items = [_map(fn, v) for v in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+    if isinstance(obj, list):
+        items = [_map(fn, v) for v in obj]
+        if type(obj) is list:
+            return items
+        clone = copy.copy(obj)
+        clone[:] = items
+        return clone
+    return obj
+
+
+def _pack(t: Any) -> _Packed:
+    from hybrid import errors
+
+    if t._value.__class__ is not np.ndarray:
+        raise errors.DeviceError(
+            f"a DataLoader worker returned a tensor on {t.device}; workers must return CPU "
+            "tensors (move the batch to the device in the main process, after the loader)")
+    return _Packed(np.ascontiguousarray(t.detach().numpy()))
+
+
+def encode(batch: Any) -> bytes:
+    """The batch pickled for the pipe, every Tensor replaced by its numpy array."""
+    return bytes(ForkingPickler.dumps(_map(_pack, batch)))
+
+
+def decode(payload: bytes) -> Any:
+    """The batch from a worker, its numpy arrays rebuilt as hybrid Tensors (no copy)."""
+    from hybrid.ops.creation import from_numpy
+
+    return _map(lambda p: from_numpy(p.array), ForkingPickler.loads(payload))
+
+
+def numpy_seed(base_seed: int, worker_id: int) -> np.ndarray:
+    """A numpy legacy seed for this worker, mixed from the base seed and the worker id."""
+    return np.random.SeedSequence([worker_id, base_seed & 0xFFFFFFFF, base_seed >> 32]) \
+        .generate_state(4)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux, have the kernel kill this worker if the main process dies (no orphans)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+class Fetcher:
+    """Turns one task (a list of indices, one index, or 'next') into a collated batch."""
+
+    def __init__(self, dataset: Any, iterable: bool, auto_collation: bool, collate_fn: Any,
+                 drop_last: bool) -> None:
+        from hybrid.data.collate import default_collate
+        from hybrid.data.dataset import TensorDataset
+
+        self.dataset = dataset
+        self.iterable = iterable
+        self.auto_collation = auto_collation
+        self.collate_fn = collate_fn
+        self.drop_last = drop_last
+        self.tensor_fast = (isinstance(dataset, TensorDataset) and auto_collation
+                            and collate_fn is default_collate)
+        self.it = iter(dataset) if iterable else None
+        self.ended = False
+
+    def fetch(self, index: Any) -> Any:
+        """The batch for `index`; StopIteration when an iterable dataset has no more."""
+        if self.iterable:
+            return self._fetch_iterable(index)
+        if not self.auto_collation:
+            return self.collate_fn(self.dataset[index])
+        if self.tensor_fast:  # one index op per tensor instead of a per-sample loop
+            from hybrid.dtypes import int64
+            from hybrid.ops.creation import tensor
+
+            idx = tensor(index, dtype=int64) if index else None
+            if idx is not None:
+                return [t[idx] for t in self.dataset.tensors]
+        getitems = getattr(self.dataset, "__getitems__", None)
+        data = getitems(index) if callable(getitems) else [self.dataset[i] for i in index]
+        return self.collate_fn(data)
+
+    def _fetch_iterable(self, index: Any) -> Any:
+        if self.ended:
+            raise StopIteration
+        if not self.auto_collation:
+            return self.collate_fn(next(self.it))
+        data = []
+        for _ in index:
+            try:
+                data.append(next(self.it))
+            except StopIteration:
+                self.ended = True
+                break
+        if not data or (self.drop_last and len(data) < len(index)):
+            raise StopIteration
+        return self.collate_fn(data)
+
+
+def _seed_everything(seed: int, base_seed: int, worker_id: int) -> None:
+    import hybrid
+
+    random.seed(seed)
+    hybrid.manual_seed(seed)
+    np.random.seed(numpy_seed(base_seed, worker_id))
+
+
+def _send(conn: Any, key: Any, data: Any, where: str) -> None:
+    try:
+        payload = encode((key, data))
+    except Exception:
+        payload = encode((key, ExceptionWrapper(where + " while sending its batch to the main "
+                                                "process (return tensors, numpy arrays, numbers, "
+                                                "strings, or containers of them)")))
+    conn.send_bytes(payload)
+
+
+def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
+                auto_collation: bool, collate_fn: Any, drop_last: bool, base_seed: int,
+                init_fn: Any, index_queue: Any, result_conn: Any, done_event: Any,
+                parent_pid: int) -> None:
+    """A worker process: take tasks from index_queue, send (key, batch) back on result_conn."""
+    global _worker_info
+    _die_with_parent(parent_pid)
+    where = f"in DataLoader worker process {worker_id}"
+    try:
+        seed = base_seed + worker_id
+        _seed_everything(seed, base_seed, worker_id)
+        _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
+        init_error = fetcher = None
+        try:
+            if init_fn is not None:
+                init_fn(worker_id)
+            fetcher = Fetcher(dataset, iterable, auto_collation, collate_fn, drop_last)
+        except Exception:
+            init_error = ExceptionWrapper(where)
+        while os.getppid() == parent_pid:
+            try:
+                task = index_queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if task is None:  # shut down
+                break
+            if isinstance(task, Resume):
+                if init_error is None:
+                    try:
+                        fetcher = Fetcher(dataset, iterable, auto_collation, collate_fn, drop_last)
+                    except Exception:
+                        init_error = ExceptionWrapper(where)
+                continue
+            if done_event.is_set():
+                continue
+            key, index = task
+            if init_error is not None:
+                data = init_error
+            else:
+                try:
+                    data = fetcher.fetch(index)
+                except StopIteration:
+                    data = IterationEnd(worker_id) if iterable else ExceptionWrapper(where)
+                except Exception:
+                    data = ExceptionWrapper(where)
+            _send(result_conn, key, data, where)
+            del data
+    except KeyboardInterrupt:
+        pass  # the main process handles Ctrl-C and shuts the workers down
+    except (BrokenPipeError, EOFError):
+        pass  # the main process is gone
+    finally:
+        result_conn.close()

@@ -1,0 +1,550 @@
+"""hybrid.data's DataLoader as PyTorch users expect: default_collate and samplers against
+torch.utils.data, worker processes (seeds, worker_init_fn, persistent workers, errors with the
+worker's traceback, dead workers, timeouts), and clean shutdown. Every test is bounded by an
+alarm, so a hang fails the test instead of the session."""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import hybrid
+import hybrid.utils.data as D
+from hybrid.data import worker as worker_mod
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+Point = collections.namedtuple("Point", ["x", "y"])
+
+
+@pytest.fixture(autouse=True)
+def _bounded():
+    """Fail a test that runs past 30 s (a hang) and check it leaves no worker processes."""
+    def on_alarm(signum, frame):
+        raise TimeoutError("test_data_loader: test ran past its 30 s bound (a hang?)")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    if multiprocessing.active_children():
+        import gc
+
+        gc.collect()  # an iterator in a reference cycle
+    assert multiprocessing.active_children() == []
+
+
+def _to_py(x, lib):
+    """Nested structure -> comparable plain data: tensors become (dtype name, shape, values)."""
+    if lib == "torch":
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return ("T", str(x.dtype).replace("torch.", ""), tuple(x.shape), x.tolist())
+    elif isinstance(x, hybrid.Tensor):
+        return ("T", x.dtype.name, tuple(x.shape), x.tolist())
+    if isinstance(x, dict):
+        return (type(x).__name__, {k: _to_py(v, lib) for k, v in x.items()})
+    if isinstance(x, (list, tuple)):
+        return (type(x).__name__, [_to_py(v, lib) for v in x])
+    return x
+
+
+def _samples(make):
+    """Nested samples built with `make` (hybrid.tensor or torch.tensor) for tensor leaves."""
+    out = []
+    for i in range(3):
+        out.append({
+            "image": np.arange(6, dtype=np.float32).reshape(2, 3) + i,
+            "label": i,
+            "weight": 0.5 * i,
+            "flag": i % 2 == 0,
+            "name": f"s{i}",
+            "np_scalar": np.float64(i) / 3,
+            "np_int": np.int32(i),
+            "t": make([float(i), 1.0]),
+            "ti": make([i, 2 * i]),
+            "pair": (i, [np.int64(i), 1.5]),
+            "point": Point(np.ones(2, np.float64) * i, i),
+            "nested": collections.OrderedDict(a=[i, i + 1], b={"c": np.float16(i)}),
+        })
+    return out
+
+
+def test_default_collate_matches_torch_on_nested_samples():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import default_collate as torch_collate
+
+    ours = _to_py(D.default_collate(_samples(hybrid.tensor)), "hybrid")
+    theirs = _to_py(torch_collate(_samples(torch.tensor)), "torch")
+    assert ours == theirs
+    assert ours[1]["weight"][1] == "float64" and ours[1]["label"][1] == "int64"
+    assert ours[1]["pair"][0] == "list"  # a tuple becomes a list, as in PyTorch
+
+
+@pytest.mark.parametrize("batch", [
+    [1, 2.5], [True, False], [1.0, 2], [np.float32(1), np.float32(2)], [(1, "a"), (2, "b")],
+    [[1, 2], [3, 4]], [Point(1, 2.0), Point(3, 4.0)],
+])
+def test_default_collate_matches_torch_on_small_batches(batch):
+    pytest.importorskip("torch")
+    from torch.utils.data import default_collate as torch_collate
+
+    assert _to_py(D.default_collate(batch), "hybrid") == _to_py(torch_collate(batch), "torch")
+
+
+def test_default_convert_matches_torch():
+    pytest.importorskip("torch")
+    from torch.utils.data import default_convert as torch_convert
+
+    data = {"a": np.zeros((2, 2)), "b": (np.int64(3), "s", [np.ones(1, np.float32)]),
+            "p": Point(np.float64(1.0), 2)}
+    assert _to_py(D.default_convert(data), "hybrid") == _to_py(torch_convert(data), "torch")
+    arr = np.arange(3.0)
+    assert np.shares_memory(D.default_convert(arr).numpy(), arr)  # as_tensor, no copy
+
+
+def test_collate_errors_name_the_element_and_shapes():
+    ragged = [{"image": np.zeros((3, 4))}, {"image": np.zeros((3, 4))},
+              {"image": np.zeros((3, 5))}]
+    with pytest.raises(hybrid.HybridError,
+                       match=r"sample\['image'\].*\[3, 4\] in sample 0 and \[3, 5\] in sample 2"
+                             r".*collate_fn="):
+        D.default_collate(ragged)
+    with pytest.raises(hybrid.ShapeError, match=r"sample\[1\].*\[2\].*\[3\].*collate_fn="):
+        D.default_collate([(0, hybrid.zeros(2)), (1, hybrid.zeros(3))])
+    with pytest.raises(hybrid.DTypeError, match=r"sample\[0\] is a set.*collate_fn="):
+        D.default_collate([({1},), ({2},)])
+    with pytest.raises(hybrid.DTypeError, match=r"dtype complex64.*astype"):
+        D.default_collate([np.zeros(2, np.complex64)] * 2)
+    with pytest.raises(hybrid.DTypeError, match=r"dtype <U1.*collate_fn="):
+        D.default_collate([np.array(["a"])] * 2)
+    with pytest.raises(hybrid.DTypeError, match=r"mixes types"):
+        D.default_collate([np.zeros(2), hybrid.zeros(2)])
+    with pytest.raises(hybrid.ShapeError, match=r"keys \['x'\] in sample 0 but \['y'\]"):
+        D.default_collate([{"x": 1}, {"y": 2}])
+    with pytest.raises(hybrid.ShapeError, match="equal size"):
+        D.default_collate([[1, 2], [1]])
+
+
+class ArrayIntDataset(D.Dataset):
+    """A map-style dataset returning (np.ndarray, int), as in PyTorch's tutorials."""
+
+    def __init__(self, n=10):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return np.full(4, i, dtype=np.float32), i
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_numpy_and_int_samples(num_workers):
+    batches = list(D.DataLoader(ArrayIntDataset(), batch_size=4, num_workers=num_workers))
+    assert len(batches) == 3
+    x, y = batches[0]
+    assert isinstance(x, hybrid.Tensor) and x.dtype == hybrid.float32 and x.shape == (4, 4)
+    assert y.dtype == hybrid.int64 and y.tolist() == [0, 1, 2, 3]
+    assert batches[2][1].tolist() == [8, 9]
+    np.testing.assert_array_equal(batches[1][0].numpy()[:, 0], [4, 5, 6, 7])
+
+
+def test_samplers_give_permutations_of_the_right_size():
+    data = list(range(10))
+    assert list(D.SequentialSampler(data)) == data
+    hybrid.manual_seed(1)
+    a = list(D.RandomSampler(data))
+    b = list(D.RandomSampler(data))
+    assert sorted(a) == data and a != b
+    hybrid.manual_seed(1)
+    assert list(D.RandomSampler(data)) == a
+    long = list(D.RandomSampler(data, num_samples=25))
+    assert len(long) == 25 and sorted(long[:10]) == data and sorted(long[10:20]) == data
+    assert len(set(long[20:])) == 5
+    rep = list(D.RandomSampler(data, replacement=True, num_samples=200))
+    assert len(rep) == 200 and set(rep) <= set(data) and len(set(rep)) == 10
+    g = hybrid.Generator(3)
+    sub = list(D.SubsetRandomSampler([5, 7, 9, 11], generator=g))
+    assert sorted(sub) == [5, 7, 9, 11]
+    assert sub == list(D.SubsetRandomSampler([5, 7, 9, 11], generator=hybrid.Generator(3)))
+    with pytest.raises(hybrid.ShapeError, match="num_samples should be a positive int"):
+        D.RandomSampler(data, num_samples=0)
+
+
+def test_weighted_sampler():
+    w = [0.0, 1.0, 3.0, 0.0]
+    draws = list(D.WeightedRandomSampler(w, 4000, generator=hybrid.Generator(0)))
+    counts = np.bincount(draws, minlength=4)
+    assert counts[0] == 0 and counts[3] == 0
+    assert abs(counts[2] / 4000 - 0.75) < 0.03  # ~7 standard deviations
+    no_rep = list(D.WeightedRandomSampler([1, 1, 1, 5], 3, replacement=False))
+    assert len(set(no_rep)) == 3
+    with pytest.raises(hybrid.ShapeError, match="without replacement from 2 non-zero weights"):
+        D.WeightedRandomSampler(w, 3, replacement=False)
+    with pytest.raises(hybrid.ShapeError, match="non-negative"):
+        D.WeightedRandomSampler([1.0, -1.0], 2)
+
+
+def test_batch_sampler_matches_torch():
+    pytest.importorskip("torch")
+    from torch.utils.data import BatchSampler as TorchBatchSampler
+
+    for n, bs, drop in [(10, 3, False), (10, 3, True), (9, 3, True), (2, 5, False)]:
+        ours = D.BatchSampler(range(n), bs, drop)
+        theirs = TorchBatchSampler(range(n), bs, drop)
+        assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
+def test_random_split_sizes_and_reproducibility():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import random_split as torch_split
+
+    for n, lengths in [(11, [0.3, 0.3, 0.4]), (5, [0.5, 0.5]), (10, [3, 7]), (7, [1.0])]:
+        ours = D.random_split(list(range(n)), lengths, generator=hybrid.Generator(0))
+        theirs = torch_split(list(range(n)), lengths, generator=torch.Generator().manual_seed(0))
+        assert [len(s) for s in ours] == [len(s) for s in theirs]
+        assert sorted(i for s in ours for i in s) == list(range(n))  # disjoint, complete
+    a = D.random_split(range(20), [5, 15], generator=hybrid.Generator(4))
+    b = D.random_split(range(20), [5, 15], generator=hybrid.Generator(4))
+    assert list(a[0]) == list(b[0]) and list(a[0]) != list(range(5))
+    with pytest.raises(hybrid.ShapeError, match="sum to 9, but the dataset has 10"):
+        D.random_split(range(10), [4, 5])
+
+
+def test_subset_and_concat():
+    pytest.importorskip("torch")
+    from torch.utils.data import ConcatDataset as TorchConcat
+
+    parts = [list(range(3)), list(range(10, 15)), list(range(20, 22))]
+    ours, theirs = D.ConcatDataset(parts), TorchConcat(parts)
+    assert len(ours) == len(theirs) == 10
+    assert [ours[i] for i in range(-10, 10)] == [theirs[i] for i in range(-10, 10)]
+    with pytest.raises(hybrid.HybridIndexError):
+        ours[10]
+    both = D.Subset(ArrayIntDataset(), [9, 2]) + D.Subset(ArrayIntDataset(), [5])
+    assert [y for _, y in both] == [9, 2, 5]
+    loader = D.DataLoader(D.Subset(ArrayIntDataset(), [7, 3, 1]), batch_size=2)
+    assert [y.tolist() for _, y in loader] == [[7, 3], [1]]
+
+
+class Shards(D.IterableDataset):
+    """range(start, stop), split between workers with get_worker_info()."""
+
+    def __init__(self, start, stop):
+        self.start, self.stop = start, stop
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __iter__(self):
+        info = D.get_worker_info()
+        if info is None:
+            return iter(range(self.start, self.stop))
+        per = -(-(self.stop - self.start) // info.num_workers)
+        lo = self.start + info.id * per
+        return iter(range(lo, min(lo + per, self.stop)))
+
+
+@pytest.mark.parametrize("num_workers", [0, 3])
+def test_iterable_dataset_sharded_by_worker(num_workers):
+    loader = D.DataLoader(Shards(0, 20), batch_size=4, num_workers=num_workers)
+    seen = [v for b in loader for v in b.tolist()]
+    assert sorted(seen) == list(range(20))
+    assert len(loader) == 5
+    dropped = D.DataLoader(Shards(0, 10), batch_size=4, drop_last=True, num_workers=num_workers)
+    assert all(len(b) == 4 for b in dropped)
+    with pytest.raises(hybrid.ShapeError, match="IterableDataset gives its own order"):
+        D.DataLoader(Shards(0, 4), shuffle=True)
+
+
+class Seeds(D.Dataset):
+    """Each sample reports its worker's id, seed and a draw from every RNG the worker seeds."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        info = D.get_worker_info()
+        return (info.id, info.seed, hybrid.rand(1).item(), float(np.random.rand()),
+                random.random(), os.environ.get("HYBRID_TEST_INIT", ""))
+
+
+def _init(worker_id):
+    os.environ["HYBRID_TEST_INIT"] = f"init{worker_id}"
+
+
+def _seed_rows(seed):
+    hybrid.manual_seed(seed)
+    loader = D.DataLoader(Seeds(), batch_size=2, num_workers=2, worker_init_fn=_init)
+    return [tuple(zip(*[c.tolist() if isinstance(c, hybrid.Tensor) else c for c in b]))
+            for b in loader]
+
+
+def test_worker_seeds_distinct_and_reproducible():
+    first = _seed_rows(0)
+    rows = [r for b in first for r in b]
+    by_worker = {r[0]: r for r in rows}
+    assert set(by_worker) == {0, 1}
+    s0, s1 = by_worker[0][1], by_worker[1][1]
+    assert s1 == s0 + 1  # base_seed + worker_id
+    for k in (2, 3, 4):  # hybrid, numpy and random streams differ between workers
+        assert by_worker[0][k] != by_worker[1][k]
+    assert {r[5] for r in rows} == {"init0", "init1"}  # worker_init_fn ran in each worker
+    assert all(r[5] == f"init{r[0]}" for r in rows)
+    assert _seed_rows(0) == first
+    assert _seed_rows(1) != first
+    assert "HYBRID_TEST_INIT" not in os.environ  # it ran in the workers, not here
+
+
+class Failing(D.Dataset):
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        if i == 7:
+            raise ValueError(f"bad sample {i}")
+        return i
+
+
+def test_worker_exception_shows_the_worker_traceback():
+    loader = D.DataLoader(Failing(), batch_size=2, num_workers=2)
+    got = []
+    with pytest.raises(ValueError) as info:
+        for b in loader:
+            got.append(b.tolist())
+    msg = str(info.value)
+    assert msg.startswith("Caught ValueError in DataLoader worker process 1.")
+    assert "Original Traceback (most recent call last)" in msg
+    assert "in __getitem__" in msg and "bad sample 7" in msg and "test_data_loader.py" in msg
+    assert got == [[0, 1], [2, 3], [4, 5]]  # batches before the failing one, in order
+
+
+class Dies(D.Dataset):
+    def __init__(self, how):
+        self.how = how
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        if i == 10 and D.get_worker_info() is not None:
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(3)
+        return i
+
+
+@pytest.mark.parametrize("how,reason", [("kill", "was killed by signal SIGKILL"),
+                                        ("exit", "exited with code 3")])
+def test_dead_worker_errors_without_hanging(how, reason):
+    t0 = time.monotonic()
+    loader = D.DataLoader(Dies(how), batch_size=2, num_workers=2)
+    it = iter(loader)
+    with pytest.raises(D.DataLoaderError, match=rf"worker 1 \(pid \d+\) {reason} unexpectedly"
+                                                r".*num_workers=0") as info:
+        for _ in it:
+            pass
+    assert isinstance(info.value, hybrid.HybridError)
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(D.DataLoaderError):  # the iterator stays failed, it does not hang
+        next(it)
+
+
+class Slow(D.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        time.sleep(0.1 if i == 0 else 5)
+        return i
+
+
+def test_timeout():
+    loader = D.DataLoader(Slow(), batch_size=1, num_workers=1, timeout=1.0)
+    it = iter(loader)
+    assert next(it).tolist() == [0]
+    t0 = time.monotonic()
+    with pytest.raises(D.DataLoaderError, match="timed out after 1.0 seconds"):
+        next(it)
+    assert time.monotonic() - t0 < 4
+
+
+class Pids(D.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return i, os.getpid()
+
+
+def _epoch(loader):
+    idx, pids = [], set()
+    for i, p in loader:
+        idx += i.tolist()
+        pids |= set(p.tolist())
+    return idx, pids
+
+
+def test_persistent_workers_reuse_processes():
+    loader = D.DataLoader(Pids(), batch_size=2, num_workers=2, persistent_workers=True)
+    idx1, pids1 = _epoch(loader)
+    idx2, pids2 = _epoch(loader)
+    assert idx1 == idx2 == list(range(6))
+    assert pids1 == pids2 and os.getpid() not in pids1 and len(pids1) == 2
+    assert set(loader._iterator.worker_pids()) == pids1
+    it = iter(loader)  # stop an epoch early: the next one is complete and in order
+    next(it)
+    assert _epoch(loader)[0] == list(range(6))
+    del loader, it
+
+
+def test_fresh_workers_each_epoch_and_iterating_twice():
+    loader = D.DataLoader(Pids(), batch_size=2, num_workers=2)
+    idx1, pids1 = _epoch(loader)
+    assert multiprocessing.active_children() == []  # shut down at the end of the epoch
+    idx2, pids2 = _epoch(loader)
+    assert idx1 == idx2 == list(range(6)) and not pids1 & pids2
+    it = iter(loader)
+    next(it)
+    assert len(multiprocessing.active_children()) == 2
+    del it  # dropping a half-read iterator shuts its workers down
+    assert multiprocessing.active_children() == []
+
+
+def test_prefetch_in_order_false_and_options():
+    loader = D.DataLoader(ArrayIntDataset(20), batch_size=3, num_workers=2, prefetch_factor=1,
+                          pin_memory=True, in_order=False)
+    assert sorted(v for _, y in loader for v in y.tolist()) == list(range(20))
+    for kwargs, match in [({"num_workers": -1}, "non-negative"),
+                          ({"prefetch_factor": 2}, "prefetch_factor needs num_workers > 0"),
+                          ({"persistent_workers": True}, "persistent_workers=True needs"),
+                          ({"timeout": -1}, "timeout should be"),
+                          ({"sampler": D.SequentialSampler(range(3)), "shuffle": True},
+                           "sampler= and shuffle=True"),
+                          ({"batch_sampler": [[0]], "batch_size": 2}, "batch_sampler="),
+                          ({"batch_size": None, "drop_last": True}, "batch_size=None")]:
+        with pytest.raises(hybrid.HybridError, match=match):
+            D.DataLoader(ArrayIntDataset(), **kwargs)
+    loader = D.DataLoader(ArrayIntDataset())
+    with pytest.raises(hybrid.HybridError, match="batch_size cannot be changed"):
+        loader.batch_size = 4
+
+
+def test_batch_size_none_and_batch_sampler():
+    x, y = next(iter(D.DataLoader(ArrayIntDataset(), batch_size=None)))
+    assert x.shape == (4,) and y == 0  # default_convert: no batch dim, ints stay ints
+    loader = D.DataLoader(ArrayIntDataset(), batch_sampler=[[3, 1], [0]], num_workers=1)
+    assert [y.tolist() for _, y in loader] == [[3, 1], [0]]
+
+
+def test_batches_travel_as_numpy_arrays():
+    payload = worker_mod.encode({"x": hybrid.ones(2, 3), "y": [hybrid.arange(3), "s"]})
+    assert b"hybrid.tensor" not in payload and b"Tensor" not in payload
+    back = worker_mod.decode(payload)
+    assert isinstance(back["x"], hybrid.Tensor) and back["x"].tolist() == [[1.0] * 3] * 2
+    assert back["y"][0].dtype == hybrid.int64 and back["y"][1] == "s"
+
+
+def test_unpicklable_batch_is_an_error_not_a_hang():
+    loader = D.DataLoader(ArrayIntDataset(), batch_size=2, num_workers=1,
+                          collate_fn=lambda b: {"fn": lambda: 0})
+    with pytest.raises(Exception, match="while sending its batch to the main process"):
+        next(iter(loader))
+
+
+def test_spawn_context_with_tensor_dataset():
+    ds = D.TensorDataset(hybrid.arange(6), hybrid.arange(6) * 2.0)
+    loader = D.DataLoader(ds, batch_size=4, num_workers=1, multiprocessing_context="spawn")
+    out = [(x.tolist(), y.tolist()) for x, y in loader]
+    assert out == [([0, 1, 2, 3], [0.0, 2.0, 4.0, 6.0]), ([4, 5], [8.0, 10.0])]
+
+
+def test_interpreter_exit_with_live_workers():
+    script = textwrap.dedent("""
+        import hybrid, hybrid.utils.data as D
+        loader = D.DataLoader(D.TensorDataset(hybrid.arange(100)), batch_size=2, num_workers=2,
+                              persistent_workers=True)
+        it = iter(loader)
+        next(it)
+        print(*it.worker_pids())
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=25, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - t0 < 25
+    for pid in map(int, out.stdout.split()):
+        with pytest.raises(ProcessLookupError):  # exited, and reaped
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.05)
+
+
+class Regression(D.Dataset):
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.x = rng.standard_normal((64, 3)).astype(np.float32)
+        self.y = (self.x @ np.array([1.0, -2.0, 0.5], np.float32) + 0.1).astype(np.float32)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def _train(num_workers, persistent=False):
+    hybrid.manual_seed(0)
+    model = hybrid.nn.Linear(3, 1)
+    opt = hybrid.optim.SGD(model.parameters(), lr=0.1)
+    loader = D.DataLoader(Regression(), batch_size=8, shuffle=True, num_workers=num_workers,
+                          persistent_workers=persistent)
+    losses = []
+    for _ in range(3):
+        for x, y in loader:
+            opt.zero_grad()
+            loss = ((model(x).reshape(-1) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses, model.weight.detach().numpy().copy()
+
+
+def test_training_with_workers_matches_single_process():
+    losses0, w0 = _train(0)
+    losses2, w2 = _train(2)
+    assert len(losses0) == 24
+    np.testing.assert_allclose(losses2, losses0, rtol=1e-6)  # the same batches, in order
+    np.testing.assert_allclose(w2, w0, rtol=1e-6)
+    assert losses2[-1] < 0.1 * losses2[0]
+    np.testing.assert_allclose(w2, [[1.0, -2.0, 0.5]], atol=0.1)
+    # Persistent workers draw their base seed once (as PyTorch), so only the first epoch's
+    # random stream lines up with the single-process loader's.
+    losses_p, w_p = _train(2, persistent=True)
+    np.testing.assert_allclose(losses_p[:8], losses0[:8], rtol=1e-6)
+    np.testing.assert_allclose(w_p, [[1.0, -2.0, 0.5]], atol=0.1)
+
+
+def test_utils_data_is_an_alias():
+    import hybrid.data
+    from hybrid.utils.data import DataLoader
+
+    assert hybrid.utils.data is hybrid.data and DataLoader is hybrid.data.DataLoader
+    import hybrid.utils.data.sampler as sampler_mod
+
+    assert sampler_mod is hybrid.data.sampler
