@@ -74,7 +74,8 @@ class Rand:
 
 @dataclass(frozen=True)
 class Gather:
-    """buffer[arg][offset + sum(coord[d] * strides[d]) + index * axis_stride], index in [0, n)."""
+    """buffer[arg][offset + sum(coord[d] * strides[d]) + index * axis_stride], index in [0, n):
+    an index outside sets the kernel's error flag to `site` (see `checked`)."""
 
     arg: int
     dtype: DType
@@ -83,6 +84,7 @@ class Gather:
     axis_stride: int
     axis_size: int
     index: Any  # integer expression
+    site: int = 0  # 1 + position of the gather node in the graph (0: not traced from a node)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def map_expr(e: Any, leaf: Callable[[Any], Any]) -> Any:
         return Apply(e.op, tuple(map_expr(a, leaf) for a in e.args), e.dtype, e.attrs)
     if isinstance(e, Gather):
         e = Gather(e.arg, e.dtype, e.strides, e.offset, e.axis_stride, e.axis_size,
-                   map_expr(e.index, leaf))
+                   map_expr(e.index, leaf), e.site)
     return leaf(e)
 
 
@@ -186,6 +188,7 @@ class Stage:
     index: Any = None  # scatter: integer expression
     axis_stride: int = 0
     axis_size: int = 0
+    site: int = 0  # scatter: 1 + position of its node in the graph, reported when out of range
 
     def reindexed(self, fix: Callable[[tuple], tuple], padded: bool = True) -> Stage:
         """This stage over another loop space (see `reindex`); a store's or scatter's own
@@ -323,3 +326,19 @@ def kernel_reads(k: Kernel) -> set[int]:
         if s.kind == "scatter" and s.op is not None:
             out.add(k.args[s.arg].buffer)
     return out
+
+
+def checked(k: Kernel) -> bool:
+    """Whether the kernel checks its data: gather and scatter indices, integer divisors. Such a
+    kernel takes one more argument after `args`, the plan's error flag (an int64[2]), and sets
+    flag[0] to the failing check's code (see compiler/lower.py and codegen/llvm_cpu.py)."""
+    for s in k.stages:
+        if s.kind == "scatter":
+            return True
+        for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
+            if isinstance(e, Gather):
+                return True
+            if isinstance(e, Apply) and e.op in (Op.FLOORDIV, Op.REMAINDER) and \
+                    not e.args[0].dtype.is_floating:
+                return True
+    return False

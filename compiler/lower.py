@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compiler.kernel import Gather, Kernel, Load, Padded, Stage, walk
+from compiler.ir.types import DType
+from compiler.kernel import Gather, Kernel, Load, Padded, Stage, checked, walk
 from compiler.passes.fuse import Gemm, Program, kernel_reads
 from compiler.passes.memory_plan import BufferUse, InplaceCandidate, MemoryPlan, plan_memory
 from compiler.plan import Buffer, CopyStep, GemmStep, KernelStep, Plan
@@ -187,6 +188,13 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
         if v not in bid:
             assert nbytes[v] == 0, f"lower: buffer of value {v} is never written"
             add(v, "arena", 0, 0)
+    # NOTE: kernels that check indices (or integer divisors) get one more argument, the error
+    # flag: an extra int64[2] input the caller passes zeroed and reads after the run (see
+    # CpuExecutable), so a bad index is a clear error, never a clamped read or a stray write.
+    flag = -1
+    if any(isinstance(s, Kernel) and checked(s) for s in prog.steps):
+        flag = len(buffers)
+        buffers.append(Buffer("input", len(inputs), 0, 16, DType.int64, (2,)))
     steps = []
     kernels = []
     for step in prog.steps:
@@ -200,10 +208,11 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
             continue
         inner = max(1, math.prod(step.inner))
         grain = max(1, -(-GRAIN_ELEMENTS // inner))
-        steps.append(KernelStep(step.name, step.n_outer, tuple(bid[a.buffer] for a in step.args),
-                                grain=grain, parallel=not step.serial))
+        args = tuple(bid[a.buffer] for a in step.args) + ((flag,) if checked(step) else ())
+        steps.append(KernelStep(step.name, step.n_outer, args, grain=grain,
+                                parallel=not step.serial))
         kernels.append(step)
     plan = Plan(arena_bytes=memory.arena_bytes, buffers=buffers, steps=steps,
-                inputs=[bid[v] for v in inputs], outputs=[bid[v] for v in outputs],
-                constants=constants)
+                inputs=[bid[v] for v in inputs] + ([flag] if flag >= 0 else []),
+                outputs=[bid[v] for v in outputs], constants=constants, error_flag=flag)
     return Lowered(plan, kernels, memory)

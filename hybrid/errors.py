@@ -33,6 +33,10 @@ class HybridIndexError(HybridError, IndexError):
     """An index or dim out of range."""
 
 
+class HybridZeroDivisionError(HybridError, ZeroDivisionError):
+    """An integer division or remainder by zero (PyTorch raises ZeroDivisionError too)."""
+
+
 class StateDictError(HybridError, KeyError):
     """A state dict whose keys or shapes do not match the module."""
 
@@ -75,10 +79,31 @@ def at_user(message: str) -> str:
     return f"{message} at {loc}" if loc else message
 
 
-_KINDS = {ValueError: ShapeError, TypeError: DTypeError, IndexError: HybridIndexError}
+_KINDS = {ValueError: ShapeError, TypeError: DTypeError, IndexError: HybridIndexError,
+          ZeroDivisionError: HybridZeroDivisionError}
 
 
 def error(kind: type[Exception], message: str) -> HybridError:
     """A HybridError of the right Python family (ValueError/TypeError/IndexError) at the user's line."""
     cls = _KINDS.get(kind, kind if issubclass(kind, HybridError) else ShapeError)
     return cls(at_user(message))
+
+
+_RUN_KINDS = {"index": HybridIndexError, "zero_division": HybridZeroDivisionError,
+              "value": ShapeError}
+
+
+def _run_error(kind: str, message: str, loc: str) -> HybridError:
+    """The compiler's run-time errors (compiler/errors.py) as HybridErrors at the user's line:
+    the op's traced line when known, else the innermost user frame (eager mode)."""
+    cls = _RUN_KINDS.get(kind, ShapeError)
+    return cls(f"{message} at {loc}" if loc else at_user(message))
+
+
+def _install() -> None:
+    from compiler import errors as compiler_errors
+
+    compiler_errors.set_factory(_run_error)
+
+
+_install()

@@ -19,14 +19,16 @@ try:
     from compiler.codegen import llvm_math
 except ImportError:  # pragma: no cover  (the polynomial library is optional: libm then)
     llvm_math = None
+from compiler.errors import DIV_BY_ZERO_CODE
 from compiler.ir.ops import Op
 from compiler.ir.reference import GAMMA, MIX1, MIX2
 from compiler.ir.types import DType
 from compiler.kernel import (
-    Apply, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, depends_on,
+    Apply, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, checked, depends_on,
 )
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+DIV_BY_ZERO = DIV_BY_ZERO_CODE  # error flag code (index checks use their site, > 0)
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 
@@ -51,7 +53,9 @@ class _Fn:
     def __init__(self, module: ir.Module, kernel: Kernel, noalias: bool):
         self.m = module
         self.k = kernel
-        n = len(kernel.args)
+        # a checking kernel takes the plan's error flag after its buffers (compiler/lower.py)
+        n = len(kernel.args) + (1 if checked(kernel) else 0)
+        self.errors: dict[int, ir.Value] = {}  # flag code -> i1 alloca: "seen a bad value"
         body_ty = ir.FunctionType(ir.VoidType(), [I64, I64] + [PTR] * n)
         self.body = ir.Function(module, body_ty, name=f"{kernel.name}_body")
         self.body.linkage = "internal"
@@ -161,7 +165,7 @@ class _Fn:
             return self.rand(e, coords)
         if isinstance(e, Gather):
             idx = self.emit(e.index, coords, rows, memo)
-            idx = self.clamp_index(idx, e.index.dtype, e.axis_size)
+            idx = self.checked_index(idx, e.index.dtype, e.axis_size, e.site)
             base = self.affine(coords, e.strides, e.offset)
             pos = b.add(base, b.mul(idx, ir.Constant(I64, e.axis_stride)))
             return self.load(e.arg, e.dtype, pos)
@@ -169,14 +173,41 @@ class _Fn:
             return self.padded(e, coords)
         raise TypeError(f"cannot generate code for {e!r}")
 
-    def clamp_index(self, idx: ir.Value, dtype: DType, n: int) -> ir.Value:
-        """An index as i64, clamped to [0, n) (eager mode raises on out-of-range indices)."""
+    def checked_index(self, idx: ir.Value, dtype: DType, n: int, site: int) -> ir.Value:
+        """An index as i64 in [0, n): one outside (negative too) records `site` in the error
+        flag and reads or writes element 0 instead, so memory stays safe until the caller
+        raises (eager raises at once)."""
         b = self.b
         if dtype is not DType.int64:
             idx = b.sext(idx, I64) if dtype is DType.int32 else b.zext(idx, I64)
-        zero, top = ir.Constant(I64, 0), ir.Constant(I64, max(n - 1, 0))
-        idx = b.select(b.icmp_signed("<", idx, zero), zero, idx)
-        return b.select(b.icmp_signed(">", idx, top), top, idx)
+        ok = b.icmp_unsigned("<", idx, ir.Constant(I64, n))
+        self.record(max(site, 1), b.not_(ok))
+        return b.select(ok, idx, ir.Constant(I64, 0))
+
+    def record(self, code: int, bad: ir.Value) -> None:
+        """OR `bad` (i1) into this function's flag for `code`: a branch-free `or` reduction
+        the vectorizer keeps; written to the plan's error flag once, at the end (`report`)."""
+        b = self.b
+        slot = self.errors.get(code)
+        if slot is None:
+            here = b.block
+            b.position_at_start(self.body.entry_basic_block)
+            slot = b.alloca(I1, name=f"err{code}")
+            b.store(ir.Constant(I1, 0), slot)
+            self.errors[code] = slot
+            b.position_at_end(here)
+        b.store(b.or_(b.load(slot, typ=I1), bad), slot)
+
+    def report(self) -> None:
+        """Before returning: flag[0] = code of a check that failed (an atomic store: threads may
+        race to report; any one of their codes will do)."""
+        b = self.b
+        flag = self.ptrs[-1] if self.errors else None
+        for code, slot in self.errors.items():
+            with b.if_then(b.load(slot, typ=I1), likely=False):
+                # NOTE: llvmlite's store_atomic predates opaque pointers; an atomic exchange
+                # is the same store
+                b.atomic_rmw("xchg", flag, ir.Constant(I64, code), "monotonic")
 
     def padded(self, e: Padded, coords: list) -> ir.Value:
         b = self.b
@@ -238,6 +269,9 @@ class _Fn:
         if op is Op.WHERE:
             return self.b.select(args[0], args[1], args[2])
         dtype = e.args[0].dtype if e.args else e.dtype
+        if op in (Op.FLOORDIV, Op.REMAINDER) and not dtype.is_floating:
+            zero = ir.Constant(args[1].type, 0)
+            self.record(DIV_BY_ZERO, self.b.icmp_signed("==", args[1], zero))
         return elementwise(self.m, self.b, op, dtype, args)
 
     # --- stages -----------------------------------------------------------------------------------
@@ -248,6 +282,7 @@ class _Fn:
         start, end = self.body.args[0], self.body.args[1]
         if k.lanes:
             self.generate_lanes(start, end)
+            self.report()
             b.ret_void()
             return
 
@@ -258,6 +293,7 @@ class _Fn:
                 self.stage(si, st, coords, rows)
 
         self.range_loop(start, end, outer_body, "o")
+        self.report()
         b.ret_void()
 
     def outer_coords(self, o: ir.Value) -> list:
@@ -383,8 +419,8 @@ class _Fn:
         dt = st.expr.dtype
         pos = self.affine(coords, st.strides, st.offset)
         if st.kind == "scatter":
-            idx = self.clamp_index(self.emit(st.index, coords, rows, memo), st.index.dtype,
-                                   st.axis_size)
+            idx = self.checked_index(self.emit(st.index, coords, rows, memo), st.index.dtype,
+                                     st.axis_size, st.site)
             pos = b.add(pos, b.mul(idx, ir.Constant(I64, st.axis_stride)))
             if st.op is Op.ADD:
                 old = self.load(st.arg, dt, pos)
@@ -672,8 +708,9 @@ def _int_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> 
         return b.select(b.icmp_signed("==", y, zero), zero,
                         b.select(adjust, b.add(r, safe), r))
     if op is Op.POW:
-        # square-and-multiply over the exponent's bits: numpy's wrapping integer power (numpy
-        # rejects negative exponents; here they give 1)
+        # square-and-multiply over the exponent's bits: numpy's wrapping integer power; a
+        # negative exponent truncates 1 / x ** -y as PyTorch does (1 for x == 1, +-1 for
+        # x == -1, else 0)
         x, y = args
         result, base = ir.Constant(ty, 1), x
         for bit in range(ty.width - 1):
@@ -681,7 +718,12 @@ def _int_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> 
             result = b.select(on, b.mul(result, base), result)
             if bit < ty.width - 2:
                 base = b.mul(base, base)
-        return b.select(b.icmp_signed("<", y, zero), ir.Constant(ty, 1), result)
+        one, minus_one = ir.Constant(ty, 1), ir.Constant(ty, -1)
+        odd = b.icmp_unsigned("!=", b.and_(y, one), zero)
+        neg_pow = b.select(b.icmp_signed("==", x, one), one,
+                           b.select(b.icmp_signed("==", x, minus_one),
+                                    b.select(odd, minus_one, one), zero))
+        return b.select(b.icmp_signed("<", y, zero), neg_pow, result)
     raise NotImplementedError(f"codegen: {op.value} on {dtype.name}")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.errors import run_error
 from compiler.ir.graph import Graph
 from compiler.ir.ops import impls
 from compiler.ir.types import DType, TensorType
@@ -60,7 +61,13 @@ def interpret(graph: Graph, inputs: Sequence[Any], xp: Any = np) -> list[Any]:
     table = impls(xp)
     env: dict[int, Any] = {v.id: a for v, a in zip(graph.inputs, check_inputs(graph, inputs, xp))}
     for n, dead in zip(graph.nodes, last_uses(graph)):
-        out = table[n.op](*(env[v.id] for v in n.inputs), **n.attrs)
+        try:
+            out = table[n.op](*(env[v.id] for v in n.inputs), **n.attrs)
+        except Exception as e:
+            if not hasattr(e, "run_kind"):
+                raise
+            # an index out of range, an integer division by zero: at the op's traced line
+            raise run_error(e.run_kind, e.run_message, n.loc) from None
         out = xp.asarray(out)  # ufuncs on 0-d arrays return scalars
         t = n.out.type
         if tuple(out.shape) != t.shape or out.dtype != t.dtype.np:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from compiler.errors import run_error
 from compiler.ir.types import DType
 
 # SplitMix64 constants (Steele, Lea, Flood 2014): the RNG is a counter-based hash, so element i of
@@ -65,18 +66,33 @@ def make_impls(xp, erf: Callable, scatter_add: Callable) -> dict[str, Callable]:
     def slice_(x, *, starts, stops, steps):
         return x[tuple(slice(b, e, s) for b, e, s in zip(starts, stops, steps))]
 
+    # NOTE: gather / scatter / scatter_add take indices in [0, n) only (a negative index is an
+    # error, not wrapped): ops that allow negative indices (x[i], take) wrap them before. Every
+    # backend checks the same range (the native one with an error flag its kernels set).
+    def check_index(op, idx, n, axis):
+        if idx.size == 0:
+            return
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise run_error("index", f"{op}: index {bad} is out of bounds for dim {axis} with "
+                            f"size {n} (valid: 0 <= index < {n})")
+
     def gather(x, idx, *, axis):
+        check_index("gather", idx, x.shape[axis], axis)
         return xp.take(x, idx, axis=axis)
 
     def _where(axis, idx):
         return (slice(None),) * axis + (idx,)
 
     def scatter(x, idx, src, *, axis):
+        check_index("scatter", idx, x.shape[axis], axis)
         out = x.copy()
         out[_where(axis, idx)] = src
         return out
 
     def scatter_add_(x, idx, src, *, axis):
+        check_index("scatter_add", idx, x.shape[axis], axis)
         out = x.copy()
         scatter_add(out, _where(axis, idx), src)
         return out
@@ -113,8 +129,32 @@ def make_impls(xp, erf: Callable, scatter_add: Callable) -> dict[str, Callable]:
     def cast(x, *, dtype):
         return x.astype(dtype.np)
 
+    def _no_int_zero(op, a, b):
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub" and not xp.all(b):
+            raise run_error("zero_division", f"{op}: integer division by zero (PyTorch raises "
+                            "ZeroDivisionError too); divide floats, or replace the zero "
+                            "divisors first, e.g. where(b == 0, 1, b)")
+
     def floordiv(a, b):
+        _no_int_zero("floor_divide", a, b)
         return xp.floor_divide(a, b)
+
+    def remainder(a, b):
+        _no_int_zero("remainder", a, b)
+        return xp.remainder(a, b)
+
+    def power(a, b):
+        if b.dtype.kind not in "iu" or a.dtype.kind not in "iu":
+            return xp.power(a, b)
+        neg = b < 0
+        if not xp.any(neg):
+            return xp.power(a, b)
+        # NOTE: PyTorch's integer power with tensor exponents: x ** -n truncates 1 / x ** n
+        # (1 for x == 1, +-1 for x == -1, else 0); numpy refuses negative integer exponents.
+        r = xp.power(a, xp.where(neg, 0, b))
+        odd = (b % 2) != 0
+        special = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0))
+        return xp.where(neg, special.astype(r.dtype), r)
 
     return {
         # unary
@@ -125,8 +165,8 @@ def make_impls(xp, erf: Callable, scatter_add: Callable) -> dict[str, Callable]:
         "trunc": xp.trunc, "not": xp.logical_not, "copy": copy,
         # binary
         "add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide,
-        "pow": xp.power, "maximum": xp.maximum, "minimum": xp.minimum, "floordiv": floordiv,
-        "remainder": xp.remainder, "atan2": xp.arctan2,
+        "pow": power, "maximum": xp.maximum, "minimum": xp.minimum, "floordiv": floordiv,
+        "remainder": remainder, "atan2": xp.arctan2,
         "and": xp.bitwise_and, "or": xp.bitwise_or, "xor": xp.bitwise_xor,
         "eq": xp.equal, "ne": xp.not_equal, "lt": xp.less, "le": xp.less_equal,
         "gt": xp.greater, "ge": xp.greater_equal,

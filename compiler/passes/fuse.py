@@ -237,7 +237,7 @@ class _Builder:
             strides = xv.strides[:axis] + (0,) * nd + xv.strides[axis + 1:]
             index = self.expr(idx.id, [("embed", (axis, len(t.shape)), idx.id)])
             return Gather(self.arg(buf), t.dtype, strides, xv.offset, xv.strides[axis],
-                          x.shape[axis], index)
+                          x.shape[axis], index, self.f.site[vid])
         if op is Op.PAD and not pending:
             (x,) = node.inputs
             buf, xv = self.buffer_view(x.id)
@@ -268,6 +268,9 @@ class _Fuser:
         self.graph = graph
         self.realized = realized
         self.prod = {n.out.id: n for n in graph.nodes}
+        # NOTE: a bounds check reports the node's position, not its value id: positions are the
+        # same in another process that loads this plan from the disk cache for an equal graph.
+        self.site = {n.out.id: i + 1 for i, n in enumerate(graph.nodes)}
         self.types = {v.id: v.type for v in graph.inputs}
         self.types.update({n.out.id: n.out.type for n in graph.nodes})
         self.constants: dict[int, np.ndarray] = {}
@@ -406,7 +409,7 @@ class _Fuser:
         dst = b.arg(out, writes=True)
         st = Stage("scatter", val, op=Op.ADD if node.op is Op.SCATTER_ADD else None, arg=dst,
                    strides=strides, index=index, axis_stride=ostr[axis],
-                   axis_size=node.out.type.shape[axis])
+                   axis_size=node.out.type.shape[axis], site=self.site[out])
         rk = self._new_kernel(b, shape, (), [st], {}, {})
         rk.kernel.serial = True
         self.steps.append(rk)
@@ -706,7 +709,7 @@ def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
             return Row(e.stage + offset, e.dtype)
         if isinstance(e, (Gather,)):
             return Gather(amap[e.arg], e.dtype, e.strides, e.offset, e.axis_stride,
-                          e.axis_size, conv(e.index, row_space))
+                          e.axis_size, conv(e.index, row_space), e.site)
         if isinstance(e, Padded):
             return Padded(amap[e.arg], e.dtype, e.strides, e.offset, e.lows, e.steps, e.sizes,
                           e.value)

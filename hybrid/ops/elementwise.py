@@ -135,6 +135,10 @@ def remainder(a, b):
 
 def pow(a, b):  # noqa: A001
     if is_tensor(a) and not is_tensor(b) and isinstance(b, (builtins.int, builtins.float)):
+        if isinstance(b, builtins.int) and b < 0 and not a.dtype.is_floating:
+            raise errors.ShapeError(errors.at_user(
+                f"pow: Integers to negative integer powers are not allowed ({a.dtype.name} "
+                f"tensor ** {b}, as PyTorch); use a float tensor, e.g. x.float() ** {b}"))
         if b == 2:
             return a * a
         if b == 1:
@@ -301,8 +305,9 @@ def square(x):
 
 
 def relu(x):
-    # NOTE: where, not maximum: PyTorch's relu has gradient 0 at 0 (maximum splits ties).
-    return where(x > 0, x, 0)
+    # NOTE: where, not maximum: PyTorch's relu has gradient 0 at 0 (maximum splits ties); and
+    # x <= 0 rather than x > 0 so that NaN stays NaN, as PyTorch's relu keeps it.
+    return where(x <= 0, 0, x)
 
 
 def where(cond, a, b):

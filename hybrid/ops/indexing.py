@@ -146,16 +146,29 @@ def _basic(x: Any, starts, stops, steps, out_shape) -> Any:
     return sh.reshape(y, out_shape)
 
 
-def _check_bounds(idx: Any, n: int, dim: int) -> None:
+def _check_bounds(idx: Any, n: int, dim: int, op: str = "index", negative: bool = True) -> None:
+    """Eagerly, every index in [-n, n) (in [0, n) where PyTorch does not wrap negative indices:
+    `negative` False). Compiled code checks the same range in its kernels."""
     v = idx._value
     if STATE.tracer is not None or v.size == 0:
         return
     lo, hi = int(v.min()), int(v.max())
-    if lo < -n or hi >= n:
+    low = -n if negative else 0
+    if lo < low or hi >= n:
         bad = hi if hi >= n else lo
+        why = "" if negative or bad >= 0 else f" ({op} takes indices in [0, {n}), as PyTorch)"
         raise errors.HybridIndexError(
-            errors.at_user(f"index {bad} is out of bounds for dim {dim} with size {n}")
+            errors.at_user(f"{op}: index {bad} is out of bounds for dim {dim} with size {n}{why}")
         )
+
+
+def _out_of_range_below(t: Any, n: int, total: int, negative: bool) -> Any:
+    """Compiled only: a coordinate outside [0, n) (or [-n, n) when `negative`) replaced by
+    -(total + 1), so the flat index it is part of falls outside the flat range [0, total) and
+    the gather's bounds check fires; in range, the coordinate would only move to another row.
+    (Eagerly, _check_bounds raised before.)"""
+    bad = (t >= n) | (t < (-n if negative else 0))
+    return ew.where(bad, -(total + 1), t)
 
 
 def _advanced(y: Any, adv: list) -> Any:
@@ -169,6 +182,9 @@ def _advanced(y: Any, adv: list) -> Any:
         _check_bounds(t, n, p)
         t = ew.cast(t, DType.int64)
         idxs.append(ew.where(t < 0, t + n, t))
+    if STATE.tracer is not None and len(idxs) > 1:  # the merged index must stay checkable
+        total = math.prod(n for _, _, n in adv)
+        idxs = [_out_of_range_below(t, n, total, negative=False) for t, (_, _, n) in zip(idxs, adv)]
     idxs = sh.broadcast_tensors(*idxs)
     adjacent = pos == list(range(pos[0], pos[0] + len(pos)))
     if not adjacent:  # advanced dims go first
@@ -237,6 +253,11 @@ def _show(index: Any) -> str:
 
 def functional_setitem(x: Any, index: Any, value: Any) -> Any:
     """A new tensor equal to x with x[index] replaced by value (broadcast)."""
+    from hybrid.ops.mask_assign import masked_assign
+
+    by_mask = masked_assign(x, index, value)  # x[bool mask] = v: a where (compiles)
+    if by_mask is not None:
+        return by_mask
     items = _normalize(x, index)
     starts, stops, steps, out_shape, adv = _plan(x, items)
     if adv:
@@ -277,7 +298,7 @@ def index_select(x, dim, index):
     d = normalize_dim("index_select", dim, x.ndim)
     if index.ndim != 1:
         raise errors.ShapeError(errors.at_user(f"index_select: index must be 1-d, got {index.ndim}-d"))
-    _check_bounds(index, x.shape[d], d)
+    _check_bounds(index, x.shape[d], d, "index_select", negative=False)
     return apply(Op.GATHER, x, ew.cast(index, DType.int64), axis=d)
 
 
@@ -289,9 +310,8 @@ def _along_dim_linear(x: Any, dim: int, index: Any) -> Any:
     lin = None
     for d in range(x.ndim):
         coord = ew.cast(index, DType.int64) if d == dim else iota(index.shape, d, DType.int64, like=x)
-        if d == dim:
-            n = x.shape[d]
-            coord = ew.where(coord < 0, coord + n, coord)
+        if d == dim and STATE.tracer is not None:
+            coord = _out_of_range_below(coord, x.shape[d], x.numel(), negative=False)
         term = coord * strides[d] if strides[d] != 1 else coord
         lin = term if lin is None else lin + term
     return lin
@@ -312,7 +332,7 @@ def _check_along(op: str, x: Any, dim: int, index: Any) -> int:
         )
     if not index.dtype.is_integer:
         raise errors.DTypeError(errors.at_user(f"{op}: index must be int64, got {index.dtype.name}"))
-    _check_bounds(index, x.shape[d], d)
+    _check_bounds(index, x.shape[d], d, op, negative=False)
     return d
 
 
@@ -339,19 +359,25 @@ def index_add(x, dim, index, source, *, alpha=1):
 
     d = normalize_dim("index_add", dim, x.ndim)
     _int_index("index_add", index)
-    _check_bounds(index, x.shape[d], d)
+    _check_bounds(index, x.shape[d], d, "index_add", negative=False)
     src = ew.cast(source if alpha == 1 else source * alpha, x.dtype)
     return apply(Op.SCATTER_ADD, x, ew.cast(index, DType.int64), src, axis=d)
 
 
 def masked_fill(x, mask, value):
+    if not ew.is_tensor(mask) or not mask.dtype.is_bool:
+        got = mask.dtype.name if ew.is_tensor(mask) else type(mask).__name__
+        raise errors.DTypeError(
+            errors.at_user(f"masked_fill: only supports boolean masks, but got mask with dtype "
+                           f"{got}; use mask.bool() (or mask != 0)")
+        )
     return ew.where(mask, ew.operand(value, x.dtype, x) if not ew.is_tensor(value) else value, x)
 
 
 def take(x, index):
     _int_index("take", index)
     flat = sh.reshape(x, (-1,))
-    _check_bounds(index, flat.shape[0], 0)
+    _check_bounds(index, flat.shape[0], 0, "take")
     idx = ew.cast(index, DType.int64)
     n = flat.shape[0]
     return apply(Op.GATHER, flat, ew.where(idx < 0, idx + n, idx), axis=0)
