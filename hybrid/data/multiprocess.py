@@ -138,7 +138,18 @@ class MultiProcessIter:
                 args=(wid, self._n, self._dataset, self._iterable, loader._auto_collation,
                       loader.collate_fn, loader.drop_last, self._base_seed,
                       loader.worker_init_fn, q, writer, w.done_event, os.getpid()))
-            p.start()
+            try:
+                p.start()
+            except Exception as e:  # spawn/forkserver pickle the dataset and functions
+                writer.close()
+                reader.close()
+                self._w.shut_down(grace_s=0.2)
+                raise DataLoaderError(errors.at_user(
+                    f"DataLoader: cannot start worker {wid} with the "
+                    f"'{ctx.get_start_method()}' start method: {type(e).__name__}: {e}. Its "
+                    "dataset, collate_fn and worker_init_fn are pickled to each worker: define "
+                    "them at module level (no lambdas or local classes), or use "
+                    "multiprocessing_context='fork'")) from e
             # NOTE: the writer is closed here before the next worker forks, so only its own
             # worker holds it: a worker that dies mid-send gives EOF, not a blocked read.
             writer.close()

@@ -271,6 +271,31 @@ def test_iterable_dataset_sharded_by_worker(num_workers):
         D.DataLoader(Shards(0, 4), shuffle=True)
 
 
+def test_persistent_workers_restart_an_iterable_dataset_each_epoch():
+    loader = D.DataLoader(Shards(0, 12), batch_size=2, num_workers=3, persistent_workers=True)
+    for _ in range(2):
+        assert sorted(v for b in loader for v in b.tolist()) == list(range(12))
+    pids = set(loader._iterator.worker_pids())
+    next(iter(loader))  # an epoch stopped early
+    assert sorted(v for b in loader for v in b.tolist()) == list(range(12))
+    assert set(loader._iterator.worker_pids()) == pids
+    del loader
+
+
+def _failing_init(worker_id):
+    raise RuntimeError(f"no database for worker {worker_id}")
+
+
+def test_worker_init_fn_error_and_spawn_pickling_error():
+    loader = D.DataLoader(ArrayIntDataset(), num_workers=1, worker_init_fn=_failing_init)
+    with pytest.raises(RuntimeError, match=r"(?s)worker process 0.*_failing_init.*no database"):
+        next(iter(loader))
+    ds = ArrayIntDataset()
+    ds.fn = lambda: 0
+    with pytest.raises(D.DataLoaderError, match=r"'spawn' start method.*module level"):
+        iter(D.DataLoader(ds, num_workers=1, multiprocessing_context="spawn"))
+
+
 class Seeds(D.Dataset):
     """Each sample reports its worker's id, seed and a draw from every RNG the worker seeds."""
 
