@@ -14,15 +14,8 @@ from compiler.ir.ops import Op
 from compiler.ir.verify import verify
 from hybrid import nn
 
-@pytest.fixture(autouse=True)
-def _interpreter_backend():
-    """These tests check tracing semantics bit for bit: they run on the reference interpreter
-    (the native backend is checked within float32 tolerance in test_compile_native.py)."""
-    prev = h.config.backend
-    h.config.backend = "interpreter"
-    yield
-    h.config.backend = prev
-
+# Every test runs on each backend (tests/conftest.py): the native one fails on a fallback.
+pytestmark = pytest.mark.usefixtures("compiled_backend")
 
 
 def arr(t):

@@ -286,41 +286,79 @@ def test_layers_forward():
         assert mod(x).shape == x.shape
 
 
-def test_loss_modules():
+def _log_softmax64(x):
+    x = np.asarray(x, np.float64)
+    z = x - x.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_loss_modules_match_float64_formulas():
+    """Each loss module against its formula written in float64 numpy (PyTorch's definitions),
+    not against the functional it wraps."""
+    hybrid.manual_seed(0)
     x, t = hybrid.randn(4, 3), hybrid.tensor([0, 1, 2, 1])
-    F = nn.functional
-    assert nn.CrossEntropyLoss()(x, t).item() == pytest.approx(F.cross_entropy(x, t).item())
+    xv, tv = x.numpy().astype(np.float64), t.numpy()
+    rows = np.arange(4)
+    logp = _log_softmax64(xv)
+    assert nn.CrossEntropyLoss()(x, t).item() == pytest.approx(-logp[rows, tv].mean(), rel=1e-6)
     w = hybrid.tensor([1.0, 2.0, 3.0])
+    wv = w.numpy().astype(np.float64)
     ce = nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)
     assert list(ce.state_dict()) == ["weight"]
-    assert ce(x, t).item() == pytest.approx(
-        F.cross_entropy(x, t, weight=w, label_smoothing=0.1).item())
-    assert nn.NLLLoss(reduction="sum")(x, t).item() == pytest.approx(
-        F.nll_loss(x, t, reduction="sum").item())
+    # (1 - eps) * weighted nll + eps / C * weighted smooth term, both over sum_i w[t_i]
+    nll = -(wv[tv] * logp[rows, tv]).sum()
+    smooth = -(logp * wv).sum()
+    want = (0.9 * nll + 0.1 / 3 * smooth) / wv[tv].sum()
+    assert ce(x, t).item() == pytest.approx(want, rel=1e-6)
+    assert nn.NLLLoss(reduction="sum")(x, t).item() == pytest.approx(-xv[rows, tv].sum(),
+                                                                    rel=1e-6)
     y = hybrid.randn(4, 3)
-    assert nn.MSELoss()(x, y).item() == pytest.approx(F.mse_loss(x, y).item())
-    assert nn.L1Loss(reduction="sum")(x, y).item() == pytest.approx(F.l1_loss(x, y, "sum").item())
-    assert nn.BCEWithLogitsLoss(pos_weight=w)(x, y.sigmoid()).item() == pytest.approx(
-        F.binary_cross_entropy_with_logits(x, y.sigmoid(), pos_weight=w).item())
+    yv = y.numpy().astype(np.float64)
+    assert nn.MSELoss()(x, y).item() == pytest.approx(((xv - yv) ** 2).mean(), rel=1e-6)
+    assert nn.L1Loss(reduction="sum")(x, y).item() == pytest.approx(np.abs(xv - yv).sum(),
+                                                                    rel=1e-6)
+    p = y.sigmoid()
+    pv = p.numpy().astype(np.float64)
+    log_sig, log_one_minus = -np.logaddexp(0, -xv), -np.logaddexp(0, xv)
+    want = -(wv * pv * log_sig + (1 - pv) * log_one_minus).mean()
+    assert nn.BCEWithLogitsLoss(pos_weight=w)(x, p).item() == pytest.approx(want, rel=1e-6)
     with pytest.raises(hybrid.ShapeError, match="reduction"):
         nn.MSELoss(reduction="avg")
 
 
+def _check_uniform(values, bound):
+    """Values drawn from U(-bound, bound): inside it, spread over it, with its variance."""
+    v = values.astype(np.float64).ravel()
+    assert np.abs(v).max() <= bound
+    assert np.abs(v).max() > 0.98 * bound  # 20000 draws reach the edges
+    assert abs(v.mean()) < 4 * bound / math.sqrt(3 * v.size)
+    np.testing.assert_allclose(v.var(), bound**2 / 3, rtol=0.05)
+    assert len(np.unique(v)) > 0.9 * v.size
+
+
 def test_init_functions():
     hybrid.manual_seed(0)
-    t = hybrid.empty(200, 100)
-    nn.init.xavier_uniform_(t)
-    assert np.abs(t.numpy()).max() <= math.sqrt(6 / 300)
+    # NOTE: start from a value no initializer produces, so one that does nothing fails
+    t = hybrid.full((200, 100), 7.0)
+    nn.init.xavier_uniform_(t)  # fan_in 100, fan_out 200
+    _check_uniform(t.numpy(), math.sqrt(6 / 300))
+    t.fill_(7.0)
+    nn.init.xavier_uniform_(t, gain=2.0)
+    _check_uniform(t.numpy(), 2.0 * math.sqrt(6 / 300))
+    t.fill_(7.0)
     nn.init.kaiming_uniform_(t, nonlinearity="relu")
-    assert np.abs(t.numpy()).max() <= math.sqrt(2) * math.sqrt(3 / 100)
+    _check_uniform(t.numpy(), math.sqrt(2) * math.sqrt(3 / 100))
+    t.fill_(7.0)
+    nn.init.kaiming_uniform_(t, mode="fan_out", nonlinearity="relu")
+    _check_uniform(t.numpy(), math.sqrt(2) * math.sqrt(3 / 200))
     nn.init.normal_(t, 1.0, 0.5)
     assert abs(t.numpy().mean() - 1.0) < 0.01 and abs(t.numpy().std() - 0.5) < 0.01
     nn.init.uniform_(t, -2, -1)
     assert t.numpy().min() >= -2 and t.numpy().max() < -1
     assert (nn.init.zeros_(t).numpy() == 0).all() and (nn.init.ones_(t).numpy() == 1).all()
-    p = nn.Parameter(hybrid.empty(3, 3))
+    p = nn.Parameter(hybrid.full((3, 3), 7.0))
     nn.init.kaiming_uniform_(p)  # works on parameters that require grad
-    assert p.requires_grad
+    assert p.requires_grad and np.abs(p.detach().numpy()).max() <= math.sqrt(2) * math.sqrt(3 / 3)
 
 
 def test_training_reduces_loss():

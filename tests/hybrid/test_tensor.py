@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -230,7 +232,31 @@ def test_dlpack_round_trips() -> None:
     assert t[1, 2].item() == -1 and a[1, 2] == -1
     u = hybrid.from_dlpack(hybrid.tensor([1, 2, 3], dtype=I32))
     assert u.dtype is I32 and u.tolist() == [1, 2, 3]
-    assert hybrid.to_dlpack(t) is not None
+    cap = hybrid.to_dlpack(t)
+    data, shape, code_bits = _read_dlpack_capsule(cap)
+    assert data == t.numpy().ctypes.data  # the capsule points at the tensor's own memory
+    assert shape == [2, 3] and code_bits == (2, 32)  # kDLFloat, 32 bits
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32),
+                ("device_id", ctypes.c_int32), ("ndim", ctypes.c_int32),
+                ("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16),
+                ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+def _read_dlpack_capsule(cap) -> tuple[int, list[int], tuple[int, int]]:
+    """Data pointer, shape and (type code, bits) of a "dltensor" capsule (DLPack's C layout)."""
+    api = ctypes.pythonapi
+    api.PyCapsule_IsValid.restype = ctypes.c_int
+    api.PyCapsule_IsValid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    assert api.PyCapsule_IsValid(cap, b"dltensor") == 1
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    dl = _DLTensor.from_address(api.PyCapsule_GetPointer(cap, b"dltensor"))
+    assert dl.device_type == 1 and dl.lanes == 1  # kDLCPU
+    return dl.data + dl.byte_offset, [dl.shape[i] for i in range(dl.ndim)], (dl.code, dl.bits)
 
 
 def test_dlpack_rejects_objects_without_protocol() -> None:
