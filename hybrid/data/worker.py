@@ -31,6 +31,7 @@ class WorkerInfo:
 
 
 _worker_info: WorkerInfo | None = None
+_worker_frame = ""  # in a worker: the file:line that hybrid's errors take for the user's line
 
 
 def get_worker_info() -> WorkerInfo | None:
@@ -45,11 +46,19 @@ class ExceptionWrapper:
         exc_info = exc_info or sys.exc_info()
         self.exc_type = exc_info[0]
         self.exc_msg = "".join(traceback.format_exception(*exc_info))
+        if _worker_frame and self.exc_msg.endswith(f" at {_worker_frame}\n"):
+            # NOTE: a hybrid error raised in a worker names multiprocessing's frame as the
+            # user's line; the main process names the user's loop instead (reraise).
+            self.exc_msg = self.exc_msg[:-len(_worker_frame) - 5] + "\n"
         self.where = where
 
     def reraise(self) -> None:
         """Raise the worker's exception type with the worker's traceback in the message."""
+        from hybrid import errors
+
         msg = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.exc_msg}"
+        if issubclass(self.exc_type, errors.HybridError):
+            msg = errors.at_user(msg.rstrip("\n"))
         if self.exc_type is KeyError:
             msg = _KeyErrorMessage(msg)
         try:
@@ -232,8 +241,11 @@ def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
                 init_fn: Any, index_queue: Any, result_conn: Any, done_event: Any,
                 parent_pid: int) -> None:
     """A worker process: take tasks from index_queue, send (key, batch) back on result_conn."""
-    global _worker_info
+    global _worker_info, _worker_frame
     _die_with_parent(parent_pid)
+    from hybrid import errors
+
+    _worker_frame = errors.user_location()
     where = f"in DataLoader worker process {worker_id}"
     try:
         seed = base_seed + worker_id

@@ -9,6 +9,7 @@ import collections
 import multiprocessing
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -356,6 +357,23 @@ def test_worker_exception_shows_the_worker_traceback():
     assert "Original Traceback (most recent call last)" in msg
     assert "in __getitem__" in msg and "bad sample 7" in msg and "test_data_loader.py" in msg
     assert got == [[0, 1], [2, 3], [4, 5]]  # batches before the failing one, in order
+
+
+class Ragged(D.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return {"image": np.zeros((3, 4 + i % 2), np.float32)}
+
+
+def test_collate_error_in_a_worker_names_the_users_line():
+    with pytest.raises(hybrid.ShapeError) as info:
+        list(D.DataLoader(Ragged(), batch_size=2, num_workers=1))
+    msg = str(info.value)
+    assert msg.startswith("Caught ShapeError in DataLoader worker process 0.")
+    assert "sample['image']: shape [3, 4] in sample 0 and [3, 5] in sample 1" in msg
+    assert re.search(r" at test_data_loader\.py:\d+$", msg) and "process.py" not in msg
 
 
 class Dies(D.Dataset):
