@@ -1,10 +1,14 @@
-"""Optimizers: SGD, Adam, AdamW with PyTorch's param_groups, state and state_dict format.
+"""The Optimizer base class: PyTorch's param_groups, state and state_dict format.
 
-Written so that `optimizer.step()` traces into a compiled training step:
+Design rules every optimizer here follows, so that `optimizer.step()` traces into a compiled
+training step:
 - every update is an in-place op on the same Tensor objects, under no_grad;
 - per-parameter state (momentum_buffer, exp_avg, exp_avg_sq, and `step` as a float32 0-d tensor,
   as PyTorch's capturable mode) is created eagerly when a parameter is added, never at step time;
-- no tensor value is read into Python (bias corrections and SGD's first-step rule are tensor math).
+- no tensor value is read into Python (bias corrections and SGD's first-step rule are tensor math);
+- every numeric hyperparameter is read through `hyperparameter(group, key, like)`: the Python value
+  eagerly, a 0-d tensor read afresh on every call while tracing, so a new lr never recompiles.
+  Python control flow looks at a hyperparameter only as `group[key] != 0` or at booleans.
 """
 
 from __future__ import annotations
@@ -16,10 +20,21 @@ from compiler.ir.types import DType
 from hybrid import errors
 from hybrid.autograd import no_grad
 from hybrid.ops import elementwise as ew
-from hybrid.ops.creation import zeros, zeros_like
+from hybrid.ops.core import STATE
+from hybrid.ops.creation import zeros
 from hybrid.tensor import Tensor
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+try:  # NOTE: the lead's runtime-hyperparameter hook; until it lands, values are baked constants
+    from hybrid.tracing import hyperparameter as _hp  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the tracing module's version
+
+    def _hp(group: dict[str, Any], key: str, like: Tensor, index: int | None = None) -> Any:
+        """`group[key]` (or its `index`-th entry): the value baked into a trace."""
+        value = group[key]
+        return value if index is None else value[index]
+
+
+__all__ = ["Optimizer", "required"]
 
 
 class _Required:
@@ -28,6 +43,11 @@ class _Required:
 
 
 required = _Required()
+
+
+def tracing() -> bool:
+    """True while @hybrid.compile is tracing a function."""
+    return STATE.tracer is not None
 
 
 class Optimizer:
@@ -104,6 +124,23 @@ class Optimizer:
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         """The state tensors of one parameter, created eagerly (overridden)."""
         return {}
+
+    def _state(self, p: Tensor, state: dict[str, Any], group: dict[str, Any], key: str) -> Tensor:
+        """`state[key]`; a buffer that a hyperparameter changed since construction now needs
+        (e.g. momentum 0 -> 0.9) is created here eagerly, and refused while tracing."""
+        t = state.get(key)
+        if t is None:
+            if tracing():
+                raise errors.TraceError(errors.at_user(
+                    f"{type(self).__name__}: the optimizer state {key!r} does not exist yet (a "
+                    "hyperparameter changed after the optimizer was built) and cannot be created "
+                    "inside @hybrid.compile; call optimizer.step() once eagerly first, or build "
+                    "the optimizer with that setting"))
+            with no_grad():
+                for k, v in self._init_state(p, group).items():
+                    state.setdefault(k, v)
+            t = state[key]
+        return t
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all optimized parameters (to None by default)."""
@@ -184,7 +221,7 @@ class Optimizer:
                         self._load_param_state(p, self.state[p], entry)
                 for k, v in saved.items():
                     if k != "params":
-                        group[k] = v
+                        group[k] = tuple(v) if isinstance(v, list) and k == "betas" else v
 
     def _load_param_state(self, p: Tensor, state: dict[str, Any], saved: dict[str, Any]) -> None:
         for key, value in saved.items():
@@ -205,127 +242,30 @@ class Optimizer:
                                    f"{list(value.shape)}, the parameter's is {list(mine.shape)}")
                 )
             mine.copy_(value)
-        if "momentum_buffer" in saved and saved["momentum_buffer"] is not None \
-                and "step" not in saved and "step" in state:
-            state["step"].fill_(1.0)  # a PyTorch SGD state: its buffer has been started
 
 
-def _check(name: str, ok: bool, value: Any) -> None:
+def check(name: str, ok: bool, value: Any) -> None:
+    """Raise PyTorch's "Invalid <name> value" as a hybrid ShapeError when `ok` is false."""
     if not ok:
         raise errors.ShapeError(errors.at_user(f"Invalid {name} value: {value}"))
 
 
-def _step_tensor(p: Tensor) -> Tensor:
+def check_lr(group: dict[str, Any]) -> None:
+    """A learning rate is a non-negative number (or a tensor)."""
+    lr = group["lr"]
+    check("learning rate", isinstance(lr, Tensor) or lr >= 0, lr)
+
+
+def step_tensor(p: Tensor) -> Tensor:
+    """A fresh `step` counter: a float32 0-d tensor on p's device (PyTorch's capturable form)."""
     return zeros((), dtype=DType.float32, device=p.device)
 
 
-def _as_param_dtype(t: Tensor, p: Tensor) -> Tensor:
+def as_param_dtype(t: Tensor, p: Tensor) -> Tensor:
+    """`t` cast to p's dtype when p is floating point."""
     return ew.cast(t, p.dtype) if p.dtype.is_floating else t
 
 
-class SGD(Optimizer):
-    """Stochastic gradient descent with momentum (PyTorch's formulation), dampening, nesterov,
-    weight decay and maximize."""
-
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
-                        "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check("learning rate", isinstance(group["lr"], Tensor) or group["lr"] >= 0, group["lr"])
-        _check("momentum", group["momentum"] >= 0, group["momentum"])
-        _check("weight_decay", group["weight_decay"] >= 0, group["weight_decay"])
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise errors.ShapeError(
-                errors.at_user("SGD: Nesterov momentum requires a momentum and zero dampening")
-            )
-
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        if group["momentum"] == 0:
-            return {}
-        # NOTE: PyTorch's SGD starts the buffer at the first gradient; `step` (not in PyTorch's
-        # SGD state) tells the first step apart without reading a value into Python.
-        return {"momentum_buffer": zeros_like(p), "step": _step_tensor(p)}
-
-    def _update(self, p: Tensor, g: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + p * group["weight_decay"]
-        momentum = group["momentum"]
-        if momentum != 0:
-            buf, step = state["momentum_buffer"], state["step"]
-            started = buf * momentum + g * (1 - group["dampening"])
-            buf.copy_(ew.where(step == 0, g, started))
-            step.add_(1.0)
-            g = g + buf * momentum if group["nesterov"] else buf
-        p.sub_(g * group["lr"])
-
-
-class Adam(Optimizer):
-    """Adam (Kingma & Ba) with PyTorch's bias corrections, L2 weight decay and amsgrad."""
-
-    _decoupled = False
-
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
-                        "maximize": maximize}
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check("learning rate", isinstance(group["lr"], Tensor) or group["lr"] >= 0, group["lr"])
-        _check("epsilon", group["eps"] >= 0, group["eps"])
-        b1, b2 = group["betas"]
-        _check("beta parameter at index 0", 0 <= b1 < 1, b1)
-        _check("beta parameter at index 1", 0 <= b2 < 1, b2)
-        _check("weight_decay", group["weight_decay"] >= 0, group["weight_decay"])
-
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        state = {"step": _step_tensor(p), "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
-        if group["amsgrad"]:
-            state["max_exp_avg_sq"] = zeros_like(p)
-        return state
-
-    def _update(self, p: Tensor, g: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-        b1, b2 = group["betas"]
-        if group["maximize"]:
-            g = -g
-        if wd != 0:
-            if self._decoupled:
-                p.mul_(1 - lr * wd)
-            else:
-                g = g + p * wd
-        step = state["step"]
-        step.add_(1.0)
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.mul_(b1).add_(g * (1 - b1))
-        exp_avg_sq.mul_(b2).add_(g * g * (1 - b2))
-        t = _as_param_dtype(step, p)
-        bias_correction1 = 1 - b1**t
-        bias_correction2_sqrt = ew.sqrt(1 - b2**t)
-        if group["amsgrad"]:
-            max_sq = state["max_exp_avg_sq"]
-            max_sq.copy_(ew.maximum(max_sq, exp_avg_sq))
-            denom = ew.sqrt(max_sq) / bias_correction2_sqrt + eps
-        else:
-            denom = ew.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-        p.sub_(exp_avg / denom * (lr / bias_correction1))
-
-
-class AdamW(Adam):
-    """Adam with decoupled weight decay (p *= 1 - lr * weight_decay), default weight_decay 0.01."""
-
-    _decoupled = True
-
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+def hp(group: dict[str, Any], key: str, like: Tensor, index: int | None = None) -> Any:
+    """The hyperparameter `group[key]` as the update should use it (see the module docstring)."""
+    return _hp(group, key, like, index)
