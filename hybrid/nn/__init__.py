@@ -1,6 +1,6 @@
 """hybrid.nn: Module, Parameter, layers, containers and losses (PyTorch's names)."""
 
-from hybrid.nn import functional, init
+from hybrid.nn import functional, init, utils
 from hybrid.nn.containers import ModuleDict, ModuleList, Sequential
 from hybrid.nn.layers import (
     GELU,
@@ -61,5 +61,6 @@ __all__ = [
     "SoftMarginLoss",
     "functional",
     "init",
+    "utils",
     "structure_epoch",
 ]
