@@ -52,6 +52,7 @@ numel = Tensor.numel
 from hybrid.compile import RecompileWarning, compile  # noqa: E402
 from hybrid.config import config  # noqa: E402
 from hybrid import nn, optim, functional, data  # noqa: E402,F401
+from hybrid import utils  # noqa: E402,F401  (hybrid.utils.data is hybrid.data)
 from hybrid.serialization import save, load  # noqa: E402,F401
 from hybrid import cuda  # noqa: E402,F401
 from hybrid.device import get_default_device, set_default_device  # noqa: E402,F401
