@@ -1,11 +1,8 @@
 """hybrid.linalg (torch.linalg): norms composed of primitives, and decompositions / solvers run
 eagerly through numpy's (or CuPy's) LAPACK.
 
-inv, det, slogdet and solve are differentiable: the LAPACK result R is a constant and the
-output is R + L(A - A.detach()), where L is the op's derivative at A written with matmuls. The
-difference is exactly zero, so the value is R; its gradient is L's, the op's first derivative.
-NOTE: only first derivatives: a second derivative (create_graph=True, then differentiating the
-gradient again) treats R as a constant and is wrong; this is documented in the README. svd, qr, eigh, cholesky and svdvals are not
+inv, det, slogdet and solve are differentiable: custom autograd Functions whose backward is
+written with differentiable ops (inv, solve, matmul), so second derivatives work too. svd, qr, eigh, cholesky and svdvals are not
 differentiable yet: an input that requires grad gives an AutogradError. Inside @hybrid.compile
 every LAPACK op raises a TraceError (run it eagerly or use fallback='eager')."""
 
@@ -17,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hybrid import errors
+from hybrid.autograd_function import Function
 from hybrid.ops import elementwise as ew
 from hybrid.ops import linalg as la
 from hybrid.ops import reduce as rd
@@ -68,23 +66,29 @@ def _no_grad_op(op: str, *xs: Any) -> None:
         )
 
 
-def _delta(x: Any) -> Any:
-    """x - x.detach(): exactly zero, with the identity as its derivative."""
-    return x - x.detach()
-
-
 def _t(x: Any) -> Any:
     return sh.transpose(x, -1, -2)
+
+
+class _Inv(Function):
+    @staticmethod
+    def forward(ctx: Any, A: Any) -> Any:
+        (a,) = eager_only("linalg.inv", A)
+        C = wrap(_lapack("inv", lambda L, x: L.inv(x), a))
+        ctx.save_for_backward(C)
+        return C
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (C,) = ctx.saved_tensors
+        Ct = _t(C)
+        return -la.matmul(la.matmul(Ct, g), Ct)
 
 
 def inv(A: Any) -> Any:
     """The inverse of square matrices (batched); differentiable (d inv = -inv dA inv)."""
     _square("inv", A)
-    (a,) = eager_only("linalg.inv", A)
-    C = wrap(_lapack("inv", lambda L, x: L.inv(x), a))
-    if not _grad_on(A):
-        return C
-    return C - la.matmul(la.matmul(C, _delta(A)), C)
+    return _Inv.apply(A)
 
 
 def _adjugate(a: Any) -> Any:
@@ -98,34 +102,77 @@ def _adjugate(a: Any) -> Any:
     return adj * sign[..., None, None]
 
 
-def det(A: Any) -> Any:
-    """The determinant (batched); differentiable (d det = sum(adj(A)^T * dA))."""
-    _square("det", A)
-    (a,) = eager_only("linalg.det", A)
-    d = wrap(_lapack("det", lambda L, x: L.det(x), a).astype(a.dtype))
-    if not _grad_on(A):
+class _Det(Function):
+    @staticmethod
+    def forward(ctx: Any, A: Any) -> Any:
+        (a,) = eager_only("linalg.det", A)
+        d = wrap(_lapack("det", lambda L, x: L.det(x), a).astype(a.dtype))
+        ctx.save_for_backward(A, d)
         return d
-    cof = wrap(_xp(a).swapaxes(_adjugate(a), -1, -2).astype(a.dtype))
-    return d + rd.sum(cof * _delta(A), (-2, -1))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        A, d = ctx.saved_tensors
+        gd = sh.unsqueeze(sh.unsqueeze(g * d, -1), -1)
+        if bool((d._value != 0).all()):
+            return gd * _t(inv(A))  # d det / dA = det A^-T (differentiable again)
+        # NOTE: a singular matrix: the cofactor matrix through the SVD (first order only)
+        cof = wrap(_xp(A._value).swapaxes(_adjugate(A._value), -1, -2).astype(A._value.dtype))
+        return sh.unsqueeze(sh.unsqueeze(g, -1), -1) * cof
+
+
+def det(A: Any) -> Any:
+    """The determinant (batched); differentiable (d det = det A^-T dA; singular A too)."""
+    _square("det", A)
+    return _Det.apply(A)
+
+
+class _LogAbsDet(Function):
+    @staticmethod
+    def forward(ctx: Any, A: Any) -> Any:
+        (a,) = eager_only("linalg.slogdet", A)
+        sign, logabs = _lapack("slogdet", lambda L, x: L.slogdet(x), a)
+        ctx.save_for_backward(A)
+        sign_t = wrap(sign.astype(a.dtype))
+        ctx.mark_non_differentiable(sign_t)
+        return wrap(logabs.astype(a.dtype)), sign_t
+
+    @staticmethod
+    def backward(ctx: Any, g: Any, _g_sign: Any) -> Any:
+        (A,) = ctx.saved_tensors
+        return sh.unsqueeze(sh.unsqueeze(g, -1), -1) * _t(inv(A))
 
 
 def slogdet(A: Any) -> Any:
-    """(sign, log|det|) of square matrices; log|det| is differentiable (d = sum(inv(A)^T dA))."""
+    """(sign, log|det|) of square matrices; log|det| is differentiable (d = A^-T dA)."""
     _square("slogdet", A)
-    (a,) = eager_only("linalg.slogdet", A)
-    sign, logabs = _lapack("slogdet", lambda L, x: L.slogdet(x), a)
-    sign_t = wrap(sign.astype(a.dtype))
-    log_t = wrap(logabs.astype(a.dtype))
-    if _grad_on(A):
-        cinv = wrap(_xp(a).swapaxes(_lapack("slogdet", lambda L, x: L.inv(x), a), -1, -2))
-        log_t = log_t + rd.sum(cinv * _delta(A), (-2, -1))
-    return slogdet_result(sign_t, log_t)
+    logabs, sign = _LogAbsDet.apply(A)
+    return slogdet_result(sign, logabs)
 
 
 def logdet(A: Any) -> Any:
     """log(det(A)): NaN for a negative determinant, -inf for a singular matrix."""
     sign, logabs = slogdet(A)
     return ew.where(sign < 0, float("nan"), ew.where(sign == 0, -float("inf"), logabs))
+
+
+class _Solve(Function):
+    @staticmethod
+    def forward(ctx: Any, A: Any, B: Any) -> Any:
+        a, b = eager_only("linalg.solve", A, B)
+        xp = _xp(a)
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a_b = xp.broadcast_to(a, batch + a.shape[-2:])
+        b_b = xp.broadcast_to(b, batch + b.shape[-2:])
+        X = wrap(_lapack("solve", lambda L, m, r: L.solve(m, r), a_b, b_b))
+        ctx.save_for_backward(A, X)
+        return X
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        A, X = ctx.saved_tensors
+        gB = solve(_t(A), g)  # A^-T g
+        return -la.matmul(gB, _t(X)), gB
 
 
 def solve(A: Any, B: Any, *, left: bool = True) -> Any:
@@ -145,15 +192,7 @@ def solve(A: Any, B: Any, *, left: bool = True) -> Any:
         raise errors.DTypeError(
             errors.at_user(f"linalg.solve: A is {A.dtype.name}, B is {B2.dtype.name}; cast one")
         )
-    a, b = eager_only("linalg.solve", A, B2)
-    xp = _xp(a)
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a_b = xp.broadcast_to(a, batch + a.shape[-2:])
-    b_b = xp.broadcast_to(b, batch + b.shape[-2:])
-    X = wrap(_lapack("solve", lambda L, m, r: L.solve(m, r), a_b, b_b))
-    if _grad_on(A, B2):
-        C = wrap(_lapack("solve", lambda L, m: L.inv(m), a))
-        X = X + la.matmul(C, _delta(B2) - la.matmul(_delta(A), X.detach()))
+    X = _Solve.apply(A, B2)
     return sh.squeeze(X, -1) if vector else X
 
 

@@ -138,7 +138,8 @@ def _diagonal(x: Any, t: str) -> tuple[Any, str]:
         eye = iota((n, n), 0, DType.int64, like=x) == iota((n, n), 1, DType.int64, like=x)
         shape = [1] * x.ndim
         shape[i], shape[j] = n, n
-        x = rd.sum(ew.where(sh.reshape(eye, shape), x, ew.scalar(0, x.dtype, x)), j)
+        x = rd.sum(ew.where(sh.reshape(eye, shape), x, ew.scalar(0, x.dtype, x)), j,
+                   dtype=x.dtype)
         t = t[:j] + t[j + 1:]
     return x, t
 
@@ -146,7 +147,7 @@ def _diagonal(x: Any, t: str) -> tuple[Any, str]:
 def _sum_out(x: Any, t: str, keep: set) -> tuple[Any, str]:
     axes = [i for i, c in enumerate(t) if c not in keep]
     if axes:
-        x = rd.sum(x, axes)
+        x = rd.sum(x, axes, dtype=x.dtype)
         t = "".join(c for c in t if c in keep)
     return x, t
 
@@ -174,8 +175,9 @@ def _pair(a: Any, ta: str, b: Any, tb: str, keep: set) -> tuple[Any, str]:
     b3 = sh.reshape(b, (nb, nk, nr))
     if a3.dtype.is_floating and a3.dtype is b3.dtype:
         out = la.matmul(a3, b3)
-    else:  # integer operands: a broadcast product summed over k
-        out = rd.sum(sh.unsqueeze(a3, 3) * sh.unsqueeze(b3, 1), 2)
+    else:  # integer operands: a broadcast product summed over k (in the operands' dtype)
+        prod = sh.unsqueeze(a3, 3) * sh.unsqueeze(b3, 1)
+        out = rd.sum(prod, 2, dtype=prod.dtype)
     t = "".join(batch + left + right)
     return sh.reshape(out, [sizes[c] for c in t]), t
 
