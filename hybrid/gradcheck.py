@@ -34,10 +34,8 @@ def _as_tuple(inputs: Any) -> tuple:
 
 
 def _flat_outputs(fn: Callable, xs: Sequence) -> list[np.ndarray]:
-    from hybrid.autograd import no_grad
-
-    with no_grad():
-        outs = _tensors(fn(*xs))
+    # NOTE: grad stays on (as in PyTorch): gradgradcheck's function differentiates inside
+    outs = _tensors(fn(*xs))
     return [o.detach().numpy(force=True).astype(np.float64).reshape(-1) for o in outs]
 
 
@@ -55,7 +53,8 @@ def _numerical(fn: Callable, xs: list, i: int, eps: float, sizes: list[int]) -> 
             point = flat.copy()
             point[j] += step
             moved = list(xs)
-            moved[i] = tensor(point.reshape(base.shape), dtype=x.dtype, device=x.device)
+            moved[i] = tensor(point.reshape(base.shape), dtype=x.dtype, device=x.device,
+                              requires_grad=True)
             cols.append(_flat_outputs(fn, moved))
         for k, (plus, minus) in enumerate(zip(*cols)):
             jac[k][:, j] = (plus - minus) / (2 * eps)

@@ -32,10 +32,7 @@ class CheckpointNotFoundError(errors.HybridError, FileNotFoundError):
 def _encode(obj: Any, path: list[str], tensors: dict[str, np.ndarray]) -> Any:
     """JSON for `obj` with each tensor replaced by {"__tensor__": name}."""
     if isinstance(obj, Tensor):
-        base = ".".join(path) or "tensor"
-        name, n = base, 1
-        while name in tensors:
-            name, n = f"{base}#{n}", n + 1
+        name = _fresh_name(".".join(path) or "tensor", tensors)
         arr = obj.detach().cpu().numpy()
         # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
         tensors[name] = arr if arr.flags.c_contiguous else arr.copy(order="C")
@@ -57,11 +54,29 @@ def _encode(obj: Any, path: list[str], tensors: dict[str, np.ndarray]) -> Any:
         return {"__tuple__": enc} if isinstance(obj, tuple) else enc
     if isinstance(obj, np.generic):
         return obj.item()
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biuf":
+            raise SerializationError(errors.at_user(
+                f"save: cannot save a numpy array of dtype {obj.dtype} (at "
+                f"{'.'.join(path) or '<root>'}); only bool, integer and float arrays can be saved"))
+        name = _fresh_name(".".join(path) or "array", tensors)
+        tensors[name] = obj if obj.flags.c_contiguous else obj.copy(order="C")
+        return {"__ndarray__": name}
     raise SerializationError(
         errors.at_user(f"save: cannot save a {type(obj).__name__} (at "
-                       f"{'.'.join(path) or '<root>'}); only tensors, dicts, lists, tuples, "
-                       "numbers, strings and None can be saved (no pickle)")
+                       f"{'.'.join(path) or '<root>'}): hybrid.save writes tensors, numpy arrays, "
+                       "dicts, lists, tuples, numbers, strings, bools and None, never arbitrary "
+                       "objects (no pickle, because loading a pickle can run any code). Save the "
+                       "object's state instead (model.state_dict(), optimizer.state_dict()), or "
+                       "convert its data to tensors and plain values")
     )
+
+
+def _fresh_name(base: str, tensors: dict) -> str:
+    name, n = base, 1
+    while name in tensors:
+        name, n = f"{base}#{n}", n + 1
+    return name
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:
@@ -72,6 +87,11 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     from safetensors.numpy import save_file
 
     metadata = {_VERSION: FORMAT_VERSION, _STRUCT: json.dumps(structure)}
+    if hasattr(path, "write"):  # a file object (io.BytesIO, open(..., "wb"))
+        from safetensors.numpy import save as to_bytes
+
+        path.write(to_bytes(tensors, metadata=metadata))
+        return
     save_file(tensors, os.fspath(path), metadata=metadata)
 
 
@@ -88,6 +108,14 @@ def _decode(node: Any, tensors: dict[str, Any], where: str) -> Any:
                                f"{name!r} that the file does not hold")
             )
         return tensors[name]
+    if "__ndarray__" in node:
+        name = node["__ndarray__"]
+        if name not in tensors:
+            raise SerializationError(
+                errors.at_user(f"load: {where} is corrupt: its structure refers to an array "
+                               f"{name!r} that the file does not hold")
+            )
+        return np.array(tensors[name].detach().numpy(force=True), copy=True)
     if "__tuple__" in node:
         return tuple(_decode(v, tensors, where) for v in node["__tuple__"])
     if "__dict__" in node:
@@ -117,13 +145,41 @@ def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return arrays, metadata
 
 
-def load(path: str | os.PathLike, map_location: Any = None) -> Any:
+def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool = True,
+         **_ignored: Any) -> Any:
     """Load what `save` wrote (or any safetensors file: a dict of tensors). `map_location`
     ('cpu', 'cuda', a device) puts every tensor on that device."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointNotFoundError(errors.at_user(f"load: no such file {path!r}"))
-    arrays, metadata = _read(path)
+    if hasattr(path, "read"):
+        arrays, metadata = _read_bytes(path.read())
+        path = getattr(path, "name", "<file object>")
+    else:
+        path = os.fspath(path)
+        arrays, metadata = _read(path)
+    return _rebuild(arrays, metadata, path, map_location)
+
+
+def _read_bytes(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and metadata of safetensors bytes (read from a file object)."""
+    from safetensors.numpy import load as from_bytes
+
+    try:
+        n = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or n > len(data) - 8:
+            raise ValueError("the header is truncated")
+        header = json.loads(data[8:8 + n])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        metadata = header.get("__metadata__") or {}
+        arrays = from_bytes(bytes(data))
+    except Exception as e:  # noqa: BLE001  (safetensors rejected the bytes: say so in our terms)
+        raise SerializationError(errors.at_user(
+            f"load: the data is not a valid safetensors file (truncated, corrupt or another "
+            f"format): {e}")) from None
+    return arrays, metadata
+
+
+def _rebuild(arrays: dict, metadata: dict, path: str, map_location: Any) -> Any:
+    """The saved object from the file's arrays and its structure metadata."""
     from hybrid.ops.creation import from_numpy
 
     tensors: dict[str, Any] = {}
@@ -139,4 +195,9 @@ def load(path: str | os.PathLike, map_location: Any = None) -> Any:
         raise SerializationError(
             errors.at_user(f"load: {path!r} has malformed {_STRUCT!r} metadata (not JSON: {e})")
         ) from None
-    return _decode(structure, tensors, repr(path))
+    try:
+        return _decode(structure, tensors, repr(path))
+    except (TypeError, KeyError, AttributeError, RecursionError) as e:  # a hand-edited structure
+        raise SerializationError(
+            errors.at_user(f"load: {path!r} has a malformed structure ({type(e).__name__}: {e})")
+        ) from None

@@ -285,6 +285,22 @@ class Module:
             mod = mod._modules[part]
         return mod
 
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path `target` ("layer.0.weight")."""
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in mod._parameters or mod._parameters[name] is None:
+            raise AttributeError(f"{mod._get_name()} has no parameter {name!r} (in {target!r})")
+        return mod._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path `target` ("bn.running_mean")."""
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in mod._buffers or mod._buffers[name] is None:
+            raise AttributeError(f"{mod._get_name()} has no buffer {name!r} (in {target!r})")
+        return mod._buffers[name]
+
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call fn on every submodule (children first) and then on self."""
         for child in self.children():
@@ -374,6 +390,13 @@ class Module:
             return out
 
         return self._apply_to_tensors(convert)
+
+    def to_empty(self, *, device: Any = None, recurse: bool = True) -> Module:
+        """Give every parameter and buffer new, uninitialized storage on `device` (hybrid zeroes
+        it), keeping shapes and dtypes: then initialize or load_state_dict into them."""
+        from hybrid.ops.creation import empty_like
+
+        return self._apply_to_tensors(lambda t: empty_like(t, device=device))
 
     def cpu(self) -> Module:
         return self.to("cpu")
@@ -479,7 +502,49 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if hooks is None:
+            return self.forward(*args, **kwargs)
+        from hybrid.nn.hooks import call
+
+        return call(self, hooks, args, kwargs)
+
+    _call_impl = __call__
+
+    # --- hooks (hybrid/nn/hooks.py) -----------------------------------------------------------------
+
+    def _hook(self, table: str, fn: Callable, with_kwargs: bool = False,
+              prepend: bool = False) -> Any:
+        from hybrid.nn.hooks import register
+
+        handle = register(self, table, fn, with_kwargs, prepend)
+        bump_structure_epoch()  # NOTE: a traced call must not keep running without the hook
+        return handle
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> Any:
+        """hook(module, args) -> None or new args (with_kwargs: (module, args, kwargs) ->
+        None or (args, kwargs)), before each forward; returns a handle with .remove()."""
+        return self._hook("forward_pre", hook, with_kwargs, prepend)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False, always_call: bool = False) -> Any:
+        """hook(module, args, output) -> None or a new output (with_kwargs: (module, args,
+        kwargs, output)), after each forward; returns a handle with .remove()."""
+        return self._hook("forward", hook, with_kwargs, prepend)
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> Any:
+        """hook(module, grad_input, grad_output) -> None or new grad_input, when the gradients
+        of the module's tensor inputs are computed."""
+        return self._hook("backward", hook, False, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable, prepend: bool = False) -> Any:
+        """hook(module, grad_output) -> None or new grad_output, before the module's backward."""
+        return self._hook("backward_pre", hook, False, prepend)
+
+    def register_backward_hook(self, hook: Callable) -> Any:
+        """The deprecated form: registers `hook` as a full backward hook."""
+        return self.register_full_backward_hook(hook)
 
     def extra_repr(self) -> str:
         """The text inside the parentheses of this module's repr (override in layers)."""
