@@ -59,3 +59,4 @@ from hybrid.device import get_default_device, set_default_device  # noqa: E402,F
 from hybrid.legacy import (  # noqa: E402,F401
     BoolTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
 )
+from hybrid.api_extra import *  # noqa: E402,F401,F403  (extra ops, out= keywords)

@@ -631,3 +631,9 @@ for _n in ("add sub mul div pow clamp exp log sqrt neg abs sigmoid tanh relu flo
         return method
 
     setattr(Tensor, _n + "_", _make(_f))
+
+# Methods of the extra ops (new_*, norms, sort, cumsum, asin, ..., and in-place forms such as
+# sin_ and unsqueeze_): hybrid/ops/methods.py.
+from hybrid.ops import methods as _methods  # noqa: E402
+
+_methods.bind(Tensor)
