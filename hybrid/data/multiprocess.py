@@ -11,6 +11,7 @@ import itertools
 import multiprocessing.util  # noqa: F401  (its exit hook is registered before ours, runs after)
 import os
 import signal
+import threading
 import time
 import weakref
 from multiprocessing import connection
@@ -137,7 +138,8 @@ class MultiProcessIter:
                 target=worker_loop, daemon=True, name=f"hybrid-DataLoader-worker-{wid}",
                 args=(wid, self._n, self._dataset, self._iterable, loader._auto_collation,
                       loader.collate_fn, loader.drop_last, self._base_seed,
-                      loader.worker_init_fn, q, writer, w.done_event, os.getpid()))
+                      loader.worker_init_fn, q, writer, w.done_event, os.getpid(),
+                      threading.current_thread() is threading.main_thread()))
             try:
                 p.start()
             except Exception as e:  # spawn/forkserver pickle the dataset and functions

@@ -4,6 +4,7 @@ and sending them to the main process as numpy arrays (never pickled Tensor objec
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import queue
 import random
@@ -152,7 +153,9 @@ def numpy_seed(base_seed: int, worker_id: int) -> np.ndarray:
 
 def _die_with_parent(parent_pid: int) -> None:
     """On Linux, have the kernel kill this worker if the main process dies (no orphans)."""
-    if not sys.platform.startswith("linux"):
+    # NOTE: the signal follows the thread that forked, so it is only asked for when that was
+    # the main thread of the main process (not a forkserver, not a thread that may end first).
+    if not sys.platform.startswith("linux") or os.getppid() != parent_pid:
         return
     try:
         import ctypes
@@ -239,10 +242,12 @@ def _send(conn: Any, key: Any, data: Any, where: str) -> None:
 def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
                 auto_collation: bool, collate_fn: Any, drop_last: bool, base_seed: int,
                 init_fn: Any, index_queue: Any, result_conn: Any, done_event: Any,
-                parent_pid: int) -> None:
+                parent_pid: int, from_main_thread: bool) -> None:
     """A worker process: take tasks from index_queue, send (key, batch) back on result_conn."""
     global _worker_info, _worker_frame
-    _die_with_parent(parent_pid)
+    if from_main_thread:
+        _die_with_parent(parent_pid)
+    parent = multiprocessing.parent_process()
     from hybrid import errors
 
     _worker_frame = errors.user_location()
@@ -258,7 +263,7 @@ def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
             fetcher = Fetcher(dataset, iterable, auto_collation, collate_fn, drop_last)
         except Exception:
             init_error = ExceptionWrapper(where)
-        while os.getppid() == parent_pid:
+        while parent is None or parent.is_alive():
             try:
                 task = index_queue.get(timeout=POLL_S)
             except queue.Empty:
