@@ -551,20 +551,25 @@ class Regression(D.Dataset):
         return self.x[i], self.y[i]
 
 
-def _train(num_workers, persistent=False):
+def _train(num_workers, persistent=False, compiled=False):
     hybrid.manual_seed(0)
     model = hybrid.nn.Linear(3, 1)
     opt = hybrid.optim.SGD(model.parameters(), lr=0.1)
     loader = D.DataLoader(Regression(), batch_size=8, shuffle=True, num_workers=num_workers,
                           persistent_workers=persistent)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((model(x).reshape(-1) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = hybrid.compile(step) if compiled else step
     losses = []
     for _ in range(3):
-        for x, y in loader:
-            opt.zero_grad()
-            loss = ((model(x).reshape(-1) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+        for x, y in loader:  # with compiled=True, workers fork after native code ran
+            losses.append(step(x, y).item())
     return losses, model.weight.detach().numpy().copy()
 
 
@@ -581,6 +586,9 @@ def test_training_with_workers_matches_single_process():
     losses_p, w_p = _train(2, persistent=True)
     np.testing.assert_allclose(losses_p[:8], losses0[:8], rtol=1e-6)
     np.testing.assert_allclose(w_p, [[1.0, -2.0, 0.5]], atol=0.1)
+    losses_c, w_c = _train(2, compiled=True)
+    np.testing.assert_allclose(losses_c, losses0, rtol=1e-4)
+    np.testing.assert_allclose(w_c, w0, rtol=1e-4)
 
 
 def test_utils_data_is_an_alias():
