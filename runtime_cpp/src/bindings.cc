@@ -534,6 +534,42 @@ PYBIND11_MODULE(hybrid_runtime, m) {
   m.def(
       "idle_output_memory", [] { return hybrid::OutputPool::global().idle_bytes(); },
       "Bytes kept for reuse by large outputs of compiled calls (freed arrays' blocks).");
+  m.def(
+      "memory_stats",
+      [] {
+        const hybrid::OutputPool::Stats p = hybrid::OutputPool::global().stats();
+        const hybrid::Executor::LiveTotals e = hybrid::Executor::live_totals();
+        py::dict d;
+        d["pool_idle_bytes"] = p.idle_bytes;
+        d["pool_idle_blocks"] = p.idle_blocks;
+        d["pool_in_use_bytes"] = p.in_use_bytes;
+        d["pool_in_use_blocks"] = p.in_use_blocks;
+        d["pool_peak_in_use_bytes"] = p.peak_in_use_bytes;
+        d["pool_peak_bytes"] = p.peak_total_bytes;
+        d["pool_allocations"] = p.allocations;
+        d["pool_reuses"] = p.reuses;
+        d["pool_trimmed_bytes"] = p.trimmed_bytes;
+        d["pool_released_bytes"] = p.released_bytes;
+        d["pool_idle_seconds"] = p.idle_seconds;
+        d["pool_max_idle_bytes"] = p.max_idle_bytes;
+        d["executors"] = e.count;
+        d["executor_bytes"] = e.bytes;
+        return d;
+      },
+      "Native memory counters: the output pool (idle / in use / peak bytes and blocks, "
+      "allocations, reuses, bytes trimmed and released) and live executors (count, bytes of "
+      "their arenas and constants).");
+  m.def(
+      "reset_peak_memory_stats", [] { hybrid::OutputPool::global().reset_peak(); },
+      "Restarts the output pool's peak counters from the current usage.");
+  m.def(
+      "set_output_pool_limits",
+      [](double idle_seconds, std::size_t max_idle_bytes) {
+        hybrid::OutputPool::global().set_limits(idle_seconds, max_idle_bytes);
+      },
+      py::arg("idle_seconds"), py::arg("max_idle_bytes"),
+      "Idle blocks are unmapped after idle_seconds (> 0) unused; at most max_idle_bytes are "
+      "kept idle (0: none).");
   m.def("_parallel_for_raise_at", &parallel_for_raise_at, py::arg("n"), py::arg("k"),
         "Test hook: runs parallel_for over [0, n) where the chunk holding k throws.");
 }

@@ -4,8 +4,11 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
+#include "hybrid/checked.h"
+#include "hybrid/fork.h"
 #include "hybrid/gemm.h"
 #include "hybrid/thread_pool.h"
 
@@ -24,13 +27,27 @@ bool is_io(BufferKind kind) { return kind == BufferKind::kInput || kind == Buffe
 
 // Constants are packed into one block, each at a 64-byte-aligned offset.
 std::size_t align_up(std::size_t n) {
-  return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+  return checked_add(n, kArenaAlignment - 1, "constant size") / kArenaAlignment * kArenaAlignment;
 }
 
 std::size_t constants_bytes(const std::vector<ConstantData>& constants) {
   std::size_t total = 0;
-  for (const ConstantData& c : constants) total += align_up(c.nbytes);
+  for (const ConstantData& c : constants) {
+    total = checked_add(total, align_up(c.nbytes), "constants block size");
+  }
   return total;
+}
+
+// Every live Executor, for fork() handling and memory_stats.
+struct Registry {
+  std::mutex mu;
+  std::unordered_set<Executor*> live;
+};
+
+Registry& registry() {
+  // NOTE: never destroyed: executors may be freed during interpreter shutdown.
+  static Registry* r = new Registry();
+  return *r;
 }
 
 }  // namespace
@@ -85,6 +102,53 @@ Executor::Executor(PlanDesc plan, const std::vector<ConstantData>& constants)
       }
     }
   }
+
+  // NOTE: registered last, so that a constructor that throws leaves nothing behind.
+  install_fork_handlers();
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  reg.live.insert(this);
+}
+
+Executor::~Executor() {
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  reg.live.erase(this);
+}
+
+Executor::LiveTotals Executor::live_totals() {
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  LiveTotals totals;
+  for (const Executor* e : reg.live) {
+    totals.count += 1;
+    totals.bytes += e->owned_bytes();
+  }
+  return totals;
+}
+
+// NOTE: the registry lock is held from prepare to parent/child, so the set cannot change in
+// between, and every executor's lock is taken in the set's (fixed) iteration order. A call in
+// flight on another thread finishes its run (it needs no lock the forking thread holds: the
+// GIL is released while a plan runs) and then lets go of its executor's lock.
+void Executor::fork_prepare() {
+  Registry& reg = registry();
+  reg.mu.lock();
+  for (Executor* e : reg.live) e->mu_.lock();
+}
+
+void Executor::fork_parent() {
+  Registry& reg = registry();
+  for (Executor* e : reg.live) e->mu_.unlock();
+  reg.mu.unlock();
+}
+
+void Executor::fork_child() {
+  // NOTE: the child's only thread is the one that forked, which holds every lock taken in
+  // prepare; unlocking them is well defined. No plan was mid-run, so every arena is consistent.
+  Registry& reg = registry();
+  for (Executor* e : reg.live) e->mu_.unlock();
+  reg.mu.unlock();
 }
 
 void Executor::bind_io(void* const* inputs, void* const* outputs) {

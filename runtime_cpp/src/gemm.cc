@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "hybrid/checked.h"
 #include "hybrid/thread_pool.h"
 
 namespace hybrid {
@@ -82,7 +83,10 @@ GemmStep gemm_block(const GemmStep& step, bool split_rows, int64_t r0, int64_t r
 void gemm_row_major_parallel(std::uintptr_t blas_fn, std::uintptr_t threads_local,
                              const GemmStep& step, std::byte* a, std::byte* b, std::byte* c) {
   const int64_t threads = get_num_threads();
-  const int64_t macs = step.m * step.n * step.k * step.batch;
+  // NOTE: saturating: m, n, k < 2^31 each and any batch, so the product may not fit int64; it
+  // only decides whether to split.
+  const int64_t macs =
+      saturating_mul(saturating_mul(saturating_mul(step.m, step.n), step.k), step.batch);
   // NOTE: blocks of rows only: each is an independent GEMM on a slice of op(A) and C. Blocks
   // of columns measured slower than one whole call (OpenBLAS 0.3.34, 128x512x512: 2 threads
   // 525 us, 1 thread 440 us, 2 blocks of rows 238 us).

@@ -127,7 +127,19 @@ void validate_signature(const PlanDesc& plan) {
 void validate_step(const PlanDesc& plan, const KernelStep& s, const std::string& where) {
   if (s.fn == 0) fail(where + ": kernel '" + s.symbol + "' has a null address");
   if (s.n < 0 || s.grain < 0) fail(where + ": n and grain must be >= 0");
-  for (int64_t id : s.args) check_id(plan, id, where);
+  int64_t longest = 0;
+  for (int64_t id : s.args) {
+    check_id(plan, id, where);
+    const BufferDesc& buf = plan.buffers[id];
+    longest = std::max(longest, buf.nbytes / static_cast<int64_t>(dtype_itemsize(buf.dtype)));
+  }
+  // NOTE: each outer index of a kernel writes an element of an output or reads one of an
+  // input, so a range longer than its largest argument can only read or write out of bounds
+  // (compiler/plan.py's check_kernel_ranges is the same rule).
+  if (s.n > longest) {
+    fail(where + ": kernel '" + s.symbol + "' range n=" + std::to_string(s.n) +
+         " is longer than its largest argument (" + std::to_string(longest) + " elements)");
+  }
 }
 
 void validate_step(const PlanDesc& plan, const GemmStep& s, const std::string& where) {

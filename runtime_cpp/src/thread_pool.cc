@@ -1,7 +1,5 @@
 #include "hybrid/thread_pool.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -11,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "hybrid/fork.h"
 
 namespace hybrid {
 
@@ -121,8 +121,9 @@ void ThreadPool::run_chunks(Job& job) {
     const int64_t i = job.next.fetch_add(1);
     if (i >= job.num_chunks) return;
     if (!job.failed.load()) {
-      const int64_t start = job.begin + i * job.chunk;
-      const int64_t stop = std::min(start + job.chunk, job.end);
+      const int64_t start = job.begin + i * job.chunk;  // < end: i * chunk < end - begin
+      // NOTE: not start + chunk, which overflows when end is near INT64_MAX.
+      const int64_t stop = start + std::min(job.chunk, job.end - start);
       try {
         (*job.fn)(start, stop);
       } catch (...) {
@@ -140,7 +141,11 @@ void ThreadPool::run_chunks(Job& job) {
 
 void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain, const ChunkFn& fn) {
   if (end <= begin) return;
-  const int64_t n = end - begin;
+  int64_t n = 0;
+  if (__builtin_sub_overflow(end, begin, &n)) {
+    throw std::invalid_argument("parallel_for: range [" + std::to_string(begin) + ", " +
+                                std::to_string(end) + ") is longer than INT64_MAX");
+  }
   grain = std::max<int64_t>(grain, 1);
   const int64_t chunk = std::max(grain, ceil_div(n, num_threads_));
   const int64_t num_chunks = ceil_div(n, chunk);
@@ -209,14 +214,10 @@ int default_num_threads() {
 
 namespace {
 
-void atfork_prepare();
-void atfork_parent();
-void atfork_child();
-
 // NOTE: workers are started on the first parallel call, not at import, so that importing
 // the runtime (or calling get_num_threads) never makes the process multi-threaded.
 struct GlobalPool {
-  GlobalPool() { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+  GlobalPool() { install_fork_handlers(); }
   std::mutex mu;
   int num_threads = 0;  // 0: not yet read from the environment
   std::shared_ptr<ThreadPool> pool;
@@ -239,19 +240,25 @@ std::shared_ptr<ThreadPool> acquire_pool() {
   return g.pool;
 }
 
-void atfork_prepare() { global().mu.lock(); }
-void atfork_parent() { global().mu.unlock(); }
-void atfork_child() {
+}  // namespace
+
+namespace detail {
+
+void pool_fork_prepare() { global().mu.lock(); }
+void pool_fork_parent() { global().mu.unlock(); }
+void pool_fork_child() {
   GlobalPool& g = global();
   if (g.pool) {
-    // NOTE: the workers do not exist in a forked child, so the pool can be neither used nor
-    // joined; leak it on purpose and let the child start a fresh one on first use.
+    // NOTE: the workers do not exist in a forked child, so the pool (its locks possibly held
+    // by a parallel_for of the parent, its condition variable with waiters that are gone)
+    // can be neither used nor joined; leak it on purpose and let the child start a fresh one
+    // on first use.
     std::make_unique<std::shared_ptr<ThreadPool>>(std::move(g.pool)).release();
   }
   g.mu.unlock();
 }
 
-}  // namespace
+}  // namespace detail
 
 int get_num_threads() {
   GlobalPool& g = global();

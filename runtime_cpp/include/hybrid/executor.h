@@ -24,6 +24,7 @@ class Executor {
   // std::invalid_argument if the plan is malformed, a constant's size does not match its
   // buffer, or a GEMM step needs a BLAS address the plan lacks.
   Executor(PlanDesc plan, const std::vector<ConstantData>& constants);
+  ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
@@ -39,6 +40,22 @@ class Executor {
 
   // As run(), also adding each step's wall time in seconds to seconds[i] (one entry per step).
   void run_timed(void* const* inputs, void* const* outputs, std::vector<double>& seconds);
+
+  // Bytes owned by this executor: its arena plus its constants block.
+  std::size_t owned_bytes() const { return arena_.nbytes() + constants_.nbytes(); }
+
+  // Live executors and the bytes they own (arenas and constants), over the whole process.
+  struct LiveTotals {
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+  };
+  static LiveTotals live_totals();
+
+  // fork() handlers (see hybrid/fork.h): prepare takes the registry lock, then every live
+  // executor's run lock, so no plan is mid-run when the process forks.
+  static void fork_prepare();
+  static void fork_parent();
+  static void fork_child();
 
  private:
   struct Patch {  // kernel-table slot whose pointer is an input's or output's base
