@@ -133,9 +133,9 @@ def _pack(t: Any) -> _Packed:
     return _Packed(np.ascontiguousarray(t.detach().numpy()))
 
 
-def encode(batch: Any) -> bytes:
+def encode(batch: Any) -> memoryview:
     """The batch pickled for the pipe, every Tensor replaced by its numpy array."""
-    return bytes(ForkingPickler.dumps(_map(_pack, batch)))
+    return ForkingPickler.dumps(_map(_pack, batch))
 
 
 def decode(payload: bytes) -> Any:

@@ -495,7 +495,7 @@ def test_batch_size_none_and_batch_sampler():
 
 
 def test_batches_travel_as_numpy_arrays():
-    payload = worker_mod.encode({"x": hybrid.ones(2, 3), "y": [hybrid.arange(3), "s"]})
+    payload = bytes(worker_mod.encode({"x": hybrid.ones(2, 3), "y": [hybrid.arange(3), "s"]}))
     assert b"hybrid.tensor" not in payload and b"Tensor" not in payload
     back = worker_mod.decode(payload)
     assert isinstance(back["x"], hybrid.Tensor) and back["x"].tolist() == [[1.0] * 3] * 2
