@@ -17,6 +17,7 @@ from hybrid.errors import (
     AutogradError, DeviceError, DTypeError, HybridError, HybridIndexError, ShapeError,
     StateDictError, TraceError,
 )
+from hybrid.errors import HybridMemoryError, HybridZeroDivisionError  # noqa: E402
 from hybrid.ops.creation import (
     arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones,
     ones_like, tensor, zeros, zeros_like,

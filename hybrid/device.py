@@ -23,6 +23,9 @@ class device:  # noqa: N801  (PyTorch's spelling: hybrid.device("cuda:0"))
         if kind not in ("cpu", "cuda"):
             raise DeviceError(at_user(f"device: unknown device {spec!r}; use 'cpu' or 'cuda[:N]'"))
         if num:
+            if not num.isdigit():
+                raise DeviceError(at_user(f"device: bad device index in {spec!r}; use "
+                                          "'cuda:N' with N a non-negative integer"))
             index = int(num)
         self.type = kind
         self.index = (index or 0) if kind == "cuda" else None

@@ -101,7 +101,12 @@ def as_dtype(dtype: object) -> DType:
         return DType.int64
     if dtype is builtins.bool:
         return DType.bool
-    return DType.from_np(dtype)
+    try:
+        return DType.from_np(dtype)
+    except TypeError as e:  # e.g. complex64, float128, str: a DTypeError at the user's line
+        from hybrid import errors
+
+        raise errors.DTypeError(errors.at_user(str(e))) from None
 
 
 class finfo:  # noqa: N801  (PyTorch's name)

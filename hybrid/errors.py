@@ -37,6 +37,10 @@ class HybridZeroDivisionError(HybridError, ZeroDivisionError):
     """An integer division or remainder by zero (PyTorch raises ZeroDivisionError too)."""
 
 
+class HybridMemoryError(HybridError, MemoryError):
+    """A tensor too large to allocate (torch.OutOfMemoryError is the CUDA counterpart)."""
+
+
 class StateDictError(HybridError, KeyError):
     """A state dict whose keys or shapes do not match the module."""
 

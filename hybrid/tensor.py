@@ -333,7 +333,7 @@ class Tensor:
     def view(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], DType):
             raise errors.DTypeError(errors.at_user("view(dtype) is not supported; use .to(dtype)"))
-        return sh.reshape(self, *shape)
+        return sh.view(self, *shape)
 
     def view_as(self, other: Tensor) -> Tensor:
         return sh.reshape(self, other.shape)

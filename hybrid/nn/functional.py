@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from compiler.ir.types import DType
 from hybrid import errors
 from hybrid.ops import elementwise as ew
@@ -201,10 +203,6 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     _check_class_range("nll_loss", target, n_classes, ignore_index)
     keep = target != ignore_index
     safe = ew.where(keep, target, 0)
-    if getattr(target._value, "traced", False):
-        # NOTE: compiled, the range check is a gather of the classes at the targets (its kernel
-        # checks bounds; eagerly _check_class_range raised already); per sample, not per class
-        safe = checked_classes(safe, n_classes, input)
     # NOTE: the picked log-probability as a masked sum over the class dim rather than a gather:
     # compiled, it joins log_softmax's row kernel, and its gradient is a select, not a scatter.
     classes = iota(input.shape, cd, target.dtype, like=input)
@@ -215,6 +213,11 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
         w = w * sh.reshape(index_select(ew.cast(weight, input.dtype), 0, sh.reshape(safe, (-1,))),
                            safe.shape)
     loss = -picked * w
+    if weight is None and getattr(target._value, "traced", False):
+        # NOTE: compiled, the range check of the targets (eagerly _check_class_range raised
+        # already) is a gather of ones at them: 1 for a class in [0, C), the kernel's bounds
+        # error else; per sample, inside the row kernel (with a weight, its gather checks)
+        loss = loss * _gather_table(np.ones(n_classes, input.dtype.np), safe, input)
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -399,22 +402,22 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Any:
         num_classes = int(rd.amax(tensor).item()) + 1 if tensor.numel() else 0
     shape = tuple(tensor.shape) + (num_classes,)
     t = ew.cast(tensor, DType.int64)
-    if getattr(t._value, "traced", False):
-        t = checked_classes(t, num_classes, t)  # the kernel checks 0 <= t < num_classes
+    if getattr(t._value, "traced", False):  # the gather's kernel checks 0 <= t < num_classes
+        t = _gather_table(np.arange(num_classes, dtype=np.int64), t, t)
     else:
         _check_class_range("one_hot", t, num_classes, None)
     classes = iota(shape, len(shape) - 1, DType.int64, like=tensor)
     return ew.cast(sh.unsqueeze(t, -1) == classes, DType.int64)
 
 
-def checked_classes(t: Any, n: int, like: Any) -> Any:
-    """`t` (int64 class indices) read back through a gather of range(n) at `t`: equal to `t`,
-    and an index outside [0, n) is the gather's bounds error (compiled code checks it)."""
+def _gather_table(table: np.ndarray, t: Any, like: Any) -> Any:
+    """table[t] for class indices `t` (traced only): the table is a graph constant (a buffer,
+    no kernel), and an index outside [0, len(table)) is the gather's bounds error."""
     from compiler.ir.ops import Op
     from hybrid.ops.core import apply
+    from hybrid.ops.creation import tensor
 
-    return apply(Op.GATHER, iota((n,), 0, DType.int64, like=like), ew.cast(t, DType.int64),
-                 axis=0)
+    return apply(Op.GATHER, tensor(table, device=like.device), ew.cast(t, DType.int64), axis=0)
 
 
 # --- more losses and distances (hybrid/nn/losses_extra.py, hybrid/nn/distance.py) ----------------

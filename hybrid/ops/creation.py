@@ -40,7 +40,13 @@ def _to_numpy(data: Any) -> np.ndarray:
     if isinstance(data, (list, tuple)) and any(isinstance(d, (list, tuple)) or
                                                (core.Tensor and isinstance(d, core.Tensor))
                                                for d in data):
-        return np.array([_to_numpy(d) for d in data])
+        parts = [_to_numpy(d) for d in data]
+        if len({p.shape for p in parts}) > 1:  # ragged: numpy's bare ValueError otherwise
+            shapes = ", ".join(str(list(p.shape)) for p in parts)
+            raise errors.ShapeError(errors.at_user(
+                f"tensor: the nested sequences have different shapes ({shapes}); every element "
+                "of a dim must have the same length (pad them, or use a list of tensors)"))
+        return np.array(parts)
     try:
         return np.asarray(data)
     except Exception as e:
@@ -97,8 +103,36 @@ def _fill(shape: tuple, value: Any, dtype: Any, device: Any, requires_grad: bool
     dt = as_dtype(dtype) if dtype is not None else _value_dtype(value)
     if any(s < 0 for s in shape):
         raise errors.ShapeError(errors.at_user(f"negative dimension in shape {list(shape)}"))
-    t = source(Op.FULL, as_device(device), value=value, shape=shape, dtype=dt)
+    if not isinstance(value, (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)):
+        raise errors.DTypeError(errors.at_user(
+            f"full: the fill value must be a number or a bool, got {type(value).__name__}"))
+    check_size("full", shape, dt)
+    try:
+        t = source(Op.FULL, as_device(device), value=value, shape=shape, dtype=dt)
+    except MemoryError:
+        raise _no_memory("full", shape, dt) from None
     return _finish(t, requires_grad)
+
+
+# numpy's limit: an array's bytes must fit a signed pointer-sized integer
+_MAX_BYTES = 2**63 - 1
+
+
+def check_size(op: str, shape: tuple, dt: DType) -> None:
+    """ShapeError when a tensor of `shape` and `dt` could never exist (more bytes than an
+    address space holds), instead of numpy's bare 'array is too big'."""
+    nbytes = math.prod(shape) * dt.itemsize
+    if nbytes > _MAX_BYTES:
+        raise errors.ShapeError(errors.at_user(
+            f"{op}: a {dt.name} tensor of shape {list(shape)} would need {nbytes:.3e} bytes, "
+            "more than any array can hold; check the shape"))
+
+
+def _no_memory(op: str, shape: tuple, dt: DType) -> errors.HybridError:
+    nbytes = math.prod(shape) * dt.itemsize
+    return errors.HybridMemoryError(errors.at_user(
+        f"{op}: cannot allocate a {dt.name} tensor of shape {list(shape)} ({nbytes / 2**30:.1f} "
+        "GiB): not enough memory"))
 
 
 def _value_dtype(value: Any) -> DType:
@@ -149,7 +183,11 @@ def empty_like(x, *, dtype=None, device=None, requires_grad=False):
 def iota(shape: tuple, axis: int, dtype: DType, like: Any = None, device: Any = None):
     """Indices along `axis`, broadcast to `shape` (the iota primitive)."""
     dev = like.device if like is not None else as_device(device)
-    return source(Op.IOTA, dev, shape=tuple(shape), axis=axis, dtype=dtype)
+    check_size("arange", tuple(shape), dtype)
+    try:
+        return source(Op.IOTA, dev, shape=tuple(shape), axis=axis, dtype=dtype)
+    except MemoryError:
+        raise _no_memory("arange", tuple(shape), dtype) from None
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):

@@ -35,10 +35,22 @@ def _xp(v: Any) -> Any:
     return cupy
 
 
+def need_tensor(op: str, x: Any) -> None:
+    """DTypeError unless `x` is a hybrid Tensor (a numpy array, a list, ... are refused with
+    what to do, as PyTorch's ops refuse numpy arrays)."""
+    if not isinstance(x, core.Tensor):
+        kind = f"{type(x).__module__}.{type(x).__name__}" if isinstance(x, np.ndarray) else \
+            type(x).__name__
+        raise errors.DTypeError(errors.at_user(
+            f"{op}: expected a hybrid Tensor, got {kind}; wrap it with hybrid.tensor(...) "
+            "(or hybrid.from_numpy(...) to share a numpy array's memory)"))
+
+
 def cast(x: Any, dtype: DType) -> Any:
     """`x` as `dtype` (the same tensor when it already is)."""
     if x.dtype is dtype:
         return x
+    need_tensor("cast", x)
     return apply(Op.CAST, x, dtype=dtype)
 
 
@@ -79,7 +91,12 @@ def float_binary(op: Op, a: Any, b: Any) -> Any:
 
 def to_float(x: Any) -> Any:
     """`x`, cast to the default float dtype if it is an integer or bool tensor."""
-    return x if x.dtype.is_floating else cast(x, get_default_dtype())
+    try:
+        floating = x.dtype.is_floating
+    except AttributeError:  # not a hybrid Tensor: say so
+        need_tensor("op", x)
+        raise
+    return x if floating else cast(x, get_default_dtype())
 
 
 def unary(op: Op, x: Any) -> Any:

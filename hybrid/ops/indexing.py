@@ -284,6 +284,7 @@ def functional_setitem(x: Any, index: Any, value: Any) -> Any:
 
 
 def _int_index(op: str, index: Any) -> None:
+    ew.need_tensor(op, index)
     if not index.dtype.is_integer:
         raise errors.DTypeError(
             errors.at_user(f"{op}: index must be an int32 or int64 tensor, got "
@@ -295,6 +296,7 @@ def index_select(x, dim, index):
     from hybrid.ops.reduce import normalize_dim
 
     _int_index("index_select", index)
+    ew.need_tensor("index_select", x)
     d = normalize_dim("index_select", dim, x.ndim)
     if index.ndim != 1:
         raise errors.ShapeError(errors.at_user(f"index_select: index must be 1-d, got {index.ndim}-d"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from compiler.ir.ops import Op
 from compiler.ir.types import OpError, broadcast_shapes
 from hybrid import errors
+from hybrid.ops import elementwise as ew
 from hybrid.ops import shape as sh
 from hybrid.ops.core import apply
 
@@ -15,6 +16,8 @@ def _t(x) -> str:
 
 def matmul(a, b):
     """a @ b: dot (1-d, 1-d), matrix-vector, and batched matrix products with broadcasting."""
+    ew.need_tensor("matmul", a)
+    ew.need_tensor("matmul", b)
     if a.ndim == 0 or b.ndim == 0:
         raise errors.ShapeError(
             errors.at_user(f"matmul: both operands need at least 1 dim, got {_t(a)} and {_t(b)}; "

@@ -49,6 +49,7 @@ def _finish(x: Any, axes: tuple[int, ...], keepdim: bool) -> Any:
 
 
 def _reduce(op: Op, name: str, x: Any, dim: Any, keepdim: bool) -> Any:
+    ew.need_tensor(name, x)
     axes = normalize_dims(name, dim, x.ndim)
     if not axes:
         return x * 1 if op is not Op.MAX else x
@@ -56,6 +57,7 @@ def _reduce(op: Op, name: str, x: Any, dim: Any, keepdim: bool) -> Any:
 
 
 def _acc_dtype(x: Any, dtype: DType | None) -> DType:
+    ew.need_tensor("reduction", x)
     if dtype is not None:
         return dtype
     return DType.int64 if not x.dtype.is_floating else x.dtype

@@ -54,6 +54,58 @@ def reshape(x, *shape):
     return _view(apply(Op.RESHAPE, x, shape=shape), x)
 
 
+def view(x, *shape):
+    """x.view(shape): reshape without a copy; a shape x's strides cannot express raises, as
+    PyTorch's view does (reshape copies instead)."""
+    y = reshape(x, *shape)
+    if y is x:
+        return y
+    src = _strides_of(x)
+    if src is not None and src.reshape(tuple(y.shape)) is None:
+        raise errors.ShapeError(errors.at_user(
+            f"view: shape {list(y.shape)} is not compatible with the strides {list(src.strides)} "
+            f"of {x.dtype.short}{_shape_str(x.shape)} (at least one dim spans two contiguous "
+            "subspaces, as after a transpose); use .reshape(...) instead (it copies)"))
+    return y
+
+
+def _strides_of(x: Any) -> Any:
+    """x's element strides as a compiler View: the array's own when eager; traced, the movement
+    ops since the last op that makes a fresh (contiguous) tensor, replayed (None: unknown)."""
+    from compiler.view import View
+
+    v = x._value
+    if not getattr(v, "traced", False):
+        size = v.itemsize
+        strides = getattr(v, "strides", None)
+        if strides is None or any(st % size for st in strides):
+            return None
+        return View(tuple(v.shape), tuple(st // size for st in strides), 0)
+    if STATE.tracer is None:
+        return None
+    prod = {n.out.id: n for n in STATE.tracer.graph.nodes}  # trace time only
+    chain = []
+    node = prod.get(v.id)
+    while node is not None and node.op in (Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.RESHAPE):
+        chain.append(node)
+        node = prod.get(node.inputs[0].id)
+    base = chain[-1].inputs[0] if chain else v
+    view = View.contiguous(tuple(base.shape))
+    for n in reversed(chain):
+        a = n.attrs
+        if n.op is Op.PERMUTE:
+            view = view.permute(a["perm"])
+        elif n.op is Op.EXPAND:
+            view = view.expand(a["shape"])
+        elif n.op is Op.SLICE:
+            view = view.slice(a["starts"], a["stops"], a["steps"])
+        else:  # a reshape strides cannot express made a contiguous copy
+            view = view.reshape(a["shape"]) or View.contiguous(tuple(a["shape"]))
+        if view is None:
+            return None
+    return view
+
+
 def _view(out: Any, x: Any) -> Any:
     """Mark `out` as a view of x's storage (in-place updates through views are tracked)."""
     out._base = x._base if x._base is not None else x
@@ -188,6 +240,8 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise errors.ShapeError(errors.at_user("cat: expected a non-empty list of tensors"))
+    for t in tensors:
+        ew.need_tensor("cat", t)
     # PyTorch skips 1-d empty tensors in cat (legacy behaviour)
     keep = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
     d = normalize_dim("cat", dim, keep[0].ndim)

@@ -630,7 +630,7 @@ add(
     OpInfo("gather", hybrid.gather, ref_gather,
            lambda rng, dt: [S(values(rng, (3, 4), "any", dt), 1, idx(rng.integers(0, 4, (3, 2)))),
                             S(values(rng, (3, 4), "any", dt), 0, idx(rng.integers(0, 3, (5, 4)))),
-                            S(values(rng, (3, 4), "any", dt), -1, idx(rng.integers(-4, 4, (2, 3)))),
+                            S(values(rng, (3, 4), "any", dt), -1, idx(rng.integers(0, 4, (2, 3)))),
                             S(values(rng, (2, 3, 4), "any", dt), 2,
                               idx(rng.integers(0, 4, (2, 3, 6)))),
                             S(values(rng, (3, 4), "any", dt), 1, idx(np.zeros((3, 0))))],
@@ -776,8 +776,9 @@ def test_forward(info: OpInfo, dtype) -> None:
         compare(info, sample, dtype, "contiguous")
 
 
-@pytest.mark.parametrize("info", [o for o in OPS if o.dtypes[0].is_floating or True],
-                         ids=lambda o: o.name)
+# NOTE: not view: on a transposed or strided input it raises, as PyTorch's view does
+# (tests/hybrid/test_reliability.py::test_view_of_transpose_raises)
+@pytest.mark.parametrize("info", [o for o in OPS if o.name != "view"], ids=lambda o: o.name)
 def test_noncontiguous(info: OpInfo) -> None:
     """The same samples on transposed and strided-sliced views give the same results."""
     rng = np.random.default_rng(1)
