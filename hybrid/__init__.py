@@ -62,3 +62,5 @@ from hybrid.legacy import (  # noqa: E402,F401
     BoolTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
 )
 from hybrid.api_extra import *  # noqa: E402,F401,F403  (extra ops, out= keywords)
+from hybrid import accelerator  # noqa: E402,F401
+from hybrid.accelerator import backends  # noqa: E402,F401

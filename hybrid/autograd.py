@@ -301,3 +301,9 @@ from hybrid import autograd_function as function  # noqa: E402,F401  (hybrid.aut
 import sys as _sys  # noqa: E402
 
 _sys.modules.setdefault(__name__ + ".function", function)
+from hybrid import autograd_functional as functional  # noqa: E402,F401  (jacobian, hessian, ...)
+
+_sys.modules.setdefault(__name__ + ".functional", functional)
+from hybrid import autograd_profiler as profiler  # noqa: E402,F401
+
+_sys.modules.setdefault(__name__ + ".profiler", profiler)
