@@ -98,30 +98,44 @@ class NativeFallback(AssertionError):
     """A native compile fell back to the interpreter in a test that does not expect it."""
 
 
+def _use_backend(request, monkeypatch, backend: str) -> None:
+    """Set hybrid.config.backend for this test; on native, fail on a fallback (see below)."""
+    monkeypatch.setattr(hybrid.config, "backend", backend)
+    if backend != "native":
+        return
+    module = sys.modules["hybrid.compile"]
+    original = module._executable
+    expected = request.node.get_closest_marker("expect_fallback") is not None
+
+    def checked_executable(graph, *args, **kwargs):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = original(graph, *args, **kwargs)
+        for w in seen:
+            fell_back = (issubclass(w.category, RuntimeWarning)
+                         and FALLBACK_MESSAGE in str(w.message))
+            if fell_back and not expected:
+                raise NativeFallback(f"native backend fell back: {w.message} (mark the test "
+                                     "@pytest.mark.expect_fallback if that is intended)")
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return out
+
+    monkeypatch.setattr(module, "_executable", checked_executable)
+
+
 @pytest.fixture(params=BACKENDS)
 def compiled_backend(request, monkeypatch) -> str:
     """Runs the test once per backend (hybrid.config.backend). On "native", a compile that
     falls back to the interpreter (the RuntimeWarning of hybrid/compile.py `_executable`) fails
     the test unless it is marked `@pytest.mark.expect_fallback`; the warning is re-emitted then."""
-    backend = request.param
-    monkeypatch.setattr(hybrid.config, "backend", backend)
-    if backend == "native":
-        module = sys.modules["hybrid.compile"]
-        original = module._executable
-        expected = request.node.get_closest_marker("expect_fallback") is not None
+    _use_backend(request, monkeypatch, request.param)
+    return request.param
 
-        def checked_executable(graph, *args, **kwargs):
-            with warnings.catch_warnings(record=True) as seen:
-                warnings.simplefilter("always")
-                out = original(graph, *args, **kwargs)
-            for w in seen:
-                fell_back = (issubclass(w.category, RuntimeWarning)
-                             and FALLBACK_MESSAGE in str(w.message))
-                if fell_back and not expected:
-                    raise NativeFallback(f"native backend fell back: {w.message} (mark the test "
-                                         "@pytest.mark.expect_fallback if that is intended)")
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            return out
 
-        monkeypatch.setattr(module, "_executable", checked_executable)
-    return backend
+@pytest.fixture(params=["eager"] + BACKENDS)
+def run_mode(request, monkeypatch) -> str:
+    """"eager", or a backend as `compiled_backend` sets it: for tests that check eager and
+    compiled results against the same independent reference (run them with `run_compiled`)."""
+    if request.param != "eager":
+        _use_backend(request, monkeypatch, request.param)
+    return request.param
