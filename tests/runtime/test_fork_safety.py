@@ -160,8 +160,7 @@ def test_multiprocessing_pool_with_fork_calls_compiled_function(threads):
     x, w = _inputs()
     _pool_work(1)  # compiled in the parent, inherited by the workers
     ctx = multiprocessing.get_context("fork")
-    with _Looper(x, w):
-        with ctx.Pool(2) as pool:
-            got = pool.map_async(_pool_work, range(8)).get(timeout=CHILD_TIMEOUT_S)
+    with _Looper(x, w), ctx.Pool(2) as pool:
+        got = pool.map_async(_pool_work, range(8)).get(timeout=CHILD_TIMEOUT_S)
     expected = [max(0.01 * i, 0.0) * 0.5 * 256 * 256 for i in range(8)]
     np.testing.assert_allclose(got, expected, rtol=1e-4)
