@@ -2,9 +2,9 @@
 eagerly through numpy's (or CuPy's) LAPACK.
 
 inv, det, slogdet and solve are differentiable: custom autograd Functions whose backward is
-written with differentiable ops (inv, solve, matmul), so second derivatives work too. svd, qr, eigh, cholesky and svdvals are not
-differentiable yet: an input that requires grad gives an AutogradError. Inside @hybrid.compile
-every LAPACK op raises a TraceError (run it eagerly or use fallback='eager')."""
+written with differentiable ops (inv, solve, matmul), so second derivatives work too. svd, qr,
+eigh, cholesky and svdvals are not differentiable yet: an input that requires grad gives an
+AutogradError. Inside @hybrid.compile every LAPACK op raises a TraceError (run it eagerly or use fallback='eager')."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from hybrid import errors
 from hybrid.autograd_function import Function
 from hybrid.ops import elementwise as ew
 from hybrid.ops import linalg as la
-from hybrid.ops import reduce as rd
 from hybrid.ops import shape as sh
 from hybrid.ops.core import STATE, wrap
 from hybrid.ops.matrix import cross as _cross

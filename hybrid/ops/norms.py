@@ -42,7 +42,8 @@ def vector_norm(x: Any, ord: Any = 2, dim: Any = None, keepdim: bool = False, *,
     axes = rd.normalize_dims("vector_norm", dim, x.ndim)
     if x.numel() == 0 and ord in (math.inf, -math.inf) and any(x.shape[a] == 0 for a in axes):
         raise errors.ShapeError(
-            errors.at_user(f"vector_norm: ord={ord} of an empty tensor {list(x.shape)} is undefined")
+            errors.at_user(f"vector_norm: ord={ord} of an empty tensor {list(x.shape)} is "
+                           "undefined")
         )
     if ord == math.inf:
         return rd.amax(ew.abs(x), axes, keepdim)
@@ -73,8 +74,8 @@ def _matrix_dims(op: str, x: Any, dim: Any) -> tuple[int, int]:
     return r, c
 
 
-def matrix_norm(x: Any, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool = False, *,  # noqa: A002
-                dtype: Any = None) -> Any:
+def matrix_norm(x: Any, ord: Any = "fro", dim: Any = (-2, -1),  # noqa: A002
+                keepdim: bool = False, *, dtype: Any = None) -> Any:
     """Matrix norms over `dim`: 'fro', 'nuc', 1, -1, inf, -inf, 2, -2 (nuc/2/-2 via the SVD,
     not differentiable here)."""
     x = _float("matrix_norm", x, dtype)
@@ -142,7 +143,8 @@ def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: 
     if p == "nuc":
         return matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
     if isinstance(p, str):
-        raise errors.ShapeError(errors.at_user(f"norm: p must be 'fro', 'nuc' or a number, got {p!r}"))
+        raise errors.ShapeError(
+            errors.at_user(f"norm: p must be 'fro', 'nuc' or a number, got {p!r}"))
     return vector_norm(x, p, dim, keepdim, dtype=dtype)
 
 

@@ -86,7 +86,8 @@ def msort(x: Any) -> Any:
     return sort(x, 0).values
 
 
-def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+def topk(x: Any, k: int, dim: int = -1, largest: bool = True,
+         sorted: bool = True) -> Any:  # noqa: A002
     """The k largest (or smallest) entries along `dim` and their indices, in sorted order."""
     (v,) = eager_only("topk", x)
     d = normalize_dim("topk", dim, x.ndim)
@@ -155,7 +156,8 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Any:
     if v.size and int(v.min()) < 0:
         raise errors.HybridIndexError(errors.at_user("bincount: input must be non-negative"))
     if minlength < 0:
-        raise errors.ShapeError(errors.at_user(f"bincount: minlength must be >= 0, got {minlength}"))
+        raise errors.ShapeError(
+            errors.at_user(f"bincount: minlength must be >= 0, got {minlength}"))
     xp = _xp(v)
     if weights is None:
         return _index_tensor(xp.bincount(v, minlength=minlength))
@@ -174,7 +176,8 @@ def histc(x: Any, bins: int = 100, min: float = 0, max: float = 0) -> Any:  # no
     values outside are ignored. Not differentiable."""
     (v,) = eager_only("histc", x)
     if not x.dtype.is_floating:
-        raise errors.DTypeError(errors.at_user(f"histc: expects a floating tensor, got {x.dtype.name}"))
+        raise errors.DTypeError(
+            errors.at_user(f"histc: expects a floating tensor, got {x.dtype.name}"))
     if bins <= 0:
         raise errors.ShapeError(errors.at_user(f"histc: bins must be > 0, got {bins}"))
     xp = _xp(v)

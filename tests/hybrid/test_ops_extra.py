@@ -14,7 +14,7 @@ import hybrid
 import hybrid.nn.functional as F
 from gradcheck import gradcheck
 from hybrid import linalg
-from test_ops import F64, FLOATS, INTS, Idx, Mask, OpInfo, S, compare, idx, to_hybrid, unary, values
+from test_ops import F64, FLOATS, INTS, Idx, Mask, OpInfo, S, compare, to_hybrid, unary, values
 
 I64 = hybrid.int64
 EXTRA: list[OpInfo] = []
