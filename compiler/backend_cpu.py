@@ -23,7 +23,7 @@ from compiler.codegen.cache import DiskCache, key_of
 from compiler.ir.graph import Graph
 from compiler.ir.ops import Literal
 from compiler.ir.printer import format_graph
-from compiler.plan import PLAN_VERSION, Plan, PlanError
+from compiler.plan import PLAN_VERSION, KernelStep, Plan, PlanError
 
 # NOTE: fusion, lowering and code generation are imported where a graph is compiled, not here:
 # a process that finds its plans in the disk cache never needs them (10 ms of imports).
@@ -116,6 +116,24 @@ def _load_entry(graph: Graph, plan_json: str, constants: list, obj: bytes) -> tu
     return plan, engine, _native(plan, engine)
 
 
+def _with_touches(plan: Plan, kernels: list) -> Plan:
+    """The plan with each kernel step's `touches` (what its kernel may reach), so that
+    validation, here and when the plan is loaded from the cache, checks every buffer fits."""
+    from compiler.kernel_extent import arg_extents
+
+    found = iter(kernels)
+    steps = []
+    for step in plan.steps:
+        if isinstance(step, KernelStep):
+            kernel = next(found)
+            try:
+                step = dataclasses.replace(step, touches=arg_extents(kernel, len(step.args)))
+            except ValueError:  # NOTE: strides not one per loop dim: left unchecked
+                pass
+        steps.append(step)
+    return dataclasses.replace(plan, steps=steps)
+
+
 def _compile_object(ir_text: str) -> bytes:
     tm = jit.target_machine()
     mod = jit.optimize(jit.parse(ir_text), tm)
@@ -152,7 +170,7 @@ class CpuExecutable:
 
             self.program = fuse(graph)
             low = lower(self.program, donate)
-            plan, self._memory = low.plan, low.memory
+            plan, self._memory = _with_touches(low.plan, low.kernels), low.memory
             obj = _compile_object(generate(low.kernels, module_name=graph.name))
             engine = _load_object(obj)
             if use_cache:

@@ -64,13 +64,16 @@ class Buffer:
 @dataclass(frozen=True)
 class KernelStep:
     """Call `void symbol(int64_t start, int64_t end, void** args)` over [0, n), chunked over the
-    thread pool (chunks of at least `grain` iterations; serially when `parallel` is False)."""
+    thread pool (chunks of at least `grain` iterations; serially when `parallel` is False).
+    `touches` (when known): for each argument, one past the last byte the kernel may reach
+    (compiler/kernel_extent.py); validation checks each argument's buffer is that large."""
 
     symbol: str
     n: int
     args: tuple[int, ...]
     grain: int = 0
     parallel: bool = True
+    touches: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         args = ", ".join(f"b{a}" for a in self.args)
@@ -274,6 +277,15 @@ class Plan:
         if not isinstance(step.parallel, bool):
             raise PlanError(f"parallel must be a bool, got {step.parallel!r}")
         self._check_ids("args", step.args)
+        if step.touches == ():
+            return
+        if not (isinstance(step.touches, tuple) and len(step.touches) == len(step.args)
+                and all(_is_int(t) and 0 <= t <= SIZE_MAX for t in step.touches)):
+            raise PlanError(f"touches must be one int >= 0 per argument, got {step.touches!r}")
+        for j, (b, need) in enumerate(zip(step.args, step.touches)):
+            if need > self.buffers[b].nbytes:
+                raise PlanError(f"argument {j} (b{b}, {self.buffers[b].nbytes} bytes) is reached "
+                                f"up to byte {need} by the kernel")
 
     def _validate_gemm(self, s: GemmStep) -> None:
         if s.dtype not in GEMM_DTYPES:
@@ -291,6 +303,9 @@ class Plan:
             raise PlanError(f"batch must be >= 1 and <= 2**62, got {s.batch!r}")
         if s.m * s.n * max(s.k, 1) * s.batch > SIZE_MAX:
             raise PlanError(f"m*n*k*batch = {s.m}*{s.n}*{s.k}*{s.batch} overflows int64")
+        if s.batch > 1 and s.m * s.n > 0 and s.stride_c < (s.m - 1) * s.ldc + s.n:
+            raise PlanError(f"stride_c={s.stride_c}: the {s.batch} outputs C [{s.m},{s.n}] "
+                            f"(ldc {s.ldc}) of the batch overlap")
         for name in ("alpha", "beta"):
             value = getattr(s, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
@@ -492,8 +507,9 @@ def _step_from_dict(d: dict[str, Any]) -> Step:
     if extra:
         raise PlanError(f"{op} step has unknown fields {sorted(extra)}")
     kwargs = {k: v for k, v in d.items() if k != "op"}
-    if "args" in kwargs:
-        kwargs["args"] = tuple(kwargs["args"])
+    for name in ("args", "touches"):
+        if name in kwargs:
+            kwargs[name] = tuple(kwargs[name])
     if "dtype" in kwargs:
         dtype = kwargs["dtype"]
         if dtype not in _DTYPES:

@@ -284,9 +284,19 @@ def _first(plan: dict, op: str) -> dict:
     return next(s for s in plan["steps"] if s["op"] == op)
 
 
+def _smallest(plan: dict) -> int:
+    """The id of the plan's smallest non-empty buffer (the 7-float constant here)."""
+    sizes = [(b["nbytes"], i) for i, b in enumerate(plan["buffers"]) if b["nbytes"]]
+    return min(sizes)[1]
+
+
 @pytest.mark.parametrize("what,edit", [
     ("kernel range 2**40", lambda p: _first(p, "kernel").update(n=2**40)),
     ("kernel argument out of range", lambda p: _first(p, "kernel").update(args=[99])),
+    ("kernel argument to a smaller buffer", lambda p: _first(p, "kernel").update(
+        args=_first(p, "kernel")["args"][:-1] + [_smallest(p)])),
+    ("kernel extents dropped and range raised", lambda p: _first(p, "kernel").update(
+        touches=[], n=2**20)),
     ("gemm operand too small", lambda p: _first(p, "gemm").update(m=600)),
     ("arena smaller than its buffers", lambda p: p.update(arena_bytes=4)),
     ("input of another shape", lambda p: p["buffers"][p["inputs"][0]].update(shape=[5, 5],
