@@ -3,7 +3,6 @@ and sending them to the main process as numpy arrays (never pickled Tensor objec
 
 from __future__ import annotations
 
-import copy
 import multiprocessing
 import os
 import queue
@@ -11,12 +10,11 @@ import random
 import sys
 import traceback
 from dataclasses import dataclass
-from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import numpy as np
 
-from hybrid.tensor import Tensor
+from hybrid.data import transfer
 
 POLL_S = 1.0  # how often an idle worker checks that the main process is still alive
 
@@ -85,64 +83,6 @@ class IterationEnd:
 
 class Resume:
     """Start a new epoch: an IterableDataset worker makes a new iterator."""
-
-
-class _Packed:
-    """A hybrid Tensor in transit: its numpy array."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-
-    def __reduce__(self) -> tuple:
-        return (_Packed, (self.array,))
-
-
-def _map(fn: Any, obj: Any) -> Any:
-    """Apply fn to the leaves of nested dicts / lists / tuples / namedtuples, keeping types."""
-    if isinstance(obj, (Tensor, _Packed)):
-        return fn(obj)
-    if isinstance(obj, dict):
-        items = {k: _map(fn, v) for k, v in obj.items()}
-        if type(obj) is dict:
-            return items
-        clone = copy.copy(obj)
-        clone.update(items)
-        return clone
-    if isinstance(obj, tuple):
-        items = [_map(fn, v) for v in obj]
-        return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
-    if isinstance(obj, list):
-        items = [_map(fn, v) for v in obj]
-        if type(obj) is list:
-            return items
-        clone = copy.copy(obj)
-        clone[:] = items
-        return clone
-    return obj
-
-
-def _pack(t: Any) -> _Packed:
-    from hybrid import errors
-
-    if t._value.__class__ is not np.ndarray:
-        raise errors.DeviceError(
-            f"a DataLoader worker returned a tensor on {t.device}; workers must return CPU "
-            "tensors (move the batch to the device in the main process, after the loader)")
-    return _Packed(np.ascontiguousarray(t.detach().numpy()))
-
-
-def encode(batch: Any) -> memoryview:
-    """The batch pickled for the pipe, every Tensor replaced by its numpy array."""
-    return ForkingPickler.dumps(_map(_pack, batch))
-
-
-def decode(payload: bytes) -> Any:
-    """The batch from a worker, its numpy arrays rebuilt as hybrid Tensors (no copy)."""
-    from hybrid.ops.creation import from_numpy
-
-    return _map(lambda p: from_numpy(p.array), ForkingPickler.loads(payload))
 
 
 def numpy_seed(base_seed: int, worker_id: int) -> np.ndarray:
@@ -221,6 +161,21 @@ class Fetcher:
         return self.collate_fn(data)
 
 
+def _reuse_freed_memory() -> None:
+    """glibc: serve large allocations from the heap and keep freed memory mapped, so each
+    batch's arrays reuse the last one's pages instead of faulting in fresh ones."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _seed_everything(seed: int, base_seed: int, worker_id: int) -> None:
     import hybrid
 
@@ -231,12 +186,13 @@ def _seed_everything(seed: int, base_seed: int, worker_id: int) -> None:
 
 def _send(conn: Any, key: Any, data: Any, where: str) -> None:
     try:
-        payload = encode((key, data))
+        transfer.send(conn, (key, data))
+    except (BrokenPipeError, EOFError):
+        raise
     except Exception:
-        payload = encode((key, ExceptionWrapper(where + " while sending its batch to the main "
-                                                "process (return tensors, numpy arrays, numbers, "
-                                                "strings, or containers of them)")))
-    conn.send_bytes(payload)
+        transfer.send(conn, (key, ExceptionWrapper(
+            where + " while sending its batch to the main process (return tensors, numpy "
+            "arrays, numbers, strings, or containers of them)")))
 
 
 def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
@@ -248,6 +204,7 @@ def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
     if from_main_thread:
         _die_with_parent(parent_pid)
     parent = multiprocessing.parent_process()
+    _reuse_freed_memory()
     from hybrid import errors
 
     _worker_frame = errors.user_location()

@@ -21,7 +21,7 @@ import pytest
 
 import hybrid
 import hybrid.utils.data as D
-from hybrid.data import worker as worker_mod
+from hybrid.data import transfer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 Point = collections.namedtuple("Point", ["x", "y"])
@@ -495,11 +495,34 @@ def test_batch_size_none_and_batch_sampler():
 
 
 def test_batches_travel_as_numpy_arrays():
-    payload = bytes(worker_mod.encode({"x": hybrid.ones(2, 3), "y": [hybrid.arange(3), "s"]}))
-    assert b"hybrid.tensor" not in payload and b"Tensor" not in payload
-    back = worker_mod.decode(payload)
+    meta, buffers = transfer.encode({"x": hybrid.ones(2, 3), "y": [hybrid.arange(3), "s"]})
+    assert b"hybrid.tensor" not in meta and b"Tensor" not in meta
+    assert [b.nbytes for b in buffers] == [24, 24]  # the arrays' bytes, out of band
+    back = transfer.decode(meta, [np.frombuffer(b, np.uint8).copy() for b in buffers])
     assert isinstance(back["x"], hybrid.Tensor) and back["x"].tolist() == [[1.0] * 3] * 2
     assert back["y"][0].dtype == hybrid.int64 and back["y"][1] == "s"
+
+
+class Big(D.Dataset):
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return np.full(40000, i, np.float32)  # 160 KB: through the reused receive buffers
+
+
+def test_received_buffers_are_reused_only_when_free():
+    pool = transfer.BufferPool(limit=4)
+    a = pool.take(1 << 20)
+    assert pool.take(1 << 20) is not a  # still held here
+    a_id = id(a)
+    del a
+    assert id(pool.take(1 << 20)) == a_id  # dropped: its pages are reused
+    kept = list(D.DataLoader(Big(), batch_size=1, num_workers=2, persistent_workers=True))
+    views = [b[0, ::1000] for b in D.DataLoader(Big(), batch_size=2, num_workers=2)]
+    assert [float(b.numpy().min()) for b in kept] == list(range(12))
+    assert [float(b.numpy().max()) for b in kept] == list(range(12))
+    assert [v.tolist() for v in views] == [[float(2 * i)] * 40 for i in range(6)]
 
 
 def test_unpicklable_batch_is_an_error_not_a_hang():
