@@ -216,8 +216,12 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     if weight is None and getattr(target._value, "traced", False):
         # NOTE: compiled, the range check of the targets (eagerly _check_class_range raised
         # already) is a gather of ones at them: 1 for a class in [0, C), the kernel's bounds
-        # error else; per sample, inside the row kernel (with a weight, its gather checks)
-        loss = loss * _gather_table(np.ones(n_classes, input.dtype.np), safe, input)
+        # error else (with a weight, its gather checks). For 'mean' it scales the count of
+        # kept rows, a value only the denominator's kernel reads: no kernel of its own.
+        ones = _gather_table(np.ones(n_classes, input.dtype.np), safe, input).detach()
+        if reduction == "mean":
+            return rd.sum(loss) / rd.sum(w * ones)
+        loss = loss * ones
     if reduction == "none":
         return loss
     if reduction == "sum":
