@@ -8,12 +8,11 @@ from hybrid.data.dataset import (
     ChainDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split,
 )
 from hybrid.data.loader import DataLoader
-from hybrid.data.multiprocess import DataLoaderError
 from hybrid.data.sampler import (
     BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
     WeightedRandomSampler,
 )
-from hybrid.data.worker import WorkerInfo, get_worker_info
+from hybrid.data.worker import DataLoaderError, WorkerInfo, get_worker_info
 
 __all__ = [
     "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "DataLoaderError", "Dataset",

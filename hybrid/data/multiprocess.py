@@ -19,14 +19,12 @@ from typing import Any
 
 from hybrid import errors
 from hybrid.data import transfer
-from hybrid.data.worker import ExceptionWrapper, IterationEnd, Resume, worker_loop
+from hybrid.data.worker import (
+    DataLoaderError, ExceptionWrapper, IterationEnd, Resume, worker_loop,
+)
 
 SHUTDOWN_S = 2.0  # how long workers get to exit on their own before they are terminated
 _LIVE: set = set()  # the _Workers of every live iterator, shut down at interpreter exit
-
-
-class DataLoaderError(errors.HybridError, RuntimeError):
-    """A DataLoader worker died or a batch did not arrive in time."""
 
 
 class _Workers:

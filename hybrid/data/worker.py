@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid import errors
 from hybrid.data import transfer
 
 POLL_S = 1.0  # how often an idle worker checks that the main process is still alive
@@ -38,11 +39,17 @@ def get_worker_info() -> WorkerInfo | None:
     return _worker_info
 
 
-class ExceptionWrapper:
-    """An exception raised in a worker, with its traceback as text, re-raised in the parent."""
+class DataLoaderError(errors.HybridError, RuntimeError):
+    """A DataLoader worker died, could not start or send its batch, or a batch timed out."""
 
-    def __init__(self, where: str, exc_info: tuple | None = None) -> None:
-        exc_info = exc_info or sys.exc_info()
+
+class ExceptionWrapper:
+    """An exception raised in a worker, with its traceback as text, re-raised in the parent
+    as its own type (or as `raise_as`)."""
+
+    def __init__(self, where: str, raise_as: type | None = None) -> None:
+        exc_info = sys.exc_info()
+        self.raise_as = raise_as
         self.exc_type = exc_info[0]
         self.exc_msg = "".join(traceback.format_exception(*exc_info))
         if _worker_frame and self.exc_msg.endswith(f" at {_worker_frame}\n"):
@@ -53,15 +60,14 @@ class ExceptionWrapper:
 
     def reraise(self) -> None:
         """Raise the worker's exception type with the worker's traceback in the message."""
-        from hybrid import errors
-
+        cls = self.raise_as or self.exc_type
         msg = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.exc_msg}"
-        if issubclass(self.exc_type, errors.HybridError):
+        if issubclass(cls, errors.HybridError):
             msg = errors.at_user(msg.rstrip("\n"))
-        if self.exc_type is KeyError:
+        if cls is KeyError:
             msg = _KeyErrorMessage(msg)
         try:
-            exc = self.exc_type(msg)
+            exc = cls(msg)
         except Exception:
             raise RuntimeError(msg) from None
         raise exc
@@ -191,8 +197,9 @@ def _send(conn: Any, key: Any, data: Any, where: str) -> None:
         raise
     except Exception:
         transfer.send(conn, (key, ExceptionWrapper(
-            where + " while sending its batch to the main process (return tensors, numpy "
-            "arrays, numbers, strings, or containers of them)")))
+            where + " while sending its batch to the main process: the dataset or collate_fn "
+            "returned something that cannot be pickled; return tensors, numpy arrays, numbers, "
+            "strings, or dicts/lists/tuples of them", raise_as=DataLoaderError)))
 
 
 def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
@@ -205,8 +212,6 @@ def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
         _die_with_parent(parent_pid)
     parent = multiprocessing.parent_process()
     _reuse_freed_memory()
-    from hybrid import errors
-
     _worker_frame = errors.user_location()
     where = f"in DataLoader worker process {worker_id}"
     try:

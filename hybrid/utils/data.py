@@ -3,10 +3,11 @@
 import sys
 
 import hybrid.data as _data
-from hybrid.data import collate, dataset, loader, multiprocess, sampler, worker
+import hybrid.data.multiprocess  # noqa: F401  (every submodule loaded, to alias them all)
 
 # NOTE: an alias, not a copy: `hybrid.utils.data is hybrid.data`, and its submodules are the
 # same module objects too (so isinstance checks and get_worker_info() see one set of classes).
-for _sub in (collate, dataset, loader, multiprocess, sampler, worker):
-    sys.modules[f"{__name__}.{_sub.__name__.rsplit('.', 1)[1]}"] = _sub
+for _name, _mod in list(sys.modules.items()):
+    if _name.startswith("hybrid.data."):
+        sys.modules[__name__ + _name[len("hybrid.data"):]] = _mod
 sys.modules[__name__] = _data

@@ -528,7 +528,8 @@ def test_received_buffers_are_reused_only_when_free():
 def test_unpicklable_batch_is_an_error_not_a_hang():
     loader = D.DataLoader(ArrayIntDataset(), batch_size=2, num_workers=1,
                           collate_fn=lambda b: {"fn": lambda: 0})
-    with pytest.raises(Exception, match="while sending its batch to the main process"):
+    with pytest.raises(D.DataLoaderError, match=r"(?s)Caught \w+ in DataLoader worker process 0 "
+                       r"while sending its batch.*cannot be pickled.*at test_data_loader\.py"):
         next(iter(loader))
 
 
@@ -622,3 +623,6 @@ def test_utils_data_is_an_alias():
     import hybrid.utils.data.sampler as sampler_mod
 
     assert sampler_mod is hybrid.data.sampler
+    import hybrid.utils.data.transfer as transfer_mod
+
+    assert transfer_mod is transfer
