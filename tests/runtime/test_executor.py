@@ -126,7 +126,7 @@ def test_profile_times_every_step_and_runs_the_plan(jit, threads, rng):
     ex = executor(chain_plan(n, 1000), jit)
     a = rng.standard_normal(n).astype(np.float32)
     seconds = ex.profile([a, a], repeats=3)
-    assert len(seconds) == 3 and all(0 < s < 1 for s in seconds)
+    assert len(seconds) == 3 and all(np.isfinite(s) and s > 0 for s in seconds)  # no speed limit
     with pytest.raises(ValueError, match="repeats"):
         ex.profile([a, a], repeats=0)
     with pytest.raises(ValueError, match="expected 2 inputs"):

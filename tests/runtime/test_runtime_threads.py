@@ -110,11 +110,27 @@ def test_run_kernel_chunks_cover_the_range_exactly(threads, num_threads, n, grai
 
 
 def test_run_kernel_uses_several_chunks_and_threads_for_large_n(threads):
+    """Each of the two chunks waits at a barrier for the other: that only returns when two
+    threads run them at the same time (no timing: on a loaded machine the worker may start late,
+    the barrier just waits; the timeout is a hang guard, not a speed limit)."""
     threads(2)
-    kernel, seen = recording_kernel(sleep_s=0.1)
+    barrier = threading.Barrier(2, timeout=120)
+    seen = []
+    lock = threading.Lock()
+
+    @KERNEL
+    def kernel(start, end, args):
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # recorded below; the assertion on thread ids fails
+        with lock:
+            seen.append((start, end, threading.get_native_id()))
+
     rt.run_kernel(address_of(kernel), 1 << 20, [])
     assert_exact_cover(seen, 1 << 20)
     assert len(seen) == 2
+    assert not barrier.broken, "the two chunks did not run concurrently"
     assert len({tid for _, _, tid in seen}) == 2  # the GIL was released for the worker
 
 
