@@ -1,8 +1,10 @@
 """Sorting, selection and counting: sort, argsort, msort, topk, kthvalue, unique, bincount, histc.
 
-The order (indices) is computed eagerly by numpy/CuPy, because it depends on the data; values are
-then picked from the input with the `gather` composite, so gradients flow through them as in
-PyTorch. Inside @hybrid.compile these ops raise a TraceError that says to run them eagerly."""
+Eagerly the order (indices) is computed by numpy/CuPy and the values are picked from the input
+with the `gather` composite, so gradients flow through them as in PyTorch. Inside
+@hybrid.compile, sort/argsort/msort/topk/kthvalue are composed of primitives (hybrid/ops/
+sort_traced.py: comparison counts, O(n^2) per row) and give the same order; unique, bincount and
+histc (data-dependent shapes or ranges) raise a TraceError that says to run them eagerly."""
 
 from __future__ import annotations
 
@@ -63,22 +65,29 @@ def _index_tensor(arr: Any) -> Any:
     return wrap(arr.astype(np.int64, copy=False))
 
 
+def _sorted(op: str, x: Any, dim: int, descending: bool) -> tuple[Any, Any]:
+    """(values, indices) of x sorted along dim: numpy's order eagerly, primitives when traced."""
+    d = normalize_dim(op, dim, x.ndim)
+    if x.ndim == 0:
+        from hybrid.ops.creation import zeros_like
+
+        return x * 1, zeros_like(x, dtype=DType.int64)
+    if STATE.tracer is not None:
+        from hybrid.ops.sort_traced import sort_dim
+
+        return sort_dim(x, d, descending)
+    idx = _index_tensor(_order(x._value, d, descending))
+    return ix.gather(x, d, idx), idx
+
+
 def argsort(x: Any, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
     """Indices that sort `x` along `dim` (always stable here, which PyTorch allows)."""
-    (v,) = eager_only("argsort", x)
-    if x.ndim == 0:
-        normalize_dim("argsort", dim, 0)
-        return _index_tensor(_xp(v).zeros((), dtype=np.int64))
-    d = normalize_dim("argsort", dim, x.ndim)
-    return _index_tensor(_order(v, d, descending))
+    return _sorted("argsort", x, dim, descending)[1]
 
 
 def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
     """(values, indices) of `x` sorted along `dim`; values carry the gradient."""
-    idx = argsort(x, dim, descending, stable)
-    if x.ndim == 0:
-        return sort_result(x * 1, idx)
-    return sort_result(ix.gather(x, dim, idx), idx)
+    return sort_result(*_sorted("sort", x, dim, descending))
 
 
 def msort(x: Any) -> Any:
@@ -89,23 +98,20 @@ def msort(x: Any) -> Any:
 def topk(x: Any, k: int, dim: int = -1, largest: bool = True,
          sorted: bool = True) -> Any:  # noqa: A002
     """The k largest (or smallest) entries along `dim` and their indices, in sorted order."""
-    (v,) = eager_only("topk", x)
     d = normalize_dim("topk", dim, x.ndim)
     n = x.shape[d] if x.ndim else 1
     if not isinstance(k, int) or not 0 <= k <= n:
         raise errors.HybridIndexError(
             errors.at_user(f"topk: k={k} is out of range for dim {dim} of size {n} (0 <= k <= {n})")
         )
+    values, idx = _sorted("topk", x, dim, largest)
     if x.ndim == 0:
-        return topk_result(x * 1 if k else x.reshape(()), _index_tensor(np.zeros((), np.int64)))
-    order = _order(v, d, largest)
-    idx = _index_tensor(_xp(v).take(order, np.arange(k), axis=d))
-    return topk_result(ix.gather(x, d, idx), idx)
+        return topk_result(values, idx)
+    return topk_result(sh.narrow(values, d, 0, k), sh.narrow(idx, d, 0, k))
 
 
 def kthvalue(x: Any, k: int, dim: int = -1, keepdim: bool = False) -> Any:
     """The k-th smallest entry (1-based) along `dim` and its index."""
-    (v,) = eager_only("kthvalue", x)
     d = normalize_dim("kthvalue", dim, x.ndim)
     n = x.shape[d] if x.ndim else 1
     if not isinstance(k, int) or not 1 <= k <= n:
@@ -113,11 +119,10 @@ def kthvalue(x: Any, k: int, dim: int = -1, keepdim: bool = False) -> Any:
             errors.at_user(f"kthvalue: k={k} is out of range for dim {dim} of size {n} "
                            f"(1 <= k <= {n})")
         )
+    vals, idx = _sorted("kthvalue", x, dim, False)
     if x.ndim == 0:
-        return kthvalue_result(x * 1, _index_tensor(np.zeros((), np.int64)))
-    order = _order(v, d, False)
-    idx = _index_tensor(_xp(v).take(order, np.arange(k - 1, k), axis=d))
-    vals = ix.gather(x, d, idx)
+        return kthvalue_result(vals, idx)
+    vals, idx = sh.narrow(vals, d, k - 1, 1), sh.narrow(idx, d, k - 1, 1)
     if not keepdim:
         vals, idx = sh.squeeze(vals, d), sh.squeeze(idx, d)
     return kthvalue_result(vals, idx)
