@@ -23,7 +23,7 @@ _PLAIN = {
     _scan: "cumsum cumprod",
     _mx: "tril triu cross einsum addmm addmv baddbmm addbmm",
     _nm: "norm dist",
-    _so: "sort argsort msort topk kthvalue unique bincount histc",
+    _so: "sort argsort msort topk kthvalue unique bincount histc nonzero argwhere masked_select",
 }
 # Functions PyTorch gives an out= keyword (those returning one tensor).
 _WITH_OUT = {

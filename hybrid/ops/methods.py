@@ -105,7 +105,8 @@ def bind(Tensor: Any) -> None:  # noqa: N803
         hy: "asin acos atan sinh cosh asinh acosh atanh arcsin arccos arctan arcsinh arccosh "
             "arctanh",
         scan: "cumsum cumprod",
-        so: "sort argsort msort topk kthvalue unique bincount histc",
+        so: "sort argsort msort topk kthvalue unique bincount histc nonzero argwhere "
+            "masked_select",
         mx: "tril triu cross addmm addmv baddbmm addbmm",
         nm: "norm dist",
     }

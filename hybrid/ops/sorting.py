@@ -198,3 +198,32 @@ def histc(x: Any, bins: int = 100, min: float = 0, max: float = 0) -> Any:  # no
     # NOTE: PyTorch's bin rule: floor((v - lo) * bins / (hi - lo)), the top edge in the last bin
     pos = xp.minimum(((flat - lo) * bins / (hi - lo)).astype(np.int64), bins - 1)
     return wrap(xp.bincount(pos, minlength=bins).astype(v.dtype))
+
+
+def nonzero(x: Any, *, as_tuple: bool = False) -> Any:
+    """Indices of the nonzero elements: an int64 [n, ndim] tensor, or one 1-d tensor per dim
+    (as_tuple=True). Not differentiable; data-dependent, so eager only."""
+    (v,) = eager_only("nonzero", x)
+    if x.ndim == 0:
+        found = _xp(v).nonzero(v.reshape(1))
+        return (_index_tensor(found[0]),) if as_tuple else _index_tensor(
+            _xp(v).zeros((int(found[0].size), 0), dtype=np.int64))
+    found = _xp(v).nonzero(v)
+    if as_tuple:
+        return tuple(_index_tensor(i) for i in found)
+    return _index_tensor(_xp(v).stack(found, axis=1))
+
+
+def argwhere(x: Any) -> Any:
+    """nonzero(x) as an [n, ndim] tensor."""
+    return nonzero(x)
+
+
+def masked_select(x: Any, mask: Any) -> Any:
+    """The elements of x (broadcast with mask) where the bool mask is True, as a 1-d tensor."""
+    if not mask.dtype.is_bool:
+        raise errors.DTypeError(
+            errors.at_user(f"masked_select: mask must be a bool tensor, got {mask.dtype.name}"))
+    eager_only("masked_select", x, mask)
+    xb, mb = sh.broadcast_tensors(x, mask)
+    return xb[mb]

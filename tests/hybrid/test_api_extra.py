@@ -265,6 +265,18 @@ def test_unique_bincount_histc_match_torch() -> None:
                                       torch.histc(torch.tensor(data), **kw).numpy(), str(kw))
     with pytest.raises(hybrid.HybridIndexError, match="non-negative"):
         hybrid.bincount(hybrid.tensor([1, -1]))
+    for a in [ints - 3, np.array(5), np.array(0), np.zeros((2, 0))]:
+        h, t = hybrid.tensor(a), torch.tensor(a)
+        np.testing.assert_array_equal(h.nonzero().numpy(), t.nonzero().numpy())
+        assert h.nonzero().shape == tuple(t.nonzero().shape) and h.nonzero().dtype is hybrid.int64
+        for hh, tt in zip(h.nonzero(as_tuple=True), t.nonzero(as_tuple=True), strict=True):
+            np.testing.assert_array_equal(hh.numpy(), tt.numpy())
+    m = ints > 2
+    np.testing.assert_array_equal(hybrid.argwhere(hybrid.tensor(m)).numpy(),
+                                  torch.argwhere(torch.tensor(m)).numpy())
+    np.testing.assert_array_equal(
+        hybrid.masked_select(hybrid.tensor(ints), hybrid.tensor(m[0])).numpy(),
+        torch.masked_select(torch.tensor(ints), torch.tensor(m[0])).numpy())
 
 
 # --- linalg -------------------------------------------------------------------------------------
@@ -332,7 +344,7 @@ def test_linalg_decompositions() -> None:
 
 def test_eager_only_ops_raise_under_compile_and_fall_back() -> None:
     for name, fn in [("linalg.inv", lambda a: linalg.inv(a)), ("histc", lambda a: a.histc(4)),
-                     ("unique", lambda a: hybrid.unique(a)),
+                     ("unique", lambda a: hybrid.unique(a)), ("nonzero", lambda a: a.nonzero()),
                      ("bincount", lambda a: (a > 0).long().reshape(-1).bincount()),
                      ("linalg.solve", lambda a: linalg.solve(a, a))]:
         with pytest.raises(hybrid.TraceError, match=f"{name}.*fallback='eager'"):
