@@ -167,7 +167,7 @@ def random_split(dataset: Any, lengths: Sequence[float], generator: Any = None) 
         raise errors.ShapeError(errors.at_user(
             f"random_split: lengths {counts} sum to {sum(counts)}, but the dataset has {n} "
             "samples; give lengths that sum to the dataset's length, or fractions that sum to 1"))
-    order = randperm(n, generator=generator).tolist()
+    order = randperm(n, generator=generator, device="cpu").tolist()
     out, start = [], 0
     for c in counts:
         out.append(Subset(dataset, order[start:start + c]))

@@ -25,7 +25,7 @@ def _uniform(n: int, generator: Any) -> np.ndarray:
     from hybrid.dtypes import float64
     from hybrid.random import rand
 
-    return rand(n, dtype=float64, generator=generator).numpy()
+    return rand(n, dtype=float64, generator=generator, device="cpu").numpy()
 
 
 class Sampler:
@@ -75,12 +75,12 @@ class RandomSampler(Sampler):
 
         n, k = len(self.data_source), self.num_samples
         if self.replacement:
-            yield from randint(0, n, (k,), generator=self.generator).tolist()
+            yield from randint(0, n, (k,), generator=self.generator, device="cpu").tolist()
             return
         for _ in range(k // n):
-            yield from randperm(n, generator=self.generator).tolist()
+            yield from randperm(n, generator=self.generator, device="cpu").tolist()
         if k % n:
-            yield from randperm(n, generator=self.generator).tolist()[:k % n]
+            yield from randperm(n, generator=self.generator, device="cpu").tolist()[:k % n]
 
     def __len__(self) -> int:
         return self.num_samples
@@ -96,7 +96,7 @@ class SubsetRandomSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         from hybrid.random import randperm
 
-        for i in randperm(len(self.indices), generator=self.generator).tolist():
+        for i in randperm(len(self.indices), generator=self.generator, device="cpu").tolist():
             yield self.indices[i]
 
     def __len__(self) -> int:

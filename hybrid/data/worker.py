@@ -143,7 +143,8 @@ class Fetcher:
             from hybrid.dtypes import int64
             from hybrid.ops.creation import tensor
 
-            idx = tensor(index, dtype=int64) if index else None
+            idx = tensor(index, dtype=int64, device=self.dataset.tensors[0].device) \
+                if index else None
             if idx is not None:
                 return [t[idx] for t in self.dataset.tensors]
         getitems = getattr(self.dataset, "__getitems__", None)
