@@ -49,8 +49,9 @@ def _lapack(op: str, fn, *arrays: Any) -> Any:
     try:
         return fn(xp.linalg, *arrays)
     except xp.linalg.LinAlgError as e:
-        raise errors.error(ValueError, errors.at_user(
-            f"linalg.{op}: {e} (the input is singular or not positive-definite)")) from None
+        raise errors.error(
+            ValueError, f"linalg.{op}: {e} (the input is singular or not positive-definite)"
+        ) from None
 
 
 def _grad_on(*xs: Any) -> bool:

@@ -114,9 +114,9 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
     _floats("binary_cross_entropy", input)
     v = input._value
     if not getattr(v, "traced", False) and v.size and bool(((v < 0) | (v > 1)).any()):
-        raise errors.error(ValueError, errors.at_user(
-            "binary_cross_entropy: all elements of input should be between 0 and 1; apply "
-            "sigmoid first or use binary_cross_entropy_with_logits"))
+        raise errors.error(
+            ValueError, "binary_cross_entropy: all elements of input should be between 0 and 1; "
+            "apply sigmoid first or use binary_cross_entropy_with_logits")
     t = ew.cast(target, input.dtype)
     log_p = ew.maximum(ew.log(input), -100.0)
     log_q = ew.maximum(ew.log(1 - input), -100.0)
