@@ -178,6 +178,7 @@ def test_clipping_inside_a_compiled_training_step(clip):
         np.testing.assert_allclose(p2.detach().numpy(), p1.detach().numpy(), rtol=1e-5,
                                    atol=1e-6)
         np.testing.assert_allclose(p2.grad.numpy(), p1.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert compiled.cache_size() <= 2, "compile_count: clipping made the step recompile"
 
 
 def test_error_if_nonfinite_inside_compile_is_a_clear_error():
