@@ -14,6 +14,8 @@ import warnings
 # here, then every HYBRID_* variable is dropped so that a developer's HYBRID_CACHE_DIR,
 # HYBRID_BACKEND, HYBRID_LOG, ... cannot change what the tests see.
 HYPOTHESIS_PROFILE = os.environ.get("HYBRID_HYPOTHESIS_PROFILE", "ci")
+# HYBRID_TEST_REQUIRE_TORCH=1 (the torch phase of .ci/run): torch must import, no silent skips.
+REQUIRE_TORCH = os.environ.get("HYBRID_TEST_REQUIRE_TORCH", "") not in ("", "0")
 for _name in [k for k in os.environ if k.startswith("HYBRID_")]:
     del os.environ[_name]
 # Compiled kernels go to a fresh cache private to this test session (always: never a user's).
@@ -69,6 +71,30 @@ except ImportError:  # hypothesis is a test extra; files that use it importorski
 def pytest_report_header(config) -> str:
     """Say which hybrid the session imports (the installed package, not the source tree)."""
     return f"hybrid: {os.path.dirname(hybrid.__file__)}; hypothesis profile {HYPOTHESIS_PROFILE}"
+
+
+def _names_torch(code) -> bool:
+    """Whether a code object (or one nested in it) imports or names torch."""
+    if "torch" in code.co_names or "torch" in code.co_consts:
+        return True
+    return any(_names_torch(c) for c in code.co_consts if hasattr(c, "co_names"))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test that uses PyTorch as an oracle is marked `torch_oracle` (also unmarked ones:
+    a module that binds `torch`, or a test function whose code names it)."""
+    for item in items:
+        fn = getattr(item, "function", None)
+        module = getattr(item, "module", None)
+        if (fn is not None and hasattr(fn, "__code__") and _names_torch(fn.__code__)) or (
+                module is not None and "torch" in vars(module)):
+            item.add_marker(pytest.mark.torch_oracle)
+
+
+def pytest_sessionstart(session) -> None:
+    """With HYBRID_TEST_REQUIRE_TORCH=1, stop at once if torch does not import."""
+    if REQUIRE_TORCH and importlib.util.find_spec("torch") is None:
+        pytest.exit("HYBRID_TEST_REQUIRE_TORCH=1 but torch is not installed", returncode=3)
 
 
 @pytest.fixture(autouse=True)
