@@ -182,7 +182,7 @@ class DataLoader:
 
         if not self.persistent_workers:
             return MultiProcessIter(self)
-        if self._iterator is None:
+        if self._iterator is None or self._iterator.closed:  # first epoch, or after a failure
             self._iterator = MultiProcessIter(self)
         else:
             self._iterator._reset(self)

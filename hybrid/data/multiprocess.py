@@ -273,6 +273,13 @@ class MultiProcessIter:
                     return transfer.receive(r, self._pool)
                 except (EOFError, OSError):
                     self._fail_dead([w.readers.index(r)])
+                except BaseException:  # Ctrl-C mid-batch: the pipe is out of step for good
+                    self._error = DataLoaderError(errors.at_user(
+                        "DataLoader: this iterator was interrupted while receiving a batch and "
+                        "its workers were shut down; start a new epoch (iter(loader))"))
+                    self._w.shut_down(grace_s=0.2)
+                    self._shutdown()
+                    raise
             dead = [i for i, p in enumerate(w.procs) if p.sentinel in ready or not p.is_alive()]
             if dead:
                 self._fail_dead(dead)
@@ -303,6 +310,11 @@ class MultiProcessIter:
 
     def _shutdown(self) -> None:
         self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """True once the workers are shut down (after the last batch, or after a failure)."""
+        return self._w.closed
 
     def worker_pids(self) -> list[int]:
         """The process ids of this iterator's workers."""

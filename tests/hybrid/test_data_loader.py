@@ -405,6 +405,13 @@ def test_dead_worker_errors_without_hanging(how, reason):
     assert time.monotonic() - t0 < 10
     with pytest.raises(D.DataLoaderError):  # the iterator stays failed, it does not hang
         next(it)
+    persistent = D.DataLoader(Dies(how), batch_size=2, num_workers=2, persistent_workers=True)
+    with pytest.raises(D.DataLoaderError, match=reason):
+        list(persistent)
+    first = persistent._iterator
+    with pytest.raises(D.DataLoaderError, match=reason):  # a new epoch starts new workers
+        list(persistent)
+    assert persistent._iterator is not first and first.closed
 
 
 class Slow(D.Dataset):
