@@ -12,86 +12,29 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 import types
 import warnings
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from typing import Any
 
 from compiler.ir.graph import Graph
 from hybrid import errors
-from hybrid.compile_backward import attach, register
-from hybrid.compile_key import KeyBuilder, explain_change, flatten, nearest_key, unflatten
-from hybrid.config import config, logger
+from hybrid.compile_backward import register
+from hybrid.compile_entry import Entry, Stage, hyper_guards, meta_of, run_entry
+from hybrid.compile_key import KeyBuilder, _is_optimizer, explain_change, nearest_key
+from hybrid.compile_stability import check_stability
+from hybrid.compile_trace import trace_call
+from hybrid.config import config
+from hybrid.config import logger
 from hybrid.ops import core
-from hybrid.ops.core import STATE, wrap
+from hybrid.ops.core import STATE
 from hybrid.tensor import _TENSOR_CLASSES
-from hybrid.tracing import Effects, Tracer
 
 
 class RecompileWarning(UserWarning):
     """A compiled function keeps being recompiled because some argument keeps changing."""
-
-
-@dataclass
-class Stage:
-    """One step of compiling: the graph after it and the seconds it took."""
-
-    name: str
-    graph: Graph
-    seconds: float
-
-    def __str__(self) -> str:
-        return f"# {self.name} ({self.seconds * 1e3:.2f} ms)\n{self.graph}"
-
-
-@dataclass
-class Entry:
-    """A compiled variant: the graph, how to run it, and how to map Python objects to its I/O."""
-
-    graph: Graph
-    stages: list[Stage]
-    run: Any  # list of arrays -> list of arrays
-    captured: list  # tensors reached outside the arguments, read on every call
-    captured_meta: list[tuple]
-    effects: Effects
-    out_spec: Any
-    n_out: int
-    out_requires_grad: list[bool] = field(default_factory=list)
-    backward: Any = None  # compiled on the first backward through a call (compile_backward)
-    # constant per entry, precomputed for the hit path (see _run)
-    simple_args: bool = False  # no keywords, every argument a distinct tensor
-    any_out_rg: bool = False
-    has_effects: bool = False
-    single_out: bool = False  # the function returns one tensor
-
-    def __post_init__(self) -> None:
-        self.captured = tuple(self.captured)
-        self.any_out_rg = any(self.out_requires_grad)
-        fx = self.effects
-        self.has_effects = bool(fx.writes or fx.grads or fx.rng)
-        self.single_out = self.out_spec == ("T",)
-
-    def captured_changed(self) -> str | None:
-        """Why a captured tensor no longer matches the trace (None when all match)."""
-        for t, meta in zip(self.captured, self.captured_meta):
-            now = _meta(t)
-            if now != meta:
-                return _explain_meta(t, meta, now)
-        return None
-
-
-def _meta(t: Any) -> tuple:
-    v = t._value
-    return (v.__class__, v.shape, v.dtype, t._rg, t.grad is None)
-
-
-def _explain_meta(t: Any, old: tuple, new: tuple) -> str:
-    labels = ("device", "shape", "dtype", "requires_grad", "grad is None")
-    for label, a, b in zip(labels, old, new):
-        if a != b:
-            return f"a tensor it reads ({label}: {a} -> {b})"
-    return "a tensor it reads"
 
 
 class CompiledFunction:
@@ -107,43 +50,61 @@ class CompiledFunction:
         self.name = name or getattr(fn, "__name__", "fn")
         self._passes = passes
         self._keys = KeyBuilder(fn)
-        self._cache: dict[tuple, Entry] = {}
+        self._cache: OrderedDict[tuple, list[Entry]] = OrderedDict()  # LRU: newest last
         self._eager_keys: set[tuple] = set()
         self._last_key: tuple | None = None
         self._warned_budget = False
+        self._compiles = 0
         self._changes: dict[str, int] = {}  # part of the key -> recompiles it caused
+        self._lock = threading.RLock()
         self.last_entry: Entry | None = None
 
     # --- calling -------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = self._keys.key(args, kwargs)
-        entry = self._cache.get(key)
-        if entry is not None and (not entry.captured or entry.captured_changed() is None):
-            return _run(entry, args, kwargs)
-        return self._miss(key, args, kwargs, entry)
+        entries = self._cache.get(key)
+        if entries is not None and STATE.tracer is None:
+            for entry in entries:
+                targets = entry.targets(args, kwargs)
+                if not entry.guarded or entry.mismatch(targets) is None:
+                    if not entry.checked:
+                        check_stability(self, entry, args, kwargs)
+                    return run_entry(entry, targets)
+        return self._miss(key, args, kwargs, entries)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else types.MethodType(self, obj)
 
-    def _miss(self, key: tuple, args: tuple, kwargs: dict, stale: Entry | None) -> Any:
+    def _miss(self, key: tuple, args: tuple, kwargs: dict, stale: list[Entry] | None) -> Any:
         if key in self._eager_keys:
             return self.fn(*args, **kwargs)
         if STATE.tracer is not None:  # called from inside another trace: inline it
             return self.fn(*args, **kwargs)
-        near = nearest_key(list(self._cache), key) if stale is None else None
-        if stale is not None:
-            part, reason = "a tensor it reads", f"{stale.captured_changed()} changed"
-        elif near is not None:
-            part, reason = explain_change(near, key, self._keys)
+        with self._lock:  # concurrent first calls compile once
+            entries = self._cache.get(key)
+            if entries is not None and entries is not stale:
+                for entry in entries:
+                    targets = entry.targets(args, kwargs)
+                    if entry.mismatch(targets) is None:
+                        return run_entry(entry, targets)
+            return self._compile_and_run(key, args, kwargs, entries)
+
+    def _compile_and_run(self, key: tuple, args: tuple, kwargs: dict,
+                         stale: list[Entry] | None) -> Any:
+        if stale:
+            why = stale[-1].mismatch(stale[-1].targets(args, kwargs)) or "a guard"
+            part = why.split(":")[0] if "hyperparameter" in why else why.split(" (")[0]
+            reason = why if "hyperparameter" in why else f"{why} changed"
         else:
-            part = reason = None
+            near = nearest_key(list(self._cache), key)
+            part, reason = explain_change(near, key, self._keys) if near else (None, None)
         if part is not None:
             self._changes[part] = self._changes.get(part, 0) + 1
         if reason is not None and config.log_recompiles:
             logger.info("recompiling %s: %s (called at %s)", self.name, reason,
                         errors.user_location(2) or "?")
-        if len(self._cache) >= config.recompile_limit and stale is None:
+        if self._compiles >= config.recompile_limit:
             self._over_budget(reason)
         try:
             entry = self._compile(args, kwargs)
@@ -154,10 +115,21 @@ class CompiledFunction:
                           f"failed: {e}", RuntimeWarning, stacklevel=_user_stacklevel())
             self._eager_keys.add(key)
             return self.fn(*args, **kwargs)
-        self._cache[key] = entry
+        self._store(key, entry)
+        return run_entry(entry, entry.targets(args, kwargs))
+
+    def _store(self, key: tuple, entry: Entry) -> None:
+        """Keep `entry` under `key`, dropping the least recently compiled variants past the cap."""
+        self._compiles += 1
+        self._cache.setdefault(key, []).append(entry)
+        self._cache.move_to_end(key)
+        while sum(len(v) for v in self._cache.values()) > max(1, config.cache_size_limit):
+            oldest = next(iter(self._cache))
+            self._cache[oldest].pop(0)
+            if not self._cache[oldest]:
+                del self._cache[oldest]
         self._last_key = key
         self.last_entry = entry
-        return _run(entry, args, kwargs)
 
     def _over_budget(self, reason: str | None) -> None:
         if self._warned_budget:
@@ -166,7 +138,7 @@ class CompiledFunction:
         part = max(self._changes, key=self._changes.get) if self._changes else "some argument"
         count = self._changes.get(part, 0)
         warnings.warn(
-            f"hybrid.compile({self.name}) has been compiled {len(self._cache)} times "
+            f"hybrid.compile({self.name}) has been compiled {self._compiles} times "
             f"(limit {config.recompile_limit}): {part} keeps changing ({count} recompiles "
             f"because of it; the last change: {reason or 'unknown'}). What to do: if it is a "
             "Python number that varies from call to call, pass it as a tensor (a graph input, "
@@ -180,57 +152,52 @@ class CompiledFunction:
 
     def _compile(self, args: tuple, kwargs: dict) -> Entry:
         t0 = time.perf_counter()
-        tracer = Tracer(self.name, namer=self._keys.namer(args, kwargs))
-        leaves, _ = flatten((args, kwargs))
-        names = self._keys.arg_paths(args, kwargs)
-        n_args = 0
-        with tracer:
-            for t, path in zip(leaves, names):
-                if t.__class__ in _TENSOR_CLASSES and not getattr(t._value, "traced", False):
-                    tracer.lift(t, path)
-                    n_args += 1
-            result = self.fn(*args, **kwargs)
-            out_leaves, out_spec = flatten(result)
-            out_vals, out_rg = [], []
-            for t in out_leaves:
-                if t.__class__ in _TENSOR_CLASSES:
-                    out_vals.append(tracer.value_of(t))
-                    out_rg.append(bool(t._rg))
-            extra, extra_names, fx = tracer.effects()
-            tracer.graph.set_outputs(out_vals + extra,
-                                     [f"out{i}" for i in range(len(out_vals))] + extra_names)
+        traced = trace_call(self, args, kwargs)
+        tracer = traced.tracer
         graph = tracer.graph
-        captured = [rec.tensor for rec in tracer.lifted[n_args:]]
         stages = [Stage("trace", graph, time.perf_counter() - t0)]
         graph, pass_stages = _optimize(graph, self._passes)
         stages += pass_stages
         if config.log_graphs:
             logger.info("compiled %s:\n%s", self.name, graph)
-        simple = not kwargs and all(a.__class__ in _TENSOR_CLASSES for a in args) and len(
-            {id(a) for a in args}) == len(args)
         t1 = time.perf_counter()
-        donate = {len(out_vals) + oi: li for li, oi in fx.writes}
-        run = _executable(graph, [rec.array for rec in tracer.lifted], donate)
+        n_out = traced.n_out
+        donate = {n_out + oi: li for li, oi in traced.effects.writes}
+        run = _executable(graph, [rec.array for rec in tracer.lifted], donate,
+                          views=traced.views)
         if hasattr(run, "kernel_count"):
             where = "native, from the disk cache" if run.from_cache else "native: fuse, plan, LLVM"
             stages.append(Stage(where, graph, time.perf_counter() - t1))
+        n_args = traced.n_args
+        captured = [rec.tensor for rec in tracer.lifted[n_args:]]
+        grad_sources = [(i, rec.grad_of) for i, rec in enumerate(tracer.lifted)
+                        if i >= n_args and rec.grad_of is not None]
+        runtime = {(id(h.group), h.key, h.index) for h in tracer.hypers}
+        optimizers = [o for _, o in self._keys.roots_named(args, kwargs) if _is_optimizer(o)]
+        simple = not kwargs and all(a.__class__ in _TENSOR_CLASSES for a in args) and len(
+            {id(a) for a in args}) == len(args)
         return Entry(
             graph=graph, stages=stages, run=run, captured=captured,
-            captured_meta=[_meta(t) for t in captured], effects=fx, out_spec=out_spec,
-            n_out=len(out_vals), out_requires_grad=out_rg, simple_args=simple,
+            captured_meta=[meta_of(rec.tensor if rec.grad_of is None else rec.tensor)
+                           for rec in tracer.lifted[n_args:]],
+            effects=traced.effects, out_spec=traced.out_spec, n_out=n_out, n_args=n_args,
+            out_requires_grad=traced.out_rg, out_kinds=traced.out_kinds,
+            grad_sources=grad_sources, grad_guards=tracer.grad_guards(), hypers=tracer.hypers,
+            hyper_guards=hyper_guards(list({id(o): o for o in optimizers}.values()), runtime),
+            simple_args=simple,
         )
 
-    # --- inspecting ----------------------------------------------------------------------------
+# --- inspecting ----------------------------------------------------------------------------
 
     def graph_for(self, *args: Any, **kwargs: Any) -> Graph:
         """The optimized graph this function runs for these arguments (compiling if needed)."""
         key = self._keys.key(args, kwargs)
-        entry = self._cache.get(key)
-        if entry is None or (entry.captured and entry.captured_changed()):
-            entry = self._compile(args, kwargs)
-            self._cache[key] = entry
-            self._last_key = key
-            self.last_entry = entry
+        for entry in self._cache.get(key, ()):
+            if entry.mismatch(entry.targets(args, kwargs)) is None:
+                self.last_entry = entry
+                return entry.graph
+        entry = self._compile(args, kwargs)
+        self._store(key, entry)
         return entry.graph
 
     def profile(self, *args: Any, repeats: int = 10, **kwargs: Any) -> str:
@@ -241,9 +208,7 @@ class CompiledFunction:
         entry = self.last_entry
         if not hasattr(entry.run, "profile"):
             return f"{self.name}: runs on the interpreter (HYBRID_BACKEND=native to profile)"
-        leaves, _ = flatten((args, kwargs))
-        targets = tuple(_unique_tensors(leaves)) + entry.captured
-        arrays = [t._value for t in targets]
+        arrays = [t._value for t in entry.targets(args, kwargs)]
         for i in entry.run.executor.in_place_inputs:
             arrays[i] = arrays[i].copy()
         return entry.run.profile(arrays, repeats)
@@ -275,10 +240,17 @@ class CompiledFunction:
         return run.describe() if hasattr(run, "describe") else str(self.last_entry.graph)
 
     def cache_size(self) -> int:
-        return len(self._cache)
+        """How many compiled variants are cached."""
+        return sum(len(v) for v in self._cache.values())
+
+    @property
+    def compile_count(self) -> int:
+        """How many times this function has been compiled (traced and built) in all."""
+        return self._compiles
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._compiles = 0
         self._eager_keys.clear()
         self._last_key = None
         self._changes.clear()
@@ -304,9 +276,42 @@ def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
 
 
 def _executable(graph: Graph, example: list | None = None,
-                donate: dict[int, int] | None = None) -> Any:
+                donate: dict[int, int] | None = None, views: frozenset[int] = frozenset()
+                ) -> Any:
     """How to run `graph`: the native CPU backend for numpy arrays (config.backend 'native'),
-    else the reference interpreter (numpy or CuPy)."""
+    else the reference interpreter (numpy or CuPy). Outputs that are constants, inputs,
+    repeats or views of inputs are split off first (compiler.outputs)."""
+    from compiler.outputs import RUN, is_trivial, split_outputs
+
+    reduced, sources = split_outputs(graph, views)
+    if is_trivial(sources):
+        return _backend_for(graph, example, donate)
+    new_index = {k: s.index for k, s in enumerate(sources) if s.kind == RUN}
+    donate = {new_index[k]: li for k, li in (donate or {}).items() if k in new_index}
+    inner = _backend_for(reduced, example, donate) if reduced.outputs else None
+    return _Assembled(inner, sources)
+
+
+class _Assembled:
+    """An executable whose outputs are rebuilt from the backend's (compiler.outputs)."""
+
+    def __init__(self, inner: Any, sources: list):
+        self.inner = inner
+        self.sources = sources
+
+    def __call__(self, arrays: list) -> list:
+        from compiler.outputs import assemble
+
+        outs = self.inner(arrays) if self.inner is not None else []
+        return assemble(self.sources, outs, arrays)
+
+    def __getattr__(self, name: str) -> Any:
+        if self.__dict__.get("inner") is None:
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | None) -> Any:
     import numpy as np
 
     from compiler.ir.interpret import interpret
@@ -332,48 +337,6 @@ def _xp(a: Any) -> Any:
     import cupy
 
     return cupy
-
-
-def _run(entry: Entry, args: tuple, kwargs: dict) -> Any:
-    """One compiled call: gather input arrays, run, apply effects, rebuild the outputs."""
-    # NOTE: the cache-hit path. The key fixes the argument structure, so whether the arguments
-    # are exactly the graph's leading inputs (entry.simple_args) is decided once per entry.
-    if entry.simple_args:
-        targets = args + entry.captured if entry.captured else args
-    else:
-        leaves, _ = flatten((args, kwargs))
-        targets = tuple(_unique_tensors(leaves)) + entry.captured
-    primals = [t._value for t in targets]
-    outs = entry.run(primals)
-    if entry.single_out and not entry.has_effects and not (STATE.grad and entry.any_out_rg):
-        return wrap(outs[0])
-    n = entry.n_out
-    results = [wrap(o) for o in outs[:n]]
-    if entry.any_out_rg and STATE.grad:
-        attach(entry, targets, primals, results)
-    if entry.has_effects:
-        fx = entry.effects
-        for li, oi in fx.writes:
-            t = targets[li]
-            out = outs[n + oi]
-            if out is not t._value:  # the native backend may have updated it in place
-                t._value[...] = out
-            t._version += 1
-        for li, oi in fx.grads:
-            targets[li].grad = None if oi is None else wrap(outs[n + oi])
-        for gen, draws in fx.rng:
-            gen._state._value[1] += draws
-    return results[0] if entry.single_out else unflatten(entry.out_spec, results)
-
-
-def _unique_tensors(leaves: Any) -> list:
-    seen: set[int] = set()
-    out = []
-    for t in leaves:
-        if t.__class__ in _TENSOR_CLASSES and id(t) not in seen:
-            seen.add(id(t))
-            out.append(t)
-    return out
 
 
 def compile(fn: Any = None, *, fallback: str = "error", passes: Any = None) -> Any:

@@ -12,8 +12,13 @@ import inspect
 import types
 from typing import Any
 
+import numpy as _np
+
 from hybrid.ops.core import STATE
 from hybrid.tensor import _TENSOR_CLASSES
+
+_np_ndarray = _np.ndarray
+_np_asarray_c = _np.ascontiguousarray
 
 _SCALARS = (int, float, bool, str, type(None), bytes, complex)
 _SCALAR_SET = frozenset(_SCALARS)
@@ -143,7 +148,7 @@ class KeyBuilder:
         # helpers on the common call (tensor and scalar arguments, no keywords, no environment).
         roots: list = []
         parts = []
-        ids = []
+        ids: list[int] = []
         for a in args:
             c = a.__class__
             if c in _TENSOR_CLASSES:
@@ -153,25 +158,36 @@ class KeyBuilder:
             elif c in _SCALAR_SET:
                 parts.append((c, a))
             else:
-                parts.append(self._leaf(a, roots))
-        kw = tuple((k, self._leaf(v, roots)) for k, v in sorted(kwargs.items())) if kwargs else ()
+                parts.append(self._leaf(a, roots, ids))
+        kw = tuple((k, self._leaf(v, roots, ids))
+                   for k, v in sorted(kwargs.items())) if kwargs else ()
         env = self._env(roots) if roots or self.has_env else ()
-        alias = None if len(ids) < 2 or len(set(ids)) == len(ids) else _aliasing(args)
+        alias = None if len(ids) < 2 or len(set(ids)) == len(ids) else _aliasing(ids)
+        if env and ids:
+            shared = _env_tensor_ids(env)
+            if shared and any(i in shared for i in ids):  # an argument is also read as a global
+                alias = (alias, tuple(shared.get(i, -1) for i in ids))
         return (STATE.grad, tuple(parts), kw, env, alias)
 
-    def _leaf(self, a: Any, roots: list) -> Any:
+    def _leaf(self, a: Any, roots: list, ids: list | None = None) -> Any:
         c = a.__class__
         if c in _TENSOR_CLASSES:
             v = a._value
+            if ids is not None:
+                ids.append(id(a))
             return (v.__class__, v.shape, v.dtype, a._rg)
         if c in _SCALAR_SET:
             return (c, a)
         if c is tuple or c is list:
-            return (c, tuple(self._leaf(x, roots) for x in a))
+            return (c, tuple(self._leaf(x, roots, ids) for x in a))
         if c is dict:
-            return (c, tuple((k, self._leaf(v, roots)) for k, v in a.items()))
+            return (c, tuple((k, self._leaf(v, roots, ids)) for k, v in a.items()))
+        if isinstance(a, tuple) and hasattr(a, "_fields"):  # namedtuple
+            return (c, tuple(self._leaf(x, roots, ids) for x in a))
         if _is_module(a) or _is_optimizer(a):
             roots.append(a)
+        if c is _np_ndarray:
+            return ("ndarray", a.shape, a.dtype, id(a), _array_digest(a))
         return ("object", c.__qualname__, id(a), _scalar_attrs(a))
 
     def _env(self, roots: list) -> tuple:
@@ -307,12 +323,32 @@ def _paths(obj: Any, base: str, out: list[str]) -> None:
         out.append(base)
 
 
-def _aliasing(args: tuple) -> Any:
-    """Which tensor arguments are the same object (a graph assumes one pattern)."""
-    ids = [id(a) for a in args if a.__class__ in _TENSOR_CLASSES]
+def _aliasing(ids: list[int]) -> Any:
+    """Which tensor arguments (anywhere in nested containers, in flatten order) are the same
+    object (a graph assumes one pattern)."""
     if len(ids) < 2 or len(set(ids)) == len(ids):
         return None
     return tuple(ids.index(i) for i in ids)
+
+
+def _env_tensor_ids(env: tuple) -> dict[int, int]:
+    """id -> position of the tensors the function reads as globals / closure values."""
+    out: dict[int, int] = {}
+    for k, part in enumerate(env):
+        if part.__class__ is tuple and len(part) == 6 and part[0] == "tensor":
+            out.setdefault(part[1], k)
+    return out
+
+
+def _array_digest(a: Any) -> Any:
+    """A numpy array argument is read as a constant: its contents are part of the key (a
+    mutated array recompiles instead of returning a stale result)."""
+    import hashlib
+
+    if a.nbytes > 1 << 16:
+        return ("large", a.nbytes, hashlib.blake2b(_np_asarray_c(a).tobytes(),
+                                                   digest_size=16).digest())
+    return hashlib.blake2b(_np_asarray_c(a).tobytes(), digest_size=16).digest()
 
 
 def _scalar_attrs(obj: Any) -> tuple:
@@ -333,10 +369,21 @@ def _module_sig(m: Any) -> tuple:
     return tuple(out)
 
 
+def _hyper_key(v: Any) -> Any:
+    """What the key keeps of a hyperparameter: numbers only as zero / non-zero (the step reads
+    them at run time, or its entry guards the value it baked in), everything else by value."""
+    c = v.__class__
+    if c is int or c is float:
+        return ("nonzero", v != 0)
+    if c is tuple and all(x.__class__ is int or x.__class__ is float for x in v):
+        return ("nonzero", tuple(x != 0 for x in v))
+    return v
+
+
 def _optimizer_sig(opt: Any) -> tuple:
     groups = []
     for g in opt.param_groups:
-        hyper = tuple((k, v) for k, v in g.items()
+        hyper = tuple((k, _hyper_key(v)) for k, v in g.items()
                       if k != "params" and (v.__class__ in _SCALAR_SET or isinstance(v, tuple)))
         groups.append((hyper, tuple(id(p) for p in g["params"])))
     return (id(opt), tuple(groups))

@@ -6,6 +6,9 @@
     HYBRID_BACKEND=native          'native' (LLVM kernels + C++ runtime) or 'interpreter'
     HYBRID_NUM_THREADS=N           threads of the native runtime
     HYBRID_CACHE_DIR=path          on-disk compile cache (default ~/.cache/hybrid)
+    HYBRID_CACHE_SIZE_LIMIT=64     compiled variants kept per function (least recent dropped)
+    HYBRID_CHECK_RETRACE=first     retrace a variant's second call and compare the programs
+                                   ('first'; 'always' on every call, slow; 'off')
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Config:
         self.log_graphs = "graphs" in topics or "all" in topics
         self.recompile_limit = int(os.environ.get("HYBRID_RECOMPILE_LIMIT", "8"))
         self.backend = os.environ.get("HYBRID_BACKEND", "native")
+        self.cache_size_limit = int(os.environ.get("HYBRID_CACHE_SIZE_LIMIT", "64"))
+        self.check_retrace = os.environ.get("HYBRID_CHECK_RETRACE", "first")
         self.cache_dir = os.environ.get(
             "HYBRID_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "hybrid")
         )

@@ -30,7 +30,7 @@ class Tensor:
     # Defaults live on the class so that creating a tensor sets only `_value` (eager overhead).
     _node = None  # the autograd Node that produced it (grad_fn)
     _rg = False  # requires_grad
-    grad = None
+    _grad = None  # .grad (a property: a trace must see every read and write of it)
     _version = 0  # bumped by in-place ops; autograd checks saved inputs against it
     _base = None  # the tensor this is a view of (reshape/permute/slice/expand)
     _alias_of = None  # the tensor this is the same storage as (detach(), .data)
@@ -125,6 +125,20 @@ class Tensor:
             )
         self._rg = bool(requires_grad)
         return self
+
+    @property
+    def grad(self):
+        tracer = STATE.tracer
+        if tracer is not None:
+            tracer.touch_grad(self)
+        return self._grad
+
+    @grad.setter
+    def grad(self, g) -> None:
+        tracer = STATE.tracer
+        if tracer is not None:
+            tracer.touch_grad(self)
+        self._grad = g
 
     @property
     def grad_fn(self):

@@ -10,6 +10,8 @@ compiled call replays, so the Python objects end up as eager execution would lea
 from __future__ import annotations
 
 import weakref
+
+import numpy as _np
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,7 @@ class Lifted:
     node: Any
     requires_grad: bool
     version: int
-    grad: Any
+    grad_of: int | None = None  # lifted index of the tensor whose original .grad this is
 
 
 @dataclass
@@ -41,6 +43,23 @@ class Effects:
     writes: list[tuple[int, int]] = field(default_factory=list)  # (lifted index, output index)
     grads: list[tuple[int, int | None]] = field(default_factory=list)  # (lifted index, out/None)
     rng: list[tuple[Any, int]] = field(default_factory=list)  # (generator, draws per call)
+
+
+@dataclass
+class Hyper:
+    """An optimizer hyperparameter read as a runtime value: a 0-d tensor refreshed every call."""
+
+    holder: Any  # the Tensor the graph reads (a captured input)
+    group: dict
+    key: str
+    index: int | None
+    dtype: Any  # numpy dtype of the holder
+
+    def refresh(self) -> None:
+        v = self.group[self.key]
+        if self.index is not None:
+            v = v[self.index]
+        self.holder._value = _np.asarray(v, self.dtype)
 
 
 class Tracer:
@@ -54,6 +73,10 @@ class Tracer:
         self._views: dict[int, list] = {}  # value id -> weakrefs of live views taken of it
         self._namer = namer or (lambda t: "")
         self._values: set[int] = set()
+        self._grads: dict[int, tuple[Any, Any]] = {}  # id(owner) -> (owner, .grad before trace)
+        self._orig_grad: dict[int, int] = {}  # id(original .grad) -> id(owner)
+        self.hypers: list[Hyper] = []
+        self._hyper_by: dict[tuple, Any] = {}
         self.loc: str | None = None  # when set, the source line recorded on new nodes
 
     # --- entering and leaving -------------------------------------------------------------------
@@ -76,19 +99,53 @@ class Tracer:
     # --- inputs ---------------------------------------------------------------------------------
 
     def lift(self, t: Any, name: str = "") -> Value:
-        """Make pre-existing tensor `t` a graph input for the rest of the trace."""
-        if t._node is not None and t._rg and STATE.grad:
-            raise errors.TraceError(errors.at_user(
-                f"a tensor with autograd history from outside the compiled function "
-                f"({type_of(t)}) is used inside it: gradients cannot flow back through it; "
-                "pass .detach() of it, or compute it inside the compiled function"))
-        v = self.graph.add_input(type_of(t), name or self._namer(t) or f"captured{len(self.lifted)}")
-        self.lifted.append(Lifted(t, v, t._value, t._node, t._rg, t._version, t.grad))
+        """Make pre-existing tensor `t` a graph input for the rest of the trace. A tensor with
+        autograd history from outside is a leaf inside the trace; a compiled call's backward
+        hands its gradient on to that history (hybrid.compile_backward)."""
+        owner = self._orig_grad.get(id(t))
+        v = self.graph.add_input(type_of(t), name or self._namer(t) or self._grad_name(owner)
+                                 or f"captured{len(self.lifted)}")
+        grad_of = self._by_id.get(owner) if owner is not None else None
+        self.lifted.append(Lifted(t, v, t._value, t._node, t._rg, t._version, grad_of))
         self._by_id[id(t)] = len(self.lifted) - 1
         self._values.add(v.id)
         t._value = v
         t._node = None
         return v
+
+    def _grad_name(self, owner: int | None) -> str:
+        if owner is None or owner not in self._by_id:
+            return ""
+        return f"{self.graph.input_names[self._by_id[owner]]}.grad"
+
+    def touch_grad(self, owner: Any) -> None:
+        """`owner.grad` is read or written: remember what it held before the trace (the guard
+        `grad is None` and the write-back), and make owner an input so effects can name it."""
+        key = id(owner)
+        if key in self._grads:
+            return
+        g = owner._grad
+        self._grads[key] = (owner, g)
+        if key not in self._by_id and not is_traced(owner):
+            self.lift(owner)
+        if g is not None and not is_traced(g):
+            self._orig_grad[id(g)] = key
+
+    def hyper(self, group: dict, key: str, index: int | None, like: Any) -> Any:
+        """The 0-d tensor (of `like`'s dtype) that holds hyperparameter group[key][index]."""
+        from hybrid.ops.core import wrap
+
+        dtype = _np.dtype(like.dtype.np if hasattr(like.dtype, "np") else like.dtype)
+        k = (id(group), key, index, dtype.str)
+        t = self._hyper_by.get(k)
+        if t is None:
+            t = wrap(_np.zeros((), dtype))
+            h = Hyper(t, group, key, index, dtype)
+            h.refresh()
+            self.hypers.append(h)
+            self._hyper_by[k] = t
+            self.lift(t, f"{key}" if index is None else f"{key}[{index}]")
+        return t
 
     def new_input(self, type_: Any, name: str) -> Value:
         """A fresh graph input that no Python tensor held before."""
@@ -163,23 +220,50 @@ class Tracer:
                 fx.writes.append((i, len(extra)))
                 extra.append(self.value_of(t))
                 names.append(f"{self.graph.input_names[i]} (updated)")
-            g = t.grad
-            if g is not rec.grad:
-                if g is None:
-                    fx.grads.append((i, None))
-                else:
-                    fx.grads.append((i, len(extra)))
-                    extra.append(self.value_of(g))
-                    names.append(f"{self.graph.input_names[i]}.grad")
+        for owner, before in self._grads.values():
+            g = owner._grad
+            i = self._by_id.get(id(owner))
+            if g is before or i is None:  # unchanged, or a tensor created inside the trace
+                continue
+            if self.lifted[i].node is not None:
+                raise errors.TraceError(errors.at_user(
+                    f"backward() inside the compiled function reaches a tensor with autograd "
+                    f"history from outside it ({self.graph.input_names[i] or 'an input'}); "
+                    "return the loss and call backward() outside, or pass .detach() of it"))
+            if g is None:
+                fx.grads.append((i, None))
+            else:
+                fx.grads.append((i, len(extra)))
+                extra.append(self.value_of(g))
+                names.append(f"{self.graph.input_names[i]}.grad")
         fx.rng = [(gen, n) for gen, n in self._rng.values()]
         return extra, names, fx
+
+    def grad_guards(self) -> list[tuple[int, bool]]:
+        """(lifted index, .grad was None) of every tensor whose .grad the trace read or wrote."""
+        return [(self._by_id[k], before is None) for k, (_, before) in self._grads.items()
+                if k in self._by_id]
 
     def restore(self) -> None:
         """Give every lifted tensor back its array, history and grad."""
         for rec in self.lifted:
             t = rec.tensor
-            t._value, t._node, t._rg, t._version, t.grad = (
-                rec.array, rec.node, rec.requires_grad, rec.version, rec.grad)
+            t._value, t._node, t._rg, t._version = (
+                rec.array, rec.node, rec.requires_grad, rec.version)
+        for owner, before in self._grads.values():
+            owner._grad = before
+
+
+def hyperparameter(group: dict, key: str, like: Any, index: int | None = None) -> Any:
+    """An optimizer hyperparameter `group[key]` (or `group[key][index]`): the Python number
+    eagerly; while tracing, a 0-d tensor of `like`'s dtype that the compiled step reads from the
+    group on every call, so changing it (an LR scheduler) does not recompile. Branch on it in
+    Python only as `group[key] != 0`: the cache key keeps just that much of it."""
+    v = group[key] if index is None else group[key][index]
+    tracer = STATE.tracer
+    if tracer is None or v.__class__ not in (float, int):
+        return v
+    return tracer.hyper(group, key, index, like)
 
 
 def is_traced(t: Any) -> bool:

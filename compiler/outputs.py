@@ -1,0 +1,136 @@
+"""What a backend computes of a graph's outputs, and how the rest are had without it.
+
+A backend's plan writes each output into a buffer of its own. Outputs that are not computed
+values of their own are split off before the backend sees the graph, so every backend gets a
+graph whose outputs are distinct computed values:
+- an output that depends on no input (folded to a constant: `arange(5)`, the gradient of a
+  sum) is evaluated once here and copied on every call (a caller may update it in place);
+- an input returned as it is, or the same value returned twice (also after CSE merged two
+  values), is taken from the input or the first occurrence, copied, so that distinct outputs
+  never share memory;
+- an output the caller asks to alias its input (`views`: eager returned a view of an input,
+  `x[0]`, `x.T`) is evaluated on the input array by the reference movement ops, which give
+  numpy views, so writes through it reach the input as in eager.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compiler.ir.graph import Graph, Node
+from compiler.ir.ops import OPS, Kind, impls
+
+RUN, INPUT, CONST, COPY, VIEW = "run", "input", "const", "copy", "view"
+
+
+@dataclass
+class OutputSource:
+    """Where output k comes from: the backend's output `index` (RUN), input `index` (INPUT,
+    copied), a constant `array` (CONST, copied), the backend's output `index` copied (COPY), or
+    input `index` through movement `nodes` (VIEW, not copied)."""
+
+    kind: str
+    index: int = -1
+    array: Any = None
+    nodes: tuple[Node, ...] = ()
+
+
+def split_outputs(graph: Graph, views: frozenset[int] = frozenset()
+                  ) -> tuple[Graph, list[OutputSource]]:
+    """(the graph the backend compiles, where each of `graph`'s outputs comes from)."""
+    producers = graph.producers()
+    inputs = {v.id: i for i, v in enumerate(graph.inputs)}
+    live = _input_dependent(graph, inputs)
+    computed: list[Any] = []
+    first: dict[int, int] = {}  # value id -> index in `computed`
+    sources: list[OutputSource] = []
+    constants: dict[int, Any] = {}
+    for k, v in enumerate(graph.outputs):
+        chain = _movement_chain(v, producers, inputs) if k in views else None
+        if chain is not None:
+            sources.append(OutputSource(VIEW, chain[0], nodes=chain[1]))
+        elif v.id in inputs:
+            sources.append(OutputSource(INPUT, inputs[v.id]))
+        elif v.id not in live:
+            if v.id not in constants:
+                constants[v.id] = _evaluate(v, producers)
+            sources.append(OutputSource(CONST, array=constants[v.id]))
+        elif v.id in first:
+            sources.append(OutputSource(COPY, first[v.id]))
+        else:
+            first[v.id] = len(computed)
+            sources.append(OutputSource(RUN, len(computed)))
+            computed.append(v)
+    names = [graph.output_names[k] for k, s in enumerate(sources) if s.kind == RUN]
+    reduced = graph.replace(outputs=computed)
+    reduced.output_names = names
+    return reduced, sources
+
+
+def is_trivial(sources: list[OutputSource]) -> bool:
+    """Every output is the backend's own, in order (nothing to assemble)."""
+    return all(s.kind == RUN and s.index == k for k, s in enumerate(sources))
+
+
+def assemble(sources: list[OutputSource], outs: list, arrays: list) -> list:
+    """All outputs of the graph from the backend's outputs `outs` and the call's inputs."""
+    result = []
+    for s in sources:
+        kind = s.kind
+        if kind == RUN:
+            result.append(outs[s.index])
+        elif kind == COPY:
+            result.append(outs[s.index].copy())
+        elif kind == INPUT:
+            result.append(arrays[s.index].copy())
+        elif kind == CONST:
+            result.append(s.array.copy())
+        else:
+            result.append(_run_nodes(s.nodes, arrays[s.index]))
+    return result
+
+
+def _input_dependent(graph: Graph, inputs: dict[int, int]) -> set[int]:
+    live = set(inputs)
+    for n in graph.nodes:
+        if any(v.id in live for v in n.inputs):
+            live.add(n.out.id)
+    return live
+
+
+def _evaluate(v: Any, producers: dict[int, Node]) -> np.ndarray:
+    """The value of `v`, which depends on no graph input, by the reference implementations."""
+    table = impls(np)
+    memo: dict[int, Any] = {}
+
+    def ev(value: Any) -> Any:
+        if value.id not in memo:
+            n = producers[value.id]
+            memo[value.id] = table[n.op](*[ev(x) for x in n.inputs], **n.attrs)
+        return memo[value.id]
+
+    return np.ascontiguousarray(ev(v))
+
+
+def _movement_chain(v: Any, producers: dict[int, Node], inputs: dict[int, int]
+                    ) -> tuple[int, tuple[Node, ...]] | None:
+    """(input index, the movement nodes from it to v) when v is a view of one input."""
+    chain: list[Node] = []
+    while v.id not in inputs:
+        n = producers.get(v.id)
+        if n is None or OPS[n.op].kind is not Kind.MOVEMENT or len(n.inputs) != 1 or (
+                n.op.value == "pad"):
+            return None
+        chain.append(n)
+        v = n.inputs[0]
+    return inputs[v.id], tuple(reversed(chain))
+
+
+def _run_nodes(nodes: tuple[Node, ...], a: Any) -> Any:
+    table = impls(np)
+    for n in nodes:
+        a = table[n.op](a, **n.attrs)
+    return a

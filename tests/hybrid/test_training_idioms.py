@@ -1,0 +1,329 @@
+"""Training loops as PyTorch users write them, compiled as whole steps on the native backend:
+each gives eager's parameters, gradients and optimizer state over 10 steps, and compiles at
+most twice (once before any gradient exists, once after). PyTorch runs the same loop as an
+oracle where it is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hybrid as h
+import hybrid.nn as nn
+import hybrid.nn.functional as F
+
+STEPS = 10
+RTOL, ATOL = 2e-5, 2e-6
+
+
+@pytest.fixture(autouse=True)
+def _native():
+    prev = h.config.backend
+    h.config.backend = "native"
+    yield
+    h.config.backend = prev
+
+
+def _opt(name):
+    O = h.optim
+    table = {
+        "sgd": lambda p: O.SGD(p, lr=0.1),
+        "sgd_momentum": lambda p: O.SGD(p, lr=0.1, momentum=0.9),
+        "sgd_nesterov_wd": lambda p: O.SGD(p, lr=0.1, momentum=0.9, nesterov=True,
+                                           weight_decay=0.01),
+        "adam": lambda p: O.Adam(p, lr=1e-2),
+        "adamw": lambda p: O.AdamW(p, lr=1e-2, weight_decay=0.1),
+        "rmsprop": lambda p: O.RMSprop(p, lr=1e-2, momentum=0.5),
+        "adagrad": lambda p: O.Adagrad(p, lr=0.1),
+    }
+    return table[name]
+
+
+OPTIMIZERS = ["sgd", "sgd_momentum", "sgd_nesterov_wd", "adam", "adamw", "rmsprop", "adagrad"]
+
+
+def make(opt_name, dropout=0.0):
+    h.manual_seed(0)
+    layers = [nn.Linear(6, 12), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(12, 3))
+    model = nn.Sequential(*layers)
+    if not hasattr(h.optim, {"rmsprop": "RMSprop", "adagrad": "Adagrad"}.get(opt_name, "SGD")):
+        pytest.fail(f"hybrid.optim lacks the optimizer of {opt_name}")
+    return model, _opt(opt_name)(model.parameters())
+
+
+def data(n=STEPS, batch=8):
+    rng = np.random.default_rng(7)
+    return [(h.tensor(rng.standard_normal((batch, 6)).astype(np.float32)),
+             h.tensor(rng.integers(0, 3, batch))) for _ in range(n)]
+
+
+def arr(t):
+    return t.detach().numpy()
+
+
+def assert_same(m1, o1, m2, o2, where=""):
+    for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
+        np.testing.assert_allclose(arr(p2), arr(p1), rtol=RTOL, atol=ATOL, err_msg=where + name)
+        assert (p1.grad is None) == (p2.grad is None), where + name
+        if p1.grad is not None:
+            np.testing.assert_allclose(arr(p2.grad), arr(p1.grad), rtol=RTOL, atol=ATOL,
+                                       err_msg=where + name + ".grad")
+        for k, v in o1.state[p1].items():
+            w = o2.state[p2][k]
+            if hasattr(v, "numpy"):
+                np.testing.assert_allclose(arr(w), arr(v), rtol=RTOL, atol=ATOL,
+                                           err_msg=f"{where}{name} state {k}")
+
+
+# --- the step functions, as written in tutorials -------------------------------------------------
+
+
+def zero_grad_first(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def zero_grad_last(model, opt, x, y):
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    return loss
+
+
+def model_zero_grad_first(model, opt, x, y):
+    model.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def zero_grad_keep_tensors(model, opt, x, y):
+    opt.zero_grad(set_to_none=False)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def no_zero_grad(model, opt, x, y):  # zero_grad outside, in the loop
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+IDIOMS = {"zero_grad_first": zero_grad_first, "zero_grad_last": zero_grad_last,
+          "model_zero_grad_first": model_zero_grad_first,
+          "zero_grad_set_to_none_false": zero_grad_keep_tensors, "zero_grad_outside": no_zero_grad}
+
+
+def run_loop(fn, model, opt, batches, outside_zero=False):
+    losses = []
+    for x, y in batches:
+        if outside_zero:
+            opt.zero_grad()
+        losses.append(fn(model, opt, x, y).item())  # loss.item() read after the call
+    return losses
+
+
+@pytest.mark.parametrize("opt_name", OPTIMIZERS)
+@pytest.mark.parametrize("idiom", list(IDIOMS))
+def test_idiom_matches_eager_and_compiles_at_most_twice(idiom, opt_name):
+    fn = IDIOMS[idiom]
+    outside = idiom == "zero_grad_outside"
+    batches = data()
+    m1, o1 = make(opt_name)
+    m2, o2 = make(opt_name)
+    step = h.compile(fn)
+    for i, (x, y) in enumerate(batches):
+        if outside:
+            o1.zero_grad()
+            o2.zero_grad()
+        le = fn(m1, o1, x, y)
+        lc = step(m2, o2, x, y)
+        np.testing.assert_allclose(lc.item(), le.item(), rtol=RTOL, atol=ATOL)
+        assert_same(m1, o1, m2, o2, f"step {i}: ")
+    assert step.compile_count <= 2, step.compile_count
+    if idiom == "zero_grad_last":
+        assert step.compile_count == 1
+
+
+@pytest.mark.parametrize("opt_name", ["sgd_momentum", "adam"])
+def test_idiom_matches_pytorch(opt_name):
+    torch = pytest.importorskip("torch")
+    batches = data()
+    m, o = make(opt_name)
+    tm = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+    with torch.no_grad():
+        for tp, p in zip(tm.parameters(), m.parameters()):
+            tp.copy_(torch.from_numpy(arr(p).copy()))
+    to = {"sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+          "adam": lambda p: torch.optim.Adam(p, lr=1e-2)}[opt_name](tm.parameters())
+    step = h.compile(zero_grad_first)
+    for x, y in batches:
+        lc = step(m, o, x, y)
+        to.zero_grad()
+        lt = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x.numpy())),
+                                               torch.from_numpy(y.numpy()))
+        lt.backward()
+        to.step()
+        np.testing.assert_allclose(lc.item(), lt.item(), rtol=1e-4, atol=1e-5)
+    for tp, p in zip(tm.parameters(), m.parameters()):
+        np.testing.assert_allclose(arr(p), tp.detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert step.compile_count == 2
+
+
+def test_gradient_accumulation_over_micro_batches():
+    batches = data(12, batch=4)
+
+    def micro(model, x, y):
+        loss = F.cross_entropy(model(x), y) / 3
+        loss.backward()
+        return loss
+
+    def update(opt):
+        opt.step()
+        opt.zero_grad()
+
+    m1, o1 = make("sgd_momentum")
+    m2, o2 = make("sgd_momentum")
+    cmicro, cupdate = h.compile(micro), h.compile(update)
+    for i, (x, y) in enumerate(batches):
+        micro(m1, x, y)
+        cmicro(m2, x, y)
+        if i % 3 == 2:
+            update(o1)
+            cupdate(o2)
+        assert_same(m1, o1, m2, o2, f"micro-batch {i}: ")
+    assert cmicro.compile_count <= 2 and cupdate.compile_count == 1
+
+
+def test_gradient_accumulation_inside_one_step():
+    batches = data()
+
+    def step(model, opt, xs, ys):
+        opt.zero_grad()
+        total = 0.0
+        for x, y in zip(xs, ys):
+            loss = F.cross_entropy(model(x), y) / len(xs)
+            loss.backward()
+            total = total + loss.detach()
+        opt.step()
+        return total
+
+    m1, o1 = make("adam")
+    m2, o2 = make("adam")
+    cstep = h.compile(step)
+    for x, y in batches:
+        xs, ys = [x[:4], x[4:]], [y[:4], y[4:]]
+        np.testing.assert_allclose(cstep(m2, o2, xs, ys).item(), step(m1, o1, xs, ys).item(),
+                                   rtol=RTOL, atol=ATOL)
+        assert_same(m1, o1, m2, o2)
+    assert cstep.compile_count <= 2
+
+
+def test_clip_grad_norm_inside_the_step():
+    clip = getattr(getattr(nn, "utils", None), "clip_grad_norm_", None)
+    if clip is None:
+        pytest.fail("hybrid.nn.utils.clip_grad_norm_ is missing")
+
+    def step(model, opt, x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        norm = clip(model.parameters(), 0.5)
+        opt.step()
+        return loss, norm
+
+    m1, o1 = make("sgd")
+    m2, o2 = make("sgd")
+    cstep = h.compile(step)
+    for x, y in data():
+        le, ne = step(m1, o1, x, y)
+        lc, nc = cstep(m2, o2, x, y)
+        np.testing.assert_allclose(arr(nc), arr(ne), rtol=RTOL, atol=ATOL)
+        assert_same(m1, o1, m2, o2)
+    assert cstep.compile_count <= 2
+
+
+def test_grad_scaled_in_place_inside_the_step():
+    def step(model, opt, x, y):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        for p in model.parameters():
+            p.grad.mul_(0.5)
+        opt.step()
+
+    m1, o1 = make("sgd_momentum")
+    m2, o2 = make("sgd_momentum")
+    cstep = h.compile(step)
+    for x, y in data():
+        step(m1, o1, x, y)
+        cstep(m2, o2, x, y)
+        assert_same(m1, o1, m2, o2)
+    assert cstep.compile_count <= 2
+
+
+def test_train_step_alternating_with_no_grad_eval():
+    batches = data()
+    m1, o1 = make("adam", dropout=0.2)
+    m2, o2 = make("adam", dropout=0.2)
+
+    def evaluate(model, x, y):
+        with h.no_grad():
+            return (model(x).argmax(1) == y).float().mean()
+
+    cstep, ceval = h.compile(zero_grad_first), h.compile(evaluate)
+    h.manual_seed(5)
+    for x, y in batches:
+        m1.train()
+        zero_grad_first(m1, o1, x, y)
+        m1.eval()
+        acc1 = evaluate(m1, x, y)
+    h.manual_seed(5)
+    for x, y in batches:
+        m2.train()
+        cstep(m2, o2, x, y)
+        m2.eval()
+        acc2 = ceval(m2, x, y)
+    np.testing.assert_allclose(arr(acc2), arr(acc1))
+    assert_same(m1, o1, m2, o2)
+    assert cstep.compile_count <= 2 and ceval.compile_count == 1
+
+
+def test_changing_learning_rate_does_not_recompile():
+    m1, o1 = make("sgd_momentum")
+    m2, o2 = make("sgd_momentum")
+    step = h.compile(zero_grad_last)
+    for i, (x, y) in enumerate(data()):
+        for o in (o1, o2):
+            o.param_groups[0]["lr"] = 0.1 * 0.8 ** i
+            o.param_groups[0]["momentum"] = 0.9 - 0.02 * i
+        zero_grad_last(m1, o1, x, y)
+        step(m2, o2, x, y)
+        assert_same(m1, o1, m2, o2, f"step {i}: ")
+    assert step.compile_count == 1
+
+
+def test_adam_betas_and_weight_decay_are_runtime_values():
+    m1, o1 = make("adamw")
+    m2, o2 = make("adamw")
+    step = h.compile(zero_grad_last)
+    for i, (x, y) in enumerate(data()):
+        for o in (o1, o2):
+            g = o.param_groups[0]
+            g["betas"] = (0.9 - 0.01 * i, 0.999 - 0.001 * i)
+            g["weight_decay"] = 0.1 + 0.01 * i
+            g["lr"] = 1e-2 / (i + 1)
+        zero_grad_last(m1, o1, x, y)
+        step(m2, o2, x, y)
+        assert_same(m1, o1, m2, o2, f"step {i}: ")
+    assert step.compile_count == 1
