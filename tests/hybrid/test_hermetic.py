@@ -1,0 +1,52 @@
+"""The test session is hermetic (tests/conftest.py): no HYBRID_* setting of the developer's
+leaks in, the compile cache is a fresh directory of this session, and the hybrid under test is
+the installed package (a wheel, or an editable install), not a source tree that shadows it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+
+import hybrid
+
+
+def test_no_hybrid_variable_but_a_fresh_cache_dir():
+    names = sorted(k for k in os.environ if k.startswith("HYBRID_"))
+    assert names == ["HYBRID_CACHE_DIR"]
+    cache = os.environ["HYBRID_CACHE_DIR"]
+    assert os.path.basename(cache).startswith("hybrid-test-cache-")
+    assert os.path.dirname(cache) == tempfile.gettempdir()
+    assert hybrid.config.cache_dir == cache
+    assert hybrid.config.backend == "native" and hybrid.config.recompile_limit == 8
+    assert not hybrid.config.log_recompiles and not hybrid.config.log_graphs
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _resolve(path: list) -> str | None:
+    """Where `import hybrid` would load from with this sys.path (ignoring the loaded module)."""
+    saved = list(sys.path)
+    sys.path[:] = path
+    try:
+        for finder in sys.meta_path:
+            spec = finder.find_spec("hybrid", None) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                return spec.origin if spec.origin not in (None, "namespace") else None
+        return None
+    finally:
+        sys.path[:] = saved
+
+
+def test_the_installed_package_is_imported():
+    """hybrid comes from the installed package when one exists (the source root is then off
+    sys.path); from the source root only when nothing is installed."""
+    without_root = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
+    installed = _resolve(without_root)
+    if installed is not None:
+        assert os.path.samefile(installed, hybrid.__file__)
+        assert len(without_root) == len(sys.path)  # conftest took the root off
+    else:
+        assert os.path.dirname(os.path.dirname(os.path.abspath(hybrid.__file__))) == ROOT
