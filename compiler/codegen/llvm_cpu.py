@@ -178,8 +178,9 @@ class _Fn:
         flag and reads or writes element 0 instead, so memory stays safe until the caller
         raises (eager raises at once)."""
         b = self.b
-        if dtype is not DType.int64:
-            idx = b.sext(idx, I64) if dtype is DType.int32 else b.zext(idx, I64)
+        if dtype is not DType.int64:  # signed indices keep their sign (a negative one fails)
+            signed = dtype.is_integer and dtype is not DType.uint8
+            idx = b.sext(idx, I64) if signed else b.zext(idx, I64)
         ok = b.icmp_unsigned("<", idx, ir.Constant(I64, n))
         self.record(max(site, 1), b.not_(ok))
         return b.select(ok, idx, ir.Constant(I64, 0))
