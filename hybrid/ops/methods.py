@@ -21,16 +21,21 @@ from hybrid.ops.core import STATE
 
 def _new_factory(fill: Any):
     def method(self, *size, dtype=None, device=None, requires_grad=False, **kw):
-        opts = dict(dtype=dtype or self.dtype, device=device or self.device,
+        if "size" in kw:
+            size = (kw.pop("size"),)
+        if kw:
+            raise errors.DTypeError(
+                errors.at_user(f"new_{fill.__name__}: unexpected arguments {sorted(kw)}"))
+        return fill(*size, dtype=dtype or self.dtype, device=device or self.device,
                     requires_grad=requires_grad)
-        if fill == "full":
-            (shape, value), rest = (size[0], size[1]), size[2:]
-            if rest:
-                raise errors.ShapeError(errors.at_user("new_full: expects (size, fill_value)"))
-            return cr.full(shape, value, **opts)
-        return fill(*size, **opts)
 
     return method
+
+
+def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A tensor of `size` filled with `fill_value`, with this tensor's dtype and device."""
+    return cr.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                   requires_grad=requires_grad)
 
 
 def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
@@ -96,7 +101,7 @@ def bind(Tensor: Any) -> None:  # noqa: N803
     Tensor.new_zeros = _new_factory(cr.zeros)
     Tensor.new_ones = _new_factory(cr.ones)
     Tensor.new_empty = _new_factory(cr.empty)
-    Tensor.new_full = _new_factory("full")
+    Tensor.new_full = new_full
     Tensor.new_tensor = new_tensor
     Tensor.byte = lambda self: ew.cast(self, DType.uint8)
     Tensor.char = lambda self: ew.cast(self, DType.int8)
