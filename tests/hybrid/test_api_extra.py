@@ -224,6 +224,15 @@ def test_ops_match_torch() -> None:
            lambda c, a, b: torch.baddbmm(c, a, b, beta=0.5, alpha=2),
            RNG.standard_normal((2, 3, 2)), RNG.standard_normal((2, 3, 4)),
            RNG.standard_normal((2, 4, 2)))
+    oracle(lambda c, a, b: hybrid.addbmm(c, a, b, beta=2, alpha=0.5),
+           lambda c, a, b: torch.addbmm(c, a, b, beta=2, alpha=0.5),
+           RNG.standard_normal((3, 2)), RNG.standard_normal((2, 3, 4)),
+           RNG.standard_normal((2, 4, 2)))
+    oracle(lambda c, a, b: hybrid.addmv(c, a, b), lambda c, a, b: torch.addmv(c, a, b),
+           RNG.standard_normal(4), x, RNG.standard_normal(5))
+    oracle(hybrid.msort, torch.msort, x)
+    np.testing.assert_array_equal(hybrid.argsort(t64(x), 0).numpy(),
+                                  torch.argsort(torch.tensor(x), 0).numpy())
     oracle(lambda c, a, b: hybrid.addmm(c, a, b, beta=0, alpha=1.5),
            lambda c, a, b: torch.addmm(c, a, b, beta=0, alpha=1.5), x[:, :2], x, y.T.copy()[:, :2])
     for p_, dim in [("fro", None), (1, 1), (3, 0), (math.inf, None), (-math.inf, 1), (2, (0, 1))]:

@@ -169,6 +169,8 @@ def test_new_factories_take_the_tensors_dtype_and_device() -> None:
         assert y.dtype is hybrid.float64 and y.shape == (2, 3) and y.device == x.device, name
         assert (y.numpy() == fill).all(), name
     assert x.new_zeros(2, dtype=hybrid.int16).dtype is hybrid.int16
+    assert x.new_full((2,), fill_value=3).tolist() == [3.0, 3.0]
+    assert x.new_zeros(size=(1, 2)).shape == (1, 2) and x.new_ones([3]).shape == (3,)
     assert x.new_ones(3, requires_grad=True).requires_grad
     t = x.new_tensor([1, 2])
     assert t.dtype is hybrid.float64 and t.tolist() == [1.0, 2.0] and not t.requires_grad
