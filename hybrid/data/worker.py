@@ -70,7 +70,12 @@ class ExceptionWrapper:
             exc = cls(msg)
         except Exception:
             raise RuntimeError(msg) from None
-        raise exc
+        try:
+            raise exc
+        finally:
+            # NOTE: no frame -> exception -> traceback -> frame cycle: the iterator (and its
+            # workers) is freed as soon as the caller drops the exception, without waiting for gc.
+            del exc
 
 
 class _KeyErrorMessage(str):

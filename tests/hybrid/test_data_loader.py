@@ -357,6 +357,8 @@ def test_worker_exception_shows_the_worker_traceback():
     assert "Original Traceback (most recent call last)" in msg
     assert "in __getitem__" in msg and "bad sample 7" in msg and "test_data_loader.py" in msg
     assert got == [[0, 1], [2, 3], [4, 5]]  # batches before the failing one, in order
+    del info
+    assert multiprocessing.active_children() == []  # freed with the exception, no gc needed
 
 
 class Ragged(D.Dataset):
@@ -374,6 +376,7 @@ def test_collate_error_in_a_worker_names_the_users_line():
     assert msg.startswith("Caught ShapeError in DataLoader worker process 0.")
     assert "sample['image']: shape [3, 4] in sample 0 and [3, 5] in sample 1" in msg
     assert re.search(r" at test_data_loader\.py:\d+$", msg) and "process.py" not in msg
+    del info  # the traceback holds the iterator: dropping it shuts the workers down
 
 
 class Dies(D.Dataset):
