@@ -138,6 +138,8 @@ def test_collate_errors_name_the_element_and_shapes():
         D.default_collate([{"x": 1}, {"y": 2}])
     with pytest.raises(hybrid.ShapeError, match="equal size"):
         D.default_collate([[1, 2], [1]])
+    with pytest.raises(hybrid.ShapeError, match="non-empty list of samples"):
+        D.default_collate([])
 
 
 class ArrayIntDataset(D.Dataset):
@@ -270,6 +272,11 @@ def test_iterable_dataset_sharded_by_worker(num_workers):
     assert all(len(b) == 4 for b in dropped)
     with pytest.raises(hybrid.ShapeError, match="IterableDataset gives its own order"):
         D.DataLoader(Shards(0, 4), shuffle=True)
+    chained = Shards(0, 3) + Shards(10, 12)
+    assert isinstance(chained, D.ChainDataset) and len(chained) == 5
+    assert list(chained) == [0, 1, 2, 10, 11]
+    with pytest.raises(hybrid.HybridError, match="use ChainDataset"):
+        D.ConcatDataset([Shards(0, 3)])
 
 
 def test_persistent_workers_restart_an_iterable_dataset_each_epoch():
