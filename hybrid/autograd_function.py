@@ -11,7 +11,6 @@ once with every output's gradient (as PyTorch does)."""
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import Any
 
 import numpy as np
@@ -178,8 +177,10 @@ def _apply(cls: type, args: tuple, kwargs: dict) -> Any:
         for k in diff:
             outs[k]._rg = True
             outs[k]._node = FunctionNode(OUTPUT, (bundle,), {"cls": cls, "index": k}, None)
-    if STATE.tracer is not None:
-        _note_traced(STATE.tracer)
+    if STATE.tracer is not None:  # for the backward of the compiled call (see that module)
+        from hybrid.autograd_function_compiled import note
+
+        note(STATE.tracer, cls, args, kwargs, outs, inputs)
     return tuple(outs) if is_tuple else outs[0]
 
 
@@ -310,41 +311,6 @@ def _once_vjp(g: Any, node: Node) -> tuple:
     raise errors.AutogradError(errors.at_user(
         "trying to differentiate twice a function whose backward is @once_differentiable; "
         "remove the decorator if its backward is written with differentiable tensor ops"))
-
-
-# --- compiled calls -----------------------------------------------------------------------------
-
-_TRACED: weakref.WeakSet = weakref.WeakSet()  # traced graphs that hold a custom function
-
-
-def _note_traced(tracer: Any) -> None:
-    _TRACED.add(tracer.graph)
-    _guard_compiled_calls()
-
-
-def _guard_compiled_calls() -> None:
-    """Backward through a compiled call replays its graph's primitives, which would silently
-    differentiate the custom forward instead of calling the user's backward: refuse that."""
-    from hybrid.compile_backward import COMPILED_CALL
-    from hybrid.ops.vjp import VJP
-
-    inner = VJP.get(COMPILED_CALL)  # type: ignore[call-overload]
-    if inner is None or getattr(inner, "_guarded", False):
-        return
-
-    def guarded(g: Any, node: Node) -> tuple:
-        entry = node.attrs["record"].entry
-        stages = getattr(entry, "stages", None) or []
-        if stages and stages[0].graph in _TRACED:
-            raise errors.AutogradError(errors.at_user(
-                "backward through a compiled call whose graph uses a custom autograd.Function is "
-                "not supported (its backward would not be called); call loss.backward() inside "
-                "the compiled function (a whole compiled training step), or call the function "
-                "eagerly"))
-        return inner(g, node)
-
-    guarded._guarded = True  # type: ignore[attr-defined]
-    VJP[COMPILED_CALL] = guarded  # type: ignore[index]
 
 
 def register() -> None:

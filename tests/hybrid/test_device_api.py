@@ -114,3 +114,15 @@ def test_variable_is_a_thin_alias():
     tv = torch.autograd.Variable(torch.tensor([1.0, 2.0]), requires_grad=True)
     (tv * tv).sum().backward()
     np.testing.assert_allclose(v.grad.numpy(), tv.grad.numpy())
+
+
+def test_accelerator_and_backends():
+    assert hybrid.accelerator.is_available() == hybrid.cuda.is_available()
+    if NO_GPU:
+        assert hybrid.accelerator.current_accelerator() is None
+        assert hybrid.accelerator.device_count() == 0
+    device = (hybrid.accelerator.current_accelerator().type
+              if hybrid.accelerator.is_available() else "cpu")
+    assert hybrid.zeros(2, device=device).device.type == device
+    assert hybrid.backends.mps.is_available() is False
+    hybrid.backends.cudnn.deterministic = True  # accepted, as scripts set it
