@@ -3,8 +3,9 @@
 Eagerly the order (indices) is computed by numpy/CuPy and the values are picked from the input
 with the `gather` composite, so gradients flow through them as in PyTorch. Inside
 @hybrid.compile, sort/argsort/msort/topk/kthvalue are composed of primitives (hybrid/ops/
-sort_traced.py: comparison counts, O(n^2) per row) and give the same order; unique, bincount and
-histc (data-dependent shapes or ranges) raise a TraceError that says to run them eagerly."""
+sort_traced.py: comparison counts, O(n^2) per row) and give the same order, and histc is a count
+of bin comparisons; unique, bincount and nonzero (data-dependent shapes) raise a TraceError that
+says to run them eagerly."""
 
 from __future__ import annotations
 
@@ -179,6 +180,8 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Any:
 def histc(x: Any, bins: int = 100, min: float = 0, max: float = 0) -> Any:  # noqa: A002
     """A histogram of `bins` equal bins over [min, max] (the data's range when both are 0);
     values outside are ignored. Not differentiable."""
+    if STATE.tracer is not None:
+        return _histc_traced(x, bins, min, max)
     (v,) = eager_only("histc", x)
     if not x.dtype.is_floating:
         raise errors.DTypeError(
@@ -227,3 +230,28 @@ def masked_select(x: Any, mask: Any) -> Any:
     eager_only("masked_select", x, mask)
     xb, mb = sh.broadcast_tensors(x, mask)
     return xb[mb]
+
+
+def _histc_traced(x: Any, bins: int, lo: float, hi: float) -> Any:
+    """histc of primitives (the eager float64 bin rule; the data's range computed in the graph)."""
+    from hybrid.ops import elementwise as ew
+    from hybrid.ops import reduce as rd
+    from hybrid.ops.creation import iota
+
+    if not x.dtype.is_floating or bins <= 0 or float(lo) > float(hi):
+        raise errors.ShapeError(
+            errors.at_user(f"histc: needs a floating tensor, bins > 0 and min <= max (got "
+                           f"{x.dtype.name}, bins={bins}, min={lo}, max={hi})"))
+    f = ew.cast(sh.reshape(x, (-1,)), DType.float64)
+    if float(lo) == float(hi) and f.shape[0]:
+        lo_t, hi_t = rd.amin(f), rd.amax(f)
+        same = lo_t == hi_t
+        lo_t, hi_t = ew.where(same, lo_t - 1, lo_t), ew.where(same, hi_t + 1, hi_t)
+    else:
+        a, b = (float(lo) - 1, float(hi) + 1) if float(lo) == float(hi) else (lo, hi)
+        lo_t, hi_t = ew.scalar(float(a), DType.float64, f), ew.scalar(float(b), DType.float64, f)
+    inside = (f >= lo_t) & (f <= hi_t)
+    pos = ew.minimum(ew.cast(ew.floor((f - lo_t) * bins / (hi_t - lo_t)), DType.int64), bins - 1)
+    hit = sh.unsqueeze(pos, 1) == iota((f.shape[0], bins), 1, DType.int64, like=f)
+    counts = rd.sum(ew.logical_and(hit, sh.unsqueeze(inside, 1)), 0)
+    return ew.cast(counts, x.dtype)

@@ -352,7 +352,7 @@ def test_linalg_decompositions() -> None:
 
 
 def test_eager_only_ops_raise_under_compile_and_fall_back() -> None:
-    for name, fn in [("linalg.inv", lambda a: linalg.inv(a)), ("histc", lambda a: a.histc(4)),
+    for name, fn in [("linalg.inv", lambda a: linalg.inv(a)),
                      ("unique", lambda a: hybrid.unique(a)), ("nonzero", lambda a: a.nonzero()),
                      ("bincount", lambda a: (a > 0).long().reshape(-1).bincount()),
                      ("linalg.solve", lambda a: linalg.solve(a, a))]:
@@ -361,3 +361,19 @@ def test_eager_only_ops_raise_under_compile_and_fall_back() -> None:
         with pytest.warns(RuntimeWarning, match="running eagerly"):
             got = hybrid.compile(fn, fallback="eager")(t64(A))
         np.testing.assert_allclose(got.numpy(), fn(t64(A)).numpy())
+
+
+@pytest.mark.usefixtures("compiled_backend")
+def test_histc_compiles_with_eagers_bins() -> None:
+    data = np.concatenate([RNG.standard_normal(40), [0.0, 1.0, -1.0, 2.0, np.nan]])
+    for kw in [{}, {"bins": 7}, {"bins": 5, "min": -1, "max": 1}, {"bins": 4, "min": 0, "max": 3},
+               {"bins": 3, "min": 2, "max": 2}]:
+        for dt in (hybrid.float32, hybrid.float64):
+            x = hybrid.tensor(data if kw else np.nan_to_num(data), dtype=dt)
+            got = hybrid.compile(lambda a: a.histc(**kw))(x)
+            want = x.histc(**kw)
+            assert got.dtype is dt
+            np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=str(kw))
+    same = hybrid.full((4,), 2.5)
+    np.testing.assert_array_equal(hybrid.compile(lambda a: a.histc(4))(same).numpy(),
+                                  same.histc(4).numpy())
