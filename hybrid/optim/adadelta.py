@@ -7,7 +7,7 @@ from typing import Any
 
 from hybrid.ops import elementwise as ew
 from hybrid.ops.creation import zeros_like
-from hybrid.optim.optimizer import Optimizer, check, check_lr, hp, step_tensor
+from hybrid.optim.optimizer import Optimizer, check, check_lr, hp, step_tensor, torch_flags
 from hybrid.tensor import Tensor
 
 __all__ = ["Adadelta"]
@@ -18,8 +18,10 @@ class Adadelta(Optimizer):
     sqrt(square_avg + eps) * g; acc_delta = rho * acc_delta + (1 - rho) delta^2; p -= lr * delta."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9,
-                 eps: float = 1e-6, weight_decay: float = 0.0, *,
-                 maximize: bool = False) -> None:
+                 eps: float = 1e-6, weight_decay: float = 0.0, foreach: bool | None = None, *,
+                 capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        torch_flags("Adadelta", foreach, capturable, differentiable)
         defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
                     "maximize": maximize}
         super().__init__(params, defaults)

@@ -7,7 +7,15 @@ from typing import Any
 
 from hybrid.ops import elementwise as ew
 from hybrid.ops.creation import full_like
-from hybrid.optim.optimizer import Optimizer, as_param_dtype, check, check_lr, hp, step_tensor
+from hybrid.optim.optimizer import (
+    Optimizer,
+    as_param_dtype,
+    check,
+    check_lr,
+    hp,
+    step_tensor,
+    torch_flags,
+)
 from hybrid.tensor import Tensor
 
 __all__ = ["Adagrad"]
@@ -18,7 +26,9 @@ class Adagrad(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *, maximize: bool = False) -> None:
+                 eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        torch_flags("Adagrad", foreach, False, differentiable, fused)
         defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
                     "initial_accumulator_value": initial_accumulator_value,
                     "maximize": maximize}

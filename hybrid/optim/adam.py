@@ -7,23 +7,36 @@ from typing import Any
 
 from hybrid.ops import elementwise as ew
 from hybrid.ops.creation import zeros_like
-from hybrid.optim.optimizer import Optimizer, as_param_dtype, check, check_lr, hp, step_tensor
+from hybrid.optim.optimizer import (
+    Optimizer,
+    as_param_dtype,
+    check,
+    check_lr,
+    hp,
+    step_tensor,
+    torch_flags,
+)
 from hybrid.tensor import Tensor
 
 __all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with PyTorch's bias corrections, L2 weight decay and amsgrad."""
+    """Adam (Kingma & Ba) with PyTorch's bias corrections, L2 weight decay (decoupled, as AdamW,
+    with decoupled_weight_decay=True) and amsgrad."""
 
     _decoupled = False
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False) -> None:
+        torch_flags(type(self).__name__, foreach, capturable, differentiable, fused)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                    "amsgrad": amsgrad, "maximize": maximize}
+                    "amsgrad": amsgrad, "maximize": maximize,
+                    "decoupled_weight_decay": decoupled_weight_decay or self._decoupled}
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -47,7 +60,7 @@ class Adam(Optimizer):
             g = -g
         if group["weight_decay"] != 0:
             wd = hp(group, "weight_decay", p)
-            if self._decoupled:
+            if group.get("decoupled_weight_decay", self._decoupled):
                 p.mul_(1 - lr * wd)
             else:
                 g = g + p * wd
@@ -76,5 +89,8 @@ class AdamW(Adam):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)

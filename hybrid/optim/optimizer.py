@@ -88,6 +88,10 @@ class Optimizer:
         group = dict(param_group)
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
+        if params and all(isinstance(p, tuple) and len(p) == 2 for p in params):
+            # model.named_parameters(), as PyTorch accepts: the names go to 'param_names'
+            group["param_names"] = [n for n, _ in params]
+            params = [p for _, p in params]
         for p in params:
             if not isinstance(p, Tensor):
                 raise errors.DTypeError(
@@ -242,6 +246,17 @@ class Optimizer:
                                    f"{list(value.shape)}, the parameter's is {list(mine.shape)}")
                 )
             mine.copy_(value)
+
+
+def torch_flags(name: str, foreach: bool | None = None, capturable: bool = False,
+                differentiable: bool = False, fused: bool | None = None) -> None:
+    """Accept PyTorch's implementation switches: every hybrid optimizer is one tensor program
+    (as foreach), capturable (step counts are tensors) and traceable; `differentiable` is not
+    supported."""
+    if differentiable:
+        raise errors.AutogradError(errors.at_user(
+            f"{name}(differentiable=True) is not supported: hybrid's optimizer steps run under "
+            "no_grad; write the update with tensor ops yourself to differentiate through it"))
 
 
 def check(name: str, ok: bool, value: Any) -> None:

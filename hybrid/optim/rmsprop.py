@@ -7,7 +7,7 @@ from typing import Any
 
 from hybrid.ops import elementwise as ew
 from hybrid.ops.creation import zeros_like
-from hybrid.optim.optimizer import Optimizer, check, check_lr, hp, step_tensor
+from hybrid.optim.optimizer import Optimizer, check, check_lr, hp, step_tensor, torch_flags
 from hybrid.tensor import Tensor
 
 __all__ = ["RMSprop"]
@@ -19,7 +19,10 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False, *, maximize: bool = False) -> None:
+                 centered: bool = False, capturable: bool = False,
+                 foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        torch_flags("RMSprop", foreach, capturable, differentiable)
         defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                     "momentum": momentum, "centered": centered, "maximize": maximize}
         super().__init__(params, defaults)

@@ -8,7 +8,7 @@ from typing import Any
 from hybrid import errors
 from hybrid.ops import elementwise as ew
 from hybrid.ops.creation import zeros_like
-from hybrid.optim.optimizer import Optimizer, check, check_lr, hp, step_tensor
+from hybrid.optim.optimizer import Optimizer, check, check_lr, hp, step_tensor, torch_flags
 from hybrid.tensor import Tensor
 
 __all__ = ["SGD"]
@@ -20,7 +20,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False) -> None:
+                 *, maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        torch_flags("SGD", foreach, False, differentiable, fused)
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                     "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
         super().__init__(params, defaults)

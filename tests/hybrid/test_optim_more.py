@@ -233,3 +233,31 @@ def test_momentum_turned_on_later_creates_its_buffer_eagerly(data):
 def test_invalid_hyperparameters(cls, kw, match):
     with pytest.raises(hybrid.HybridError, match=match):
         cls([leaf(np.ones(2))], **kw)
+
+
+def test_pytorch_implementation_switches_are_accepted(data):
+    p0, grads = data
+    a, _ = run(optim.Adam, p0, grads, lr=0.01, foreach=False, capturable=True, fused=None)
+    b, _ = run(optim.Adam, p0, grads, lr=0.01)
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    for cls in (optim.SGD, optim.RMSprop, optim.Adagrad, optim.Adadelta, optim.AdamW):
+        cls([leaf(p0)], foreach=True)
+        with pytest.raises(hybrid.HybridError, match=r"differentiable=True\) is not supported"):
+            cls([leaf(p0)], differentiable=True)
+
+
+def test_named_parameters_are_accepted():
+    model = hybrid.nn.Linear(3, 2)
+    opt = optim.Adam(model.named_parameters(), lr=0.1)
+    assert opt.param_groups[0]["params"] == list(model.parameters())
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
+
+
+def test_adam_decoupled_weight_decay_is_adamw(data):
+    p0, grads = data
+    a, _ = run(optim.Adam, p0, grads, lr=0.01, weight_decay=0.3, decoupled_weight_decay=True)
+    b, _ = run(optim.AdamW, p0, grads, lr=0.01, weight_decay=0.3)
+    c, _ = run(optim.Adam, p0, grads, lr=0.01, weight_decay=0.3)
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    assert not np.allclose(a.detach().numpy(), c.detach().numpy())
