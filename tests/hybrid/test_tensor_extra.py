@@ -110,6 +110,16 @@ def test_new_integer_dtypes_store_convert_and_wrap_as_pytorch() -> None:
     assert x.short().tolist() == [1, -2, 300] and hybrid.short is hybrid.int16
 
 
+def test_new_integer_dtypes_save_load_and_print(tmp_path) -> None:
+    path = str(tmp_path / "ints.safetensors")
+    data = {d.name: hybrid.tensor(np.array([[1, 2], [3, 4]])).to(d) for d in NEW_INTS}
+    hybrid.save(data, path)
+    back = hybrid.load(path)
+    for name, t in data.items():
+        assert back[name].dtype is t.dtype and back[name].tolist() == t.tolist()
+        assert f"dtype=hybrid.{name}" in repr(t)
+
+
 def test_promotion_table_matches_torch() -> None:
     torch = pytest.importorskip("torch")
     for a in ALL:
