@@ -3,7 +3,6 @@ with torch.utils.data.DataLoader's arguments and semantics."""
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -146,6 +145,8 @@ class DataLoader:
         return self.batch_sampler if self._auto_collation else self.sampler
 
     def _mp_context(self) -> Any:
+        import multiprocessing
+
         ctx = self.multiprocessing_context
         if ctx is None:
             # NOTE: fork on Linux as PyTorch (workers share the dataset's memory, start fast);

@@ -3,7 +3,6 @@ and sending them to the main process as numpy arrays (never pickled Tensor objec
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue
 import random
@@ -216,6 +215,8 @@ def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
     global _worker_info, _worker_frame
     if from_main_thread:
         _die_with_parent(parent_pid)
+    import multiprocessing
+
     parent = multiprocessing.parent_process()
     _reuse_freed_memory()
     _worker_frame = errors.user_location()
