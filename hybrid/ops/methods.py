@@ -47,6 +47,8 @@ def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
 
 def _lifted_outside(x: Any) -> bool:
     """True inside a trace when x existed before it (its storage keeps its shape)."""
+    # NOTE: reads Tracer._by_id (the lifted tensors), which hybrid/tracing.py keeps; a tensor not
+    # lifted yet still holds its array, which is how one from before the trace looks.
     tracer = STATE.tracer
     return tracer is not None and (not getattr(x._value, "traced", False)
                                    or id(x) in getattr(tracer, "_by_id", {}))
