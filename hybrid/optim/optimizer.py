@@ -146,6 +146,15 @@ class Optimizer:
             t = state[key]
         return t
 
+    def _ensure_state(self, group: dict[str, Any]) -> None:
+        """Create, eagerly, the state a changed hyperparameter of `group` now needs (called by
+        schedulers that turn momentum on, so that a compiled step finds it)."""
+        with no_grad():
+            for p in group["params"]:
+                state = self.state.setdefault(p, {})
+                for k, v in self._init_state(p, group).items():
+                    state.setdefault(k, v)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all optimized parameters (to None by default)."""
         for group in self.param_groups:

@@ -105,19 +105,23 @@ def test_compile_count_zero_grad_first(opt_name, monkeypatch):
     assert compiled.cache_size() <= 2
 
 
-_ORIGINAL: dict[int, dict] = {}
+def varying():
+    """An `each` for run_both: new values of every numeric hyperparameter at each call (never
+    crossing zero), scaled from the values the groups started with."""
+    first: dict[int, tuple[dict, dict]] = {}  # id(group) -> (group, its first values)
 
+    def each(i, opt):
+        for g in opt.param_groups:
+            start = first.setdefault(id(g), (g, dict(g)))[1]
+            g["lr"] = start["lr"] * (0.8 + 0.05 * i)
+            for key in ("momentum", "weight_decay", "eps", "alpha", "rho", "lr_decay",
+                        "dampening"):
+                if key in g and g[key] != 0:
+                    g[key] = start[key] * (1 - 0.03 * i)
+            if "betas" in g:
+                g["betas"] = (0.9 - 0.02 * i, 0.999 - 0.001 * i)
 
-def _vary(i, opt):
-    """New values of every numeric hyperparameter at each call (never crossing zero)."""
-    for g in opt.param_groups:
-        first = _ORIGINAL.setdefault(id(g), dict(g))
-        g["lr"] = first["lr"] * (0.8 + 0.05 * i)
-        for key in ("momentum", "weight_decay", "eps", "alpha", "rho", "lr_decay", "dampening"):
-            if key in g and g[key] != 0:
-                g[key] = first[key] * (1 - 0.03 * i)
-        if "betas" in g:
-            g["betas"] = (0.9 - 0.02 * i, 0.999 - 0.001 * i)
+    return each
 
 
 @pytest.mark.usefixtures("compiled_backend")
@@ -126,7 +130,7 @@ def _vary(i, opt):
                                       "adadelta"])
 def test_hyperparameters_changed_between_calls(opt_name):
     """lr, momentum, betas, weight_decay, eps, ... changed before every call: compiled = eager."""
-    run_both(opt_name, each=_vary)
+    run_both(opt_name, each=varying())
 
 
 @pytest.mark.compile_count
@@ -136,7 +140,7 @@ def test_hyperparameters_changed_between_calls(opt_name):
 def test_compile_count_hyperparameters_changed(opt_name, monkeypatch):
     """Issue 7 item 2: changing hyperparameters between calls never recompiles."""
     monkeypatch.setattr(h.config, "backend", "interpreter")
-    compiled = run_both(opt_name, each=_vary)
+    compiled = run_both(opt_name, each=varying())
     assert compiled.cache_size() <= 2
 
 
@@ -182,6 +186,24 @@ def test_lr_scheduler_drives_a_compiled_step(sched):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     if sched != "plateau":
         assert compiled.cache_size() <= 2, "compile_count: a schedule recompiled the step"
+
+
+def test_one_cycle_turns_on_sgd_momentum_before_the_trace():
+    """SGD(momentum=0) + OneCycleLR (cycling momentum): the buffers exist before the compiled
+    step traces, and the run matches eager."""
+    runs = []
+    for compile_it in (False, True):
+        model, opt = make("sgd")
+        assert opt.state[next(iter(model.parameters()))] == {}
+        sched = lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=STEPS)
+        assert "momentum_buffer" in opt.state[next(iter(model.parameters()))]
+        fn = h.compile(train_step) if compile_it else train_step
+        for x, y in batches():
+            fn(model, opt, x, y)
+            sched.step()
+        runs.append([arr(p) for p in model.parameters()])
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
 def test_native_fused_kernel_reads_state_before_its_update(monkeypatch):

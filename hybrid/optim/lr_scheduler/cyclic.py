@@ -76,11 +76,14 @@ def _uses_beta1(name: str, optimizer: Optimizer) -> bool:
     return "betas" in optimizer.defaults
 
 
-def _set_momentum(group: dict[str, Any], value: float, beta1: bool) -> None:
+def _set_momentum(optimizer: Optimizer, group: dict[str, Any], value: float, beta1: bool) -> None:
     if beta1:
         group["betas"] = (value, *group["betas"][1:])
-    else:
-        group["momentum"] = value
+        return
+    was = group["momentum"]
+    group["momentum"] = value
+    if was == 0 and value != 0:  # e.g. SGD(momentum=0): its buffers must exist before a trace
+        optimizer._ensure_state(group)
 
 
 class OneCycleLR(LRScheduler):
@@ -140,7 +143,7 @@ class OneCycleLR(LRScheduler):
             bottoms = per_group(name, "base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
                 for group, top, bottom in zip(optimizer.param_groups, tops, bottoms):
-                    _set_momentum(group, top, self.use_beta1)
+                    _set_momentum(optimizer, group, top, self.use_beta1)
                     group["max_momentum"], group["base_momentum"] = top, bottom
         super().__init__(optimizer, last_epoch)
 
@@ -164,7 +167,7 @@ class OneCycleLR(LRScheduler):
                     lrs.append(self._anneal(group[lr0], group[lr1], pct))
                     if self.cycle_momentum:
                         m = self._anneal(group[m0], group[m1], pct)
-                        _set_momentum(group, m, self.use_beta1)
+                        _set_momentum(self.optimizer, group, m, self.use_beta1)
                     break
                 start = end
         return lrs
@@ -209,7 +212,7 @@ class CyclicLR(LRScheduler):
             if last_epoch == -1:
                 for top, bottom, group in zip(self.max_momentums, self.base_momentums,
                                               optimizer.param_groups):
-                    _set_momentum(group, top, self.use_beta1)
+                    _set_momentum(optimizer, group, top, self.use_beta1)
                     group["max_momentum"], group["base_momentum"] = top, bottom
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
@@ -234,7 +237,8 @@ class CyclicLR(LRScheduler):
         if self.cycle_momentum:
             for group, bottom, top in zip(self.optimizer.param_groups, self.base_momentums,
                                           self.max_momentums):
-                _set_momentum(group, top - (top - bottom) * frac * scale, self.use_beta1)
+                m = top - (top - bottom) * frac * scale
+                _set_momentum(self.optimizer, group, m, self.use_beta1)
         return lrs
 
     def state_dict(self) -> dict[str, Any]:
