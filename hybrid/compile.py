@@ -33,6 +33,11 @@ from hybrid.ops.core import STATE
 from hybrid.tensor import _TENSOR_CLASSES
 
 
+# NOTE: tracing swaps the arrays of the tensors it reads for graph values while it runs, so two
+# traces at once could see each other's; compiling is rare, so one lock serialises it.
+_COMPILE_LOCK = threading.RLock()
+
+
 class RecompileWarning(UserWarning):
     """A compiled function keeps being recompiled because some argument keeps changing."""
 
@@ -56,7 +61,6 @@ class CompiledFunction:
         self._warned_budget = False
         self._compiles = 0
         self._changes: dict[str, int] = {}  # part of the key -> recompiles it caused
-        self._lock = threading.RLock()
         self.last_entry: Entry | None = None
 
     # --- calling -------------------------------------------------------------------------------
@@ -81,7 +85,7 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         if STATE.tracer is not None:  # called from inside another trace: inline it
             return self.fn(*args, **kwargs)
-        with self._lock:  # concurrent first calls compile once
+        with _COMPILE_LOCK:  # concurrent first calls compile once; one trace at a time
             entries = self._cache.get(key)
             if entries is not None and entries is not stale:
                 for entry in entries:

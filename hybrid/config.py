@@ -45,6 +45,9 @@ class Config:
 
     @verify.setter
     def verify(self, on: bool) -> None:
+        from hybrid.ops import core
+
+        core._VERIFY = bool(on)  # threads started later
         STATE.verify = bool(on)
 
 

@@ -4,6 +4,7 @@ trace, and record it on the autograd tape. Every frontend op goes through `apply
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,18 @@ ndarray = np.ndarray
 NP = impls(np)
 
 
-class _State:
-    """Process-wide dispatch state (thread-unsafe by design, like PyTorch's grad mode per thread)."""
+_VERIFY = os.environ.get("HYBRID_VERIFY", "") not in ("", "0")
 
-    grad = True  # grad mode: record ops on the tape
-    tracer: Any = None  # the active trace, or None (eager)
-    fast = True  # eager numpy fast paths allowed (no trace active)
-    verify = os.environ.get("HYBRID_VERIFY", "") not in ("", "0")
+
+class _State(threading.local):
+    """Dispatch state, one per thread as PyTorch's grad mode: a trace on one thread never
+    records (or changes the grad mode of) another thread's eager ops."""
+
+    def __init__(self) -> None:
+        self.grad = True  # grad mode: record ops on the tape
+        self.tracer: Any = None  # this thread's active trace, or None (eager)
+        self.fast = True  # eager numpy fast paths allowed (no trace active)
+        self.verify = _VERIFY  # HYBRID_VERIFY / hybrid.config.verify (see set_verify)
 
 
 STATE = _State()

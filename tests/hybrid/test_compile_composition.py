@@ -1,0 +1,225 @@
+"""Compiled calls inside eager programs: gradients flow from a compiled call back into the eager
+graph that made its inputs; a compiled submodule or cell trains exactly like eager; recompile
+storms warn once; a program that depends on Python state outside the key is caught; threads."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import hybrid as h
+import hybrid.nn as nn
+import hybrid.nn.functional as F
+from hybrid.compile_trace import TraceStabilityWarning
+
+
+@pytest.fixture(autouse=True)
+def _native():
+    prev = h.config.backend
+    h.config.backend = "native"
+    yield
+    h.config.backend = prev
+
+
+def a(t):
+    return t.detach().numpy()
+
+
+def test_gradient_flows_into_the_eager_graph_of_an_input():
+    scale = nn.Parameter(h.full((3,), 2.0))
+    block = h.compile(lambda v: (v * v).sum())
+    x = h.tensor([1.0, 2.0, 3.0])
+    loss = block(x * scale)  # the input carries eager history through `scale`
+    loss.backward()
+    # d/dscale sum((x*scale)^2) = 2 x^2 scale
+    np.testing.assert_allclose(a(scale.grad), 2 * np.array([1, 4, 9.0]) * 2.0, rtol=1e-6)
+
+
+def _cell_params():
+    h.manual_seed(3)
+    return nn.Linear(4, 5), nn.Linear(5, 5)
+
+
+def test_compiled_cell_in_an_eager_loop_trains_with_bptt():
+    def cell(inp, hid, wx, wh):
+        return h.tanh(wx(inp) + wh(hid))
+
+    xs = [h.randn(2, 4) for _ in range(6)]
+    results = []
+    for compiled in (False, True):
+        wx, wh = _cell_params()
+        step = h.compile(cell) if compiled else cell
+        hid = h.zeros(2, 5)
+        for x in xs:
+            hid = step(x, hid, wx, wh)
+        hid.pow(2).sum().backward()
+        results.append([a(p.grad) for p in (*wx.parameters(), *wh.parameters())])
+        if compiled:
+            assert step.compile_count <= 2  # first step: hid has no history yet
+    for ge, gc in zip(*results):
+        np.testing.assert_allclose(gc, ge, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_module_inside_an_eager_training_loop_trains_like_eager():
+    def run(compiled):
+        h.manual_seed(0)
+        body = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 8))
+        head = nn.Linear(8, 3)
+        fast = h.compile(body) if compiled else body
+        opt = h.optim.Adam([*body.parameters(), *head.parameters()], lr=1e-2)
+        rng = np.random.default_rng(0)
+        losses = []
+        for _ in range(8):
+            x = h.tensor(rng.standard_normal((5, 6)).astype(np.float32))
+            y = h.tensor(rng.integers(0, 3, 5))
+            opt.zero_grad()
+            loss = F.cross_entropy(head(fast(x)), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, [a(p) for p in body.parameters()]
+
+    le, pe = run(False)
+    lc, pc = run(True)
+    np.testing.assert_allclose(lc, le, rtol=1e-5, atol=1e-6)
+    for x, y in zip(pc, pe):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_inside_reaching_outside_history_is_a_clear_error():
+    w = nn.Parameter(h.ones(3))
+
+    @h.compile
+    def f(v):
+        (v * 2).sum().backward()
+
+    with pytest.raises(h.TraceError, match="history from outside"):
+        f(w * 3)
+
+
+def test_recompile_storm_warns_once_naming_what_changes():
+    global SCALE
+    SCALE = 1.0
+
+    @h.compile
+    def f(x):
+        return x * SCALE
+
+    x = h.ones(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(h.config.recompile_limit + 4):
+            SCALE = float(i)
+            f(x)
+    storms = [w for w in caught if issubclass(w.category, h.RecompileWarning)]
+    assert len(storms) == 1
+    assert "global 'SCALE'" in str(storms[0].message)
+
+
+def test_guard_flipping_storm_warns():
+    # The zero_grad-first mechanism on purpose: a captured tensor whose guarded state changes
+    # on every call (here its shape), so every call misses.
+    state = {"w": h.ones(1)}
+
+    @h.compile
+    def f(x):
+        return x.sum() + state["w"].sum()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(h.config.recompile_limit + 3):
+            state["w"] = h.ones(i + 1)
+            f(h.ones(2))
+    assert sum(issubclass(w.category, h.RecompileWarning) for w in caught) == 1
+
+
+def test_dynamic_net_depth_drawn_while_tracing_is_caught():
+    # PyTorch's dynamic_net.py: the depth is drawn with Python's random inside forward.
+    w = nn.Parameter(h.ones(1))
+
+    @h.compile
+    def forward(x):
+        y = x
+        for _ in range(random.randint(0, 3)):
+            y = y * w
+        return y
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            forward(h.ones(1))
+    msgs = [str(w.message) for w in caught if issubclass(w.category, TraceStabilityWarning)]
+    assert msgs and "random.randint" in msgs[0]
+
+
+def test_python_counter_that_changes_the_program_is_caught_on_the_second_call():
+    calls = itertools.count(1)  # Python state the cache key does not see into
+
+    @h.compile
+    def f(x):
+        return x * 2 if next(calls) % 2 else x + 2
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f(h.ones(1))
+        f(h.ones(1))
+    msgs = [str(w.message) for w in caught if issubclass(w.category, TraceStabilityWarning)]
+    assert len(msgs) == 1 and "different program" in msgs[0]
+    assert "test_compile_composition.py" in msgs[0]  # names the differing line
+
+
+def test_stable_function_is_not_flagged():
+    @h.compile
+    def f(x):
+        return (x * 2).sum()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TraceStabilityWarning)
+        for _ in range(4):
+            f(h.ones(3))
+
+
+def test_concurrent_first_calls_compile_once_and_eager_ops_are_unaffected():
+    model = nn.Linear(8, 4)
+    f = h.compile(lambda x: (model(x) * 2).sum(1))
+    xs = [h.randn(5, 8) for _ in range(8)]
+    wt, bias = a(model.weight), a(model.bias)
+    errors, wrong = [], []
+    start = threading.Barrier(8)
+
+    def worker(i):
+        try:
+            start.wait()
+            for _ in range(10):
+                r = a(f(xs[i]))
+                e = ((a(xs[i]) @ wt.T + bias) * 2).sum(1)
+                if not np.allclose(r, e, rtol=1e-5, atol=1e-5):
+                    wrong.append(i)
+                with h.no_grad() if i % 2 else h.enable_grad():
+                    z = h.ones(3, requires_grad=True) * (i + 1)
+                if not np.array_equal(a(z), np.full(3, i + 1.0)) or z.requires_grad == bool(i % 2):
+                    wrong.append(("eager", i))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not wrong
+    assert f.compile_count == 1
+
+
+def test_grad_mode_is_per_thread():
+    seen = []
+    with h.no_grad():
+        t = threading.Thread(target=lambda: seen.append(h.is_grad_enabled()))
+        t.start()
+        t.join()
+    assert seen == [True]
