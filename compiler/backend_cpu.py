@@ -208,23 +208,28 @@ class CpuExecutable:
         from compiler.errors import DIV_BY_ZERO_CODE, run_error
         from compiler.ir.interpret import interpret
 
+        # NOTE: in-place outputs (parameter updates) are written while the kernels run, so they
+        # are already applied when the flag is read: the error says so (eager raises first)
+        note = "" if not self.executor.in_place_inputs else (
+            "; this call had already applied its in-place updates (parameters, optimizer "
+            "state) when the error was found, eager mode raises before them")
         try:
             interpret(self.graph, arrays)
         except Exception as e:
             if hasattr(e, "run_kind"):
-                raise e from None
+                raise run_error(e.run_kind, e.run_message + note, e.run_loc) from None
         # not reproduced (the run updated an input it reads in place): what the kernel saw
         if code == DIV_BY_ZERO_CODE:
             raise run_error("zero_division", f"{self.graph.name}: integer division or remainder "
-                            "by zero (PyTorch raises ZeroDivisionError too)")
+                            f"by zero (PyTorch raises ZeroDivisionError too){note}")
         nodes = self.graph.nodes
         node = nodes[code - 1] if 0 < code <= len(nodes) else None
         if node is None:
-            raise run_error("index", f"{self.graph.name}: an index is out of bounds")
+            raise run_error("index", f"{self.graph.name}: an index is out of bounds{note}")
         axis = node.attrs.get("axis", 0)
         n = node.inputs[0].shape[axis]
         raise run_error("index", f"{node.op.value}: an index is out of bounds for dim {axis} "
-                        f"with size {n} (valid: 0 <= index < {n})", node.loc)
+                        f"with size {n} (valid: 0 <= index < {n}){note}", node.loc)
 
     def _fixed(self, arrays: list) -> list:
         """The arrays made C-contiguous, and copies of those that share memory with an array

@@ -35,8 +35,8 @@ def set_factory(factory: Callable[[str, str, str], Exception]) -> None:
 def run_error(kind: str, message: str, loc: str = "") -> Exception:
     """The exception to raise for a run-time failure of `kind` ('index', 'zero_division',
     'value'); `loc` is the user's file:line of the failing op when known ('' when the caller's
-    own stack shows it, as in eager mode). The exception carries `.run_kind` and `.run_message`
-    so an interpreter can re-raise it with a node's location."""
+    own stack shows it, as in eager mode). The exception carries `.run_kind`, `.run_message` and
+    `.run_loc` so an interpreter can re-raise it with a node's location."""
     err = _factory(kind, message, loc)
-    err.run_kind, err.run_message = kind, message
+    err.run_kind, err.run_message, err.run_loc = kind, message, loc
     return err
