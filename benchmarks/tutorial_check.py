@@ -14,10 +14,16 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "tutorials")]
 
-import hybrid  # noqa: E402
-from tutorial_harness import (  # noqa: E402
-    assert_same_run, assert_same_trend, assert_same_values, assert_trains, load_all, run,
+from tutorial_harness import (
+    assert_same_run,
+    assert_same_trend,
+    assert_same_values,
+    assert_trains,
+    load_all,
+    run,
 )
+
+import hybrid
 
 
 def _first_line(e: BaseException) -> str:

@@ -58,7 +58,7 @@ class _Cudnn:
         return False
 
 
-class backends:  # noqa: N801  (hybrid.backends.mps.is_available(), as in PyTorch)
+class backends:
     """Per-backend switches: `mps` (never available) and `cudnn` (flags only)."""
 
     mps = _Mps

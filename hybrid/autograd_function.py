@@ -239,11 +239,10 @@ def _check_result(cls: type, res: tuple, node: Node) -> tuple:
     out = []
     pos = set(a["arg_pos"])
     for i, r in enumerate(res[:n_args]):
-        if i not in pos:
-            if r is not None:
-                raise errors.AutogradError(errors.at_user(
-                    f"{name}: backward returned a gradient at position {i}, but forward input "
-                    f"{i} is not a tensor; return None there"))
+        if i not in pos and r is not None:
+            raise errors.AutogradError(errors.at_user(
+                f"{name}: backward returned a gradient at position {i}, but forward input "
+                f"{i} is not a tensor; return None there"))
     for i, x in zip(a["arg_pos"], node.inputs):
         r = res[i]
         if r is None or not a["ctx"].needs_input_grad[i]:

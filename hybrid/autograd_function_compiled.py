@@ -24,7 +24,7 @@ class TracedCall:
     """One Function.apply seen while tracing: the class, its arguments (graph values in place of
     tensors) and the graph values of its tensor outputs by output position."""
 
-    __slots__ = ("cls", "args", "kwargs", "outputs", "replayable")
+    __slots__ = ("args", "cls", "kwargs", "outputs", "replayable")
 
     def __init__(self, cls: type, args: list, kwargs: dict, outputs: dict[int, Any],
                  replayable: bool):

@@ -5,7 +5,7 @@ in PyTorch's profiler are not recorded: the dispatcher has no profiling hook yet
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Self
 
 _ACTIVE: list = []
 
@@ -29,20 +29,20 @@ class _Averages(list):
         return "\n".join(lines)
 
 
-class profile:  # noqa: N801  (PyTorch's name)
+class profile:
     """Context manager: records the block's wall time and its record_function spans."""
 
     def __init__(self, enabled: bool = True, use_cuda: bool = False, **_: Any):
         self.enabled = enabled
         self.events: list[_Event] = []
 
-    def __enter__(self) -> profile:
+    def __enter__(self) -> Self:
         if self.enabled:
             _ACTIVE.append(self)
             self._t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self.events.append(_Event("[profiled block]", time.perf_counter() - self._t0))
             _ACTIVE.remove(self)
@@ -60,17 +60,17 @@ class profile:  # noqa: N801  (PyTorch's name)
         return self.key_averages().table(**kwargs)
 
 
-class record_function:  # noqa: N801
+class record_function:
     """Label a span of code for the active profile()."""
 
     def __init__(self, name: str):
         self.name = name
 
-    def __enter__(self) -> record_function:
+    def __enter__(self) -> Self:
         self._t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         dt = time.perf_counter() - self._t0
         for p in _ACTIVE:
             p.events.append(_Event(self.name, dt))

@@ -168,7 +168,7 @@ def _read_bytes(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             raise ValueError("the header is truncated")
         header = json.loads(data[8:8 + n])
         if not isinstance(header, dict):
-            raise ValueError("the header is not a JSON object")
+            raise ValueError("the header is not a JSON object")  # noqa: TRY004  (caught below)
         metadata = header.get("__metadata__") or {}
         arrays = from_bytes(bytes(data))
     except Exception as e:  # noqa: BLE001  (safetensors rejected the bytes: say so in our terms)

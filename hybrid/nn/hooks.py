@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from hybrid import errors
 from hybrid.autograd_function import Function
@@ -22,7 +22,7 @@ _ids = itertools.count()
 class Hooks:
     """A module's hook tables: id -> (fn, with_kwargs) in registration order."""
 
-    __slots__ = ("forward_pre", "forward", "backward", "backward_pre")
+    __slots__ = ("backward", "backward_pre", "forward", "forward_pre")
 
     def __init__(self) -> None:
         self.forward_pre: dict[int, tuple] = {}
@@ -48,10 +48,10 @@ class RemovableHandle:
         if hooks.empty():
             del self._module.__dict__["_hooks"]  # back to the hook-free fast path
 
-    def __enter__(self) -> RemovableHandle:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 

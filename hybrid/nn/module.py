@@ -511,7 +511,7 @@ class Module:
 
     _call_impl = __call__
 
-    # --- hooks (hybrid/nn/hooks.py) -----------------------------------------------------------------
+    # --- hooks (hybrid/nn/hooks.py) ------------------------------------------------------------
 
     def _hook(self, table: str, fn: Callable, with_kwargs: bool = False,
               prepend: bool = False) -> Any:

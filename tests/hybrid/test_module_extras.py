@@ -127,8 +127,8 @@ def _hook_log(torch, x_requires_grad):
 @pytest.mark.parametrize("x_requires_grad", [True, False])
 def test_hooks_match_pytorch(x_requires_grad):
     torch = pytest.importorskip("torch")
-    hnet, hlog, hout, hgrads, hplain = _hook_log(hybrid, x_requires_grad)
-    tnet, tlog, tout, tgrads, tplain = _hook_log(torch, x_requires_grad)
+    hnet, hlog, hout, _, hplain = _hook_log(hybrid, x_requires_grad)
+    _, tlog, tout, _, tplain = _hook_log(torch, x_requires_grad)
     assert hlog == tlog
     assert hout.shape == tout.shape and hplain.shape == tplain.shape
     assert not np.allclose(hplain, hout)  # the forward hooks changed the output, removed now

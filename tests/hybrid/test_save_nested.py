@@ -51,7 +51,7 @@ def _same(a, b):
 
 @pytest.mark.parametrize("target", ["path", "buffer"])
 def test_checkpoint_round_trip(tmp_path, target):
-    model, opt, ck = _checkpoint()
+    model, _, ck = _checkpoint()
     if target == "path":
         hybrid.save(ck, tmp_path / "ck.pt")
         back = hybrid.load(tmp_path / "ck.pt")

@@ -6,11 +6,16 @@ unchanged on `import hybrid as torch` and on PyTorch; eager, and with its traini
 from __future__ import annotations
 
 import pytest
+from tutorial_harness import (
+    assert_same_run,
+    assert_same_trend,
+    assert_same_values,
+    assert_trains,
+    load_all,
+    run,
+)
 
 import hybrid
-from tutorial_harness import (
-    assert_same_run, assert_same_trend, assert_same_values, assert_trains, load_all, run,
-)
 
 SCRIPTS = load_all()
 

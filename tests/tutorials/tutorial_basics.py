@@ -4,7 +4,6 @@ chapters (quickstart, data, transforms, optimization, save/load) download Fashio
 from __future__ import annotations
 
 import numpy as np
-
 from tutorial_harness import Result, script
 
 

@@ -141,7 +141,7 @@ def tensors_deeper_tutorial(torch, compile) -> Result:
 def _tiny_model(torch):
     class TinyModel(torch.nn.Module):
         def __init__(self):
-            super(TinyModel, self).__init__()
+            super().__init__()
             self.layer1 = torch.nn.Linear(1000, 100)
             self.relu = torch.nn.ReLU()
             self.layer2 = torch.nn.Linear(100, 10)
@@ -189,7 +189,7 @@ def autogradyt_tutorial(torch, compile) -> Result:
     step = compile(step)
     for _ in range(20):
         res.losses.append(step(some_input, ideal_output).item())
-    for _ in range(0, 5):
+    for _ in range(5):
         (ideal_output - model(some_input)).pow(2).sum().backward()
     optimizer.zero_grad()
     res.value(model.layer2.weight.grad is None)

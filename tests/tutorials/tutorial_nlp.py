@@ -49,7 +49,7 @@ def _bow(torch):
 
     class BoWClassifier(nn.Module):
         def __init__(self, num_labels, vocab_size):
-            super(BoWClassifier, self).__init__()
+            super().__init__()
             self.linear = nn.Linear(vocab_size, num_labels)
 
         def forward(self, bow_vec):
@@ -72,11 +72,12 @@ def deep_learning_tutorial(torch, compile) -> Result:
     res.value(F.softmax(data, dim=0))
     res.value(F.softmax(data, dim=0).sum())
     res.value(F.log_softmax(data, dim=0))
-    train = [("me gusta comer en la cafeteria".split(), "SPANISH"),
-             ("Give it to me".split(), "ENGLISH"),
-             ("No creo que sea una buena idea".split(), "SPANISH"),
-             ("No it is not a good idea to get lost at sea".split(), "ENGLISH")]
-    test = [("Yo creo que si".split(), "SPANISH"), ("it is lost on me".split(), "ENGLISH")]
+    train = [("me gusta comer en la cafeteria".split(), "SPANISH"),  # noqa: SIM905
+             ("Give it to me".split(), "ENGLISH"),  # noqa: SIM905
+             ("No creo que sea una buena idea".split(), "SPANISH"),  # noqa: SIM905
+             ("No it is not a good idea to get lost at sea".split(), "ENGLISH")]  # noqa: SIM905
+    test = [("Yo creo que si".split(), "SPANISH"),  # noqa: SIM905
+            ("it is lost on me".split(), "ENGLISH")]  # noqa: SIM905
     word_to_ix = {}
     for sent, _ in train + test:
         for word in sent:
@@ -120,7 +121,7 @@ def _ngram(torch):
 
     class NGramLanguageModeler(nn.Module):
         def __init__(self, vocab_size, embedding_dim, context_size):
-            super(NGramLanguageModeler, self).__init__()
+            super().__init__()
             self.embeddings = nn.Embedding(vocab_size, embedding_dim)
             self.linear1 = nn.Linear(context_size * embedding_dim, 128)
             self.linear2 = nn.Linear(128, vocab_size)
@@ -134,12 +135,13 @@ def _ngram(torch):
     return NGramLanguageModeler
 
 
-SONNET = """When forty winters shall besiege thy brow,
+SONNET = (  # the script splits a string
+    """When forty winters shall besiege thy brow,
 And dig deep trenches in thy beauty's field,
 Thy youth's proud livery so gazed on now,
 Will be a totter'd weed of small worth held:
 Then being asked, where all thy beauty lies,
-Where all the treasure of thy lusty days;""".split()
+Where all the treasure of thy lusty days;""".split())  # noqa: SIM905
 
 
 @script("nlp/word_embeddings_tutorial")
@@ -201,8 +203,8 @@ def sequence_models_tutorial(torch, compile) -> Result:
     """An LSTM part-of-speech tagger trained with NLLLoss and SGD(lr=0.1)."""
     res = Result()
     torch.manual_seed(1)
-    training_data = [("The dog ate the apple".split(), ["DET", "NN", "V", "DET", "NN"]),
-                     ("Everybody read that book".split(), ["NN", "V", "DET", "NN"])]
+    training_data = [(["The", "dog", "ate", "the", "apple"], ["DET", "NN", "V", "DET", "NN"]),
+                     (["Everybody", "read", "that", "book"], ["NN", "V", "DET", "NN"])]
     word_to_ix = {}
     for sent, _ in training_data:
         for word in sent:

@@ -7,7 +7,6 @@ import os
 import tempfile
 
 import numpy as np
-
 from tutorial_harness import Result, script
 
 
@@ -33,8 +32,8 @@ def regression(torch, compile) -> Result:
     def poly_desc(w, b):
         result = "y = "
         for i, wi in enumerate(w):
-            result += "{:+.2f} x^{} ".format(wi, i + 1)
-        result += "{:+.2f}".format(b[0])
+            result += f"{wi:+.2f} x^{i + 1} "
+        result += f"{b[0]:+.2f}"
         return result
 
     fc = torch.nn.Linear(w_target.size(0), 1)
@@ -61,7 +60,7 @@ def _sequence(torch):
 
     class Sequence(nn.Module):
         def __init__(self):
-            super(Sequence, self).__init__()
+            super().__init__()
             self.lstm1 = nn.LSTMCell(1, 51)
             self.lstm2 = nn.LSTMCell(51, 51)
             self.linear = nn.Linear(51, 1)
