@@ -49,6 +49,8 @@ def make(opt_name, dropout=0.0):
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(12, 3))
     model = nn.Sequential(*layers)
+    if opt_name in FLOAT64:
+        model.double()
     if not hasattr(h.optim, {"rmsprop": "RMSprop", "adagrad": "Adagrad"}.get(opt_name, "SGD")):
         pytest.fail(f"hybrid.optim lacks the optimizer of {opt_name}")
     return model, _opt(opt_name)(model.parameters())
@@ -64,9 +66,17 @@ def arr(t):
     return t.detach().numpy()
 
 
+# NOTE: RMSprop divides each update by the running RMS of its own gradient, so an element whose
+# gradient is a near-cancelling sum (~1e-7, where float32 summation order changes it by 0.3%)
+# moves by a whole step either way, and the runs drift apart after it. Its cases run in
+# float64, where the same rounding is 1e-16 and the comparison stays meaningful.
+FLOAT64 = {"rmsprop"}
+
+
 def assert_same(m1, o1, m2, o2, where=""):
+    atol = ATOL
     for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
-        np.testing.assert_allclose(arr(p2), arr(p1), rtol=RTOL, atol=ATOL, err_msg=where + name)
+        np.testing.assert_allclose(arr(p2), arr(p1), rtol=RTOL, atol=atol, err_msg=where + name)
         assert (p1.grad is None) == (p2.grad is None), where + name
         if p1.grad is not None:
             np.testing.assert_allclose(arr(p2.grad), arr(p1.grad), rtol=RTOL, atol=ATOL,
@@ -142,6 +152,8 @@ def test_idiom_matches_eager_and_compiles_at_most_twice(idiom, opt_name):
     batches = data()
     m1, o1 = make(opt_name)
     m2, o2 = make(opt_name)
+    if opt_name in FLOAT64:
+        batches = [(x.double(), y) for x, y in batches]
     step = h.compile(fn)
     for i, (x, y) in enumerate(batches):
         if outside:
