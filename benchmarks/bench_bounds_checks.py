@@ -19,17 +19,18 @@ from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import interleave, setup_threads  # noqa: E402
+from common import interleave, setup_threads
 
 
 @contextmanager
 def checks_off():
     """Compile without bounds checks: what the code generator did before they existed."""
+    from llvmlite import ir
+
     import compiler.codegen.llvm_cpu as cg
-    import compiler.lower as lower
     import hybrid.nn.functional as F
     import hybrid.ops.creation as cr
-    from llvmlite import ir
+    from compiler import lower
 
     def clamp(self, idx, dtype, n, site):
         b = self.b
@@ -108,8 +109,8 @@ def run(repeats: int) -> list[tuple]:
                 off(*off_args)
         for _ in range(3):
             on(*on_args)
-        t = interleave({"on": lambda: on(*on_args), "off": lambda: off(*off_args)},
-                       repeats=repeats)
+        t = interleave({"on": lambda on=on, a=on_args: on(*a),
+                        "off": lambda off=off, a=off_args: off(*a)}, repeats=repeats)
         rows.append((name, t["on"].median, t["off"].median, t["on"].min, t["off"].min,
                      on.last_entry.run.kernel_count, off.last_entry.run.kernel_count))
     return rows
