@@ -229,7 +229,7 @@ def test_train_eval_switch_retraces_and_switching_back_reuses(log_recompiles):
     assert len(msgs) == 1 and "module train/eval mode: train -> eval" in msgs[0]
 
 
-def test_optimizer_lr_change_retraces(log_recompiles):
+def test_optimizer_lr_change_is_a_runtime_value(log_recompiles):
     h.manual_seed(0)
     p = nn.Parameter(h.ones(3))
     opt = h.optim.SGD([p], lr=0.1)
@@ -246,8 +246,14 @@ def test_optimizer_lr_change_retraces(log_recompiles):
     opt.param_groups[0]["lr"] = 0.5
     step(x)
     np.testing.assert_allclose(arr(p), 0.4, rtol=1e-6)
-    assert step.cache_size() == 2
-    assert any("'lr': 0.1 -> 0.5" in m for m in recompile_lines(log_recompiles))
+    assert step.compile_count == 1 and not recompile_lines(log_recompiles)
+    # weight_decay 0 -> non-zero changes the program (a decay term appears): that recompiles,
+    # and the log names the hyperparameter
+    opt.param_groups[0]["weight_decay"] = 0.1
+    step(x)
+    np.testing.assert_allclose(arr(p), 0.4 - 0.5 * (1 + 0.1 * 0.4), rtol=1e-6)
+    assert step.compile_count == 2
+    assert any("weight_decay" in m for m in recompile_lines(log_recompiles))
 
 
 def test_replacing_a_parameter_retraces():
