@@ -1,8 +1,9 @@
 """Training-step and RNN benchmarks: hybrid (eager and compiled) against numpy, torch
 (eager and torch.compile) and jax.jit.
 
-- MLP 784-512-512-10, batch 128, SGD lr 0.01, cross_entropy: one full train step (forward,
-  backward, update, zero_grad). hybrid.compile traces the whole step (backward and optimizer
+- MLP 784-512-512-10, batch 128, SGD lr 0.01, cross_entropy: one full train step (zero_grad,
+  forward, backward, update: PyTorch's documented order; the zero_grad-last and
+  set_to_none=False orders are reported too, so a regression in any of them shows). hybrid.compile traces the whole step (backward and optimizer
   included) into one graph; torch.compile is applied to the same whole-step function (dynamo
   splits it at loss.backward(): compiled forward/backward through AOTAutograd, compiled
   optimizer step); jax.jit runs a functional step (value_and_grad + SGD update) with the
@@ -37,7 +38,36 @@ RNN_T, RNN_B, RNN_H, RNN_I = 50, 32, 128, 128
 # --- MLP train step ------------------------------------------------------------------------------
 
 
-def hybrid_mlp_step(compiled: bool):
+# The orders a training step is written in: PyTorch's documented one first (zero_grad first).
+ORDERS = ("zero_grad first", "zero_grad last", "zero_grad(set_to_none=False) first")
+
+
+def _step_fn(model, opt, F, order):
+    def first(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def last(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    def keep(x, y):
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return dict(zip(ORDERS, (first, last, keep)))[order]
+
+
+def hybrid_mlp_step(compiled: bool, order: str = ORDERS[0]):
     """(step(x, y), x, y) of hybrid's MLP train step, not yet called."""
     import numpy as np
 
@@ -52,25 +82,19 @@ def hybrid_mlp_step(compiled: bool):
     model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]),
                           nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
     opt = h.optim.SGD(model.parameters(), lr=LR)
-
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-
+    step = _step_fn(model, opt, F, order)
     return (h.compile(step) if compiled else step), x, y
 
 
-def hybrid_mlp(compiled: bool):
+def hybrid_mlp(compiled: bool, order: str = ORDERS[0]):
     """(step function of no arguments, the step function) for hybrid's MLP train step."""
-    fn, x, y = hybrid_mlp_step(compiled)
-    fn(x, y)
+    fn, x, y = hybrid_mlp_step(compiled, order)
+    for _ in range(3):  # zero_grad first: the second call compiles the with-gradients variant
+        fn(x, y)
     return (lambda: fn(x, y)), fn
 
 
-def torch_mlp_step(torch, compiled: bool):
+def torch_mlp_step(torch, compiled: bool, order: str = ORDERS[0]):
     """(step(x, y), x, y) of the same step in PyTorch (torch.compile'd when `compiled`)."""
     import numpy as np
 
@@ -82,19 +106,12 @@ def torch_mlp_step(torch, compiled: bool):
     model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]),
                           nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-
-    def step(x, y):
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-
+    step = _step_fn(model, opt, nn.functional, order)
     return (torch.compile(step) if compiled else step), x, y
 
 
-def torch_mlp(torch, compiled: bool):
-    fn, x, y = torch_mlp_step(torch, compiled)
+def torch_mlp(torch, compiled: bool, order: str = ORDERS[0]):
+    fn, x, y = torch_mlp_step(torch, compiled, order)
     for _ in range(3):  # torch.compile may recompile on the 2nd call (optimizer state appears)
         fn(x, y)
     return lambda: fn(x, y)
@@ -160,7 +177,15 @@ def bench_mlp(p: dict, repeats: int) -> list[Row]:
     t = interleave(fns, repeats)
     g = "MLP train step"
     # hybrid eager is hybrid's own, not a peer
-    return [Row(g, k, v.ms, "ms", peer=not k.startswith("hybrid")) for k, v in t.items()]
+    rows = [Row(g, k, v.ms, "ms", peer=not k.startswith("hybrid")) for k, v in t.items()]
+    # the other orders users write, so that a regression in any of them shows
+    for order in ORDERS[1:]:
+        other = {"hybrid": hybrid_mlp(True, order)[0]}
+        if "torch" in p:
+            other["torch eager"] = torch_mlp(p["torch"], False, order)
+        for k, v in interleave(other, repeats).items():
+            rows.append(Row(f"MLP train step, {order}", k, v.ms, "ms", peer=k != "hybrid"))
+    return rows
 
 
 # --- RNN -----------------------------------------------------------------------------------------

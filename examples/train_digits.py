@@ -55,10 +55,10 @@ def load_data(seed: int, test_fraction: float = 0.2):
 def train_step(model: nn.Module, opt: hybrid.optim.Optimizer, x: hybrid.Tensor,
                y: hybrid.Tensor) -> hybrid.Tensor:
     """One optimization step on a batch; returns the loss (a 0-d tensor)."""
+    opt.zero_grad()
     loss = F.cross_entropy(model(x), y)
     loss.backward()
     opt.step()
-    opt.zero_grad()
     return loss
 
 

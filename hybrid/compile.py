@@ -324,7 +324,11 @@ def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | No
     if config.backend == "native" and on_cpu:
         try:
             from compiler.backend_cpu import CpuExecutable
+            from compiler.ir.types import NATIVE
 
+            odd = sorted({v.type.dtype.name for v in _values(graph)} - {d.name for d in NATIVE})
+            if odd:
+                raise NotImplementedError(f"the native backend has no {', '.join(odd)}")
             return CpuExecutable(graph, donate=donate)
         except NotImplementedError as e:  # an op the code generator lacks: stay correct
             warnings.warn(f"hybrid.compile: running {graph.name} on the interpreter ({e})",
@@ -335,6 +339,10 @@ def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | No
         return interpret(graph, arrays, xp)
 
     return run
+
+
+def _values(graph: Graph) -> list:
+    return list(graph.inputs) + [n.out for n in graph.nodes]
 
 
 def _xp(a: Any) -> Any:
