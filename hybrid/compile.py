@@ -11,6 +11,7 @@ state, closure tensors) are graph inputs read afresh on every call, guarded by t
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import threading
 import time
@@ -110,6 +111,7 @@ class CompiledFunction:
                         errors.user_location(2) or "?")
         if self._compiles >= config.recompile_limit:
             self._over_budget(reason)
+        self._check_arguments(args, kwargs)
         try:
             entry = self._compile(args, kwargs)
         except errors.TraceError as e:
@@ -121,6 +123,18 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         self._store(key, entry)
         return run_entry(entry, entry.targets(args, kwargs))
+
+    def _check_arguments(self, args: tuple, kwargs: dict) -> None:
+        """A call that does not fit the function's signature is a HybridError at the call."""
+        try:
+            sig = inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            return
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise errors.error(TypeError, f"hybrid.compile({self.name}): {e}; the function's "
+                               f"signature is {self.name}{sig}") from None
 
     def _store(self, key: tuple, entry: Entry) -> None:
         """Keep `entry` under `key`, dropping the least recently compiled variants past the cap."""

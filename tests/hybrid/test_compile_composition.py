@@ -223,3 +223,11 @@ def test_grad_mode_is_per_thread():
         t.start()
         t.join()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("call", [lambda f: f(h.ones(1), h.ones(1)), lambda f: f(),
+                                  lambda f: f(h.ones(1), bogus=1)])
+def test_wrong_arguments_to_a_compiled_function_are_a_hybrid_error(call):
+    f = h.compile(lambda x: x * 2)
+    with pytest.raises(h.HybridError, match=r"signature is <lambda>\(x\).*test_compile_comp"):
+        call(f)
