@@ -15,8 +15,8 @@ INT64_MAX = 2**63 - 1
     [
         # a kernel range longer than every argument: it could only read/write out of bounds
         (lambda d: d["steps"][0].update(n=2**40),
-         r"step 0: kernel 'double_f32' range n=1099511627776 is longer than its largest "
-         r"argument \(4 elements\)"),
+         (r"step 0: kernel 'double_f32' range n=1099511627776 is longer than its largest "
+          r"argument \(4 elements\)")),
         (lambda d: d["steps"][0].update(n=INT64_MAX, grain=2**62), r"range n=9223372036854775807"),
         (lambda d: d["steps"][0].update(n=5), r"range n=5 is longer"),
         # GEMM sizes, strides and offsets whose products or sums overflow int64
