@@ -85,7 +85,9 @@ class Program:
 
     def __repr__(self) -> str:
         shapes = [f"{a.dtype}{list(a.shape)}:{lay}" for a, lay in zip(self.inputs, self.layouts)]
-        return f"Program(inputs={shapes}, steps={[d for d, _ in self.steps]})"
+        vals = [a.tolist() if a.size <= 12 else "..." for a in self.inputs]
+        return (f"Program(inputs={shapes}, steps={[d for d, _ in self.steps]}, "
+                f"values={vals})")
 
 
 SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0])
