@@ -407,6 +407,11 @@ class _Fuser:
         nd = len(idx.shape)
         strides = ostr[:axis] + (0,) * nd + ostr[axis + 1:]
         dst = b.arg(out, writes=True)
+        # NOTE: the kernel runs over src's elements; a src computed from smaller buffers (the pad
+        # or expand of a cotangent, a broadcast constant) leaves no argument that long, which the
+        # executor refuses (plan.cc validate_step): give src a buffer of its own then.
+        if math.prod(shape) > max(self.types[a.buffer].numel for a in b.args):
+            raise NeedsRealize(src.id)
         st = Stage("scatter", val, op=Op.ADD if node.op is Op.SCATTER_ADD else None, arg=dst,
                    strides=strides, index=index, axis_stride=ostr[axis],
                    axis_size=node.out.type.shape[axis], site=self.site[out])
