@@ -39,4 +39,5 @@ def test_train_step_returns_loss_and_updates():
     for _ in range(20):
         last = train_digits.train_step(model, opt, x, y).item()
     assert last < first
-    assert all(p.grad is None for p in model.parameters())
+    # zero_grad first (PyTorch's order): the last step's gradients stay, as in PyTorch
+    assert all(p.grad is not None for p in model.parameters())
