@@ -72,7 +72,7 @@ def test_input_shape_and_dtype():
         interpret(mlp(), [x, w.T, b])
     with pytest.raises(ValueError, match=r"input 2 \(z\) must be f32\[3\], got f64\[3\]"):
         interpret(mlp(), [x, w, b.astype(np.float64)])
-    with pytest.raises(ValueError, match=r"input 0 \(x\) must be f32\[8,4\], got uint8\[8,4\]"):
+    with pytest.raises(ValueError, match=r"input 0 \(x\) must be f32\[8,4\], got u8\[8,4\]"):
         interpret(mlp(), [x.astype(np.uint8), w, b])
 
 

@@ -34,7 +34,7 @@ OPTIMIZERS = {
     "adagrad_decay_wd": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.05, weight_decay=0.1,
                                                  initial_accumulator_value=0.1),
     "adadelta": lambda ps: optim.Adadelta(ps),
-    "adadelta_wd": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=0.1),
+    "adadelta_wd": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=0.1),  # see the xfail below
 }
 
 
@@ -92,7 +92,11 @@ def run_both(opt_name, fn=train_step, each=None):
 
 @pytest.mark.usefixtures("compiled_backend")
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
-def test_compiled_step_matches_eager(opt_name):
+def test_compiled_step_matches_eager(opt_name, request):
+    if opt_name == "adadelta_wd" and h.config.backend == "native":
+        request.applymarker(pytest.mark.xfail(
+            strict=False, reason="the native fusion bug of "
+            "test_native_fused_kernel_reads_state_before_its_update (open)"))
     run_both(opt_name)
 
 
@@ -206,6 +210,8 @@ def test_one_cycle_turns_on_sgd_momentum_before_the_trace():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.xfail(strict=True, reason="native fusion bug (open): a fused multi-output kernel "
+                   "reads the in-place-updated value where the old one was meant")
 def test_native_fused_kernel_reads_state_before_its_update(monkeypatch):
     """A bug report for the native backend, found through Adadelta: a fused multi-output kernel
     writes an in-place update of `s` and, later in the same loop, recomputes an expression of
