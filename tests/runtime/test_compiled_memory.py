@@ -63,7 +63,8 @@ def test_entries_free_their_native_memory(inputs, tmp_path, monkeypatch, release
     assert grown < 4 * MiB, f"RSS grew {grown / MiB:.1f} MiB over 200 compiled entries"
 
 
-@pytest.mark.xfail(strict=True, reason=(
+# NOTE: not strict: RSS growth of ~90 KiB per compile is near the bound, so it may pass on a quiet run
+@pytest.mark.xfail(strict=False, reason=(
     "llvmlite (0.45-0.50) leaks ~50-90 KiB per optimized module: LLVMPY_CreatePassBuilder "
     "allocates a PassInstrumentationCallbacks that nothing frees, and every run registers "
     "callbacks into it; a fresh PassBuilder per module cannot be avoided (reusing one would "
