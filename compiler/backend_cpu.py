@@ -112,6 +112,9 @@ def _load_entry(graph: Graph, plan_json: str, constants: list, obj: bytes) -> tu
     plan = Plan.from_json(plan_json, constants)
     _check_signature(plan, graph)
     plan.check_kernel_ranges()
+    unchecked = [s.symbol for s in plan.steps if isinstance(s, KernelStep) and not s.touches]
+    if unchecked:  # this compiler records them for every kernel it writes
+        raise PlanError(f"kernels {unchecked} do not say what they touch")
     engine = _load_object(obj)
     return plan, engine, _native(plan, engine)
 

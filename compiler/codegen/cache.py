@@ -165,7 +165,8 @@ def load_secret(path: str | None = None) -> bytes:
     folder = os.path.dirname(os.path.abspath(path))
     _check_private(os.stat(folder), "the directory of the cache secret", folder)
     if len(data) < 16:
-        raise _Refused(f"the cache secret {path} holds {len(data)} bytes, fewer than 16")
+        raise _Refused(f"the cache secret {path} holds {len(data)} bytes, fewer than 16 (delete "
+                       "it and a new one is made)")
     return data
 
 

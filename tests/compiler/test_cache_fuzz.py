@@ -42,8 +42,10 @@ FILES = ("meta.json", "plan.json", "kernels.o", "const0.npy")
 ZYGOTE = GRAPH_SRC + r'''
 import json, os, signal, sys, time, traceback
 import compiler.codegen.llvm_cpu, compiler.lower, compiler.passes.fuse  # imported once, here
-from compiler.backend_cpu import CpuExecutable
+from compiler.backend_cpu import CpuExecutable, target_id
 from compiler.codegen.cache import DiskCache
+
+target_id()  # NOTE: the compiler's fingerprint, once: every victim computes the same keys
 
 def victim(req):
     ex = CpuExecutable(make_graph(req["scale"]), cache=DiskCache(req["root"]))
@@ -238,6 +240,7 @@ def _plan_edit(rng: np.random.Generator, plan: dict) -> str:
             min((b["nbytes"], i) for i, b in enumerate(plan["buffers"]) if b["nbytes"])[1]]),
         "kernel touches larger than the buffers": lambda: kernel.update(
             touches=[t * 4 for t in kernel["touches"]]),
+        "kernel touches dropped": lambda: kernel.update(touches=[]),
         "kernel symbol of libc": lambda: kernel.update(symbol="system"),
         "gemm m too big": lambda: gemm.update(m=gemm["m"] * 100),
         "gemm offset past the end": lambda: gemm.update(a_offset=10**6),

@@ -295,6 +295,7 @@ def _smallest(plan: dict) -> int:
     ("kernel argument out of range", lambda p: _first(p, "kernel").update(args=[99])),
     ("kernel argument to a smaller buffer", lambda p: _first(p, "kernel").update(
         args=_first(p, "kernel")["args"][:-1] + [_smallest(p)])),
+    ("kernel extents dropped", lambda p: _first(p, "kernel").update(touches=[])),
     ("kernel extents dropped and range raised", lambda p: _first(p, "kernel").update(
         touches=[], n=2**20)),
     ("gemm operand too small", lambda p: _first(p, "gemm").update(m=600)),
@@ -433,3 +434,22 @@ def test_unwritable_cache_still_compiles(tmp_path):
     blocker.write_text("not a directory")
     ex = CpuExecutable(make_graph(), cache=DiskCache(str(blocker)))
     check(ex)
+
+
+def test_no_pickle_in_caches_or_artifacts():
+    """Caches and artifacts never unpickle: no pickle import, no pickle load or dump, and numpy
+    loads with allow_pickle=False. NOTE: hybrid/data/ is left out: DataLoader workers send
+    batches to their own parent process over a pipe (IPC, as PyTorch's do), nothing on disk."""
+    import re
+
+    bad = re.compile(r"import pickle|from pickle|pickle\.(loads?|dumps?)|cPickle"
+                     r"|allow_pickle=True")
+    found = []
+    for package in ("compiler", "hybrid"):
+        for path in glob.glob(os.path.join(ROOT, package, "**", "*.py"), recursive=True):
+            if os.path.relpath(path, ROOT).startswith(os.path.join("hybrid", "data", "")):
+                continue
+            for i, line in enumerate(open(path, encoding="utf-8"), 1):
+                if bad.search(line) or ("np.load(" in line and "allow_pickle=False" not in line):
+                    found.append(f"{os.path.relpath(path, ROOT)}:{i}: {line.strip()}")
+    assert found == []
