@@ -107,6 +107,13 @@ def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
         if len(stores) != 1 or any(s.kind == "scatter" for s in k.stages):
             continue
         st = stores[0]
+        # NOTE: the stages run in order for each outer index, so a stage after the store would
+        # read the new value where the program meant the old one: such a kernel keeps its own
+        # output array
+        after = k.stages[k.stages.index(st) + 1:]
+        if any(isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].buffer == v_in
+               for s in after for x in walk(s.expr)):
+            continue
         reads = [x for s in k.stages for x in walk(s.expr)
                  if isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].buffer == v_in]
         if all(isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset

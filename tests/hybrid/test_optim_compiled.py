@@ -34,8 +34,13 @@ OPTIMIZERS = {
     "adagrad_decay_wd": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.05, weight_decay=0.1,
                                                  initial_accumulator_value=0.1),
     "adadelta": lambda ps: optim.Adadelta(ps),
-    "adadelta_wd": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=0.1),  # see the xfail below
+    "adadelta_wd": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=0.1),
 }
+# NOTE: centered RMSprop divides by sqrt(E[g^2] - E[g]^2), a difference of near-equal numbers
+# for steady gradients: float32 summation-order differences between eager's and the compiled
+# GEMMs come out of it at 1e-5 relative (seen with OpenBLAS 0.3.31, on the interpreter too), so
+# that case runs in float64, where the same amplification stays far below the tolerance.
+FLOAT64 = {"rmsprop_centered_momentum_wd"}
 
 
 def arr(t):
@@ -45,6 +50,8 @@ def arr(t):
 def make(opt_name):
     h.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    if opt_name in FLOAT64:
+        model.double()
     return model, OPTIMIZERS[opt_name](model.parameters())
 
 
@@ -56,9 +63,9 @@ def train_step(model, opt, x, y):
     return loss
 
 
-def batches(n=STEPS):
+def batches(n=STEPS, dtype=None):
     h.manual_seed(123)
-    return [(h.randn(10, 8), h.randint(0, 4, (10,))) for _ in range(n)]
+    return [(h.randn(10, 8, dtype=dtype), h.randint(0, 4, (10,))) for _ in range(n)]
 
 
 def assert_same(m1, o1, m2, o2, rtol=1e-5, atol=1e-6):
@@ -79,7 +86,7 @@ def run_both(opt_name, fn=train_step, each=None):
     m1, o1 = make(opt_name)
     m2, o2 = make(opt_name)
     compiled = h.compile(fn)
-    for i, (x, y) in enumerate(batches()):
+    for i, (x, y) in enumerate(batches(dtype=h.float64 if opt_name in FLOAT64 else None)):
         if each is not None:
             each(i, o1)
             each(i, o2)
@@ -92,11 +99,7 @@ def run_both(opt_name, fn=train_step, each=None):
 
 @pytest.mark.usefixtures("compiled_backend")
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
-def test_compiled_step_matches_eager(opt_name, request):
-    if opt_name == "adadelta_wd" and h.config.backend == "native":
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason="the native fusion bug of "
-            "test_native_fused_kernel_reads_state_before_its_update (open)"))
+def test_compiled_step_matches_eager(opt_name):
     run_both(opt_name)
 
 
@@ -210,12 +213,10 @@ def test_one_cycle_turns_on_sgd_momentum_before_the_trace():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="native fusion bug (open): a fused multi-output kernel "
-                   "reads the in-place-updated value where the old one was meant")
 def test_native_fused_kernel_reads_state_before_its_update(monkeypatch):
-    """A bug report for the native backend, found through Adadelta: a fused multi-output kernel
-    writes an in-place update of `s` and, later in the same loop, recomputes an expression of
-    the OLD `s` for another output, reading the new value instead. The interpreter is right."""
+    """Found through Adadelta: a fused multi-output kernel writes an in-place update of `s` and,
+    in a later stage of the same loop, recomputes an expression of the OLD `s` for another
+    output. The update must not reuse `s`'s array while a later stage still reads it."""
     results = {}
     for backend in ("interpreter", "native"):
         monkeypatch.setattr(h.config, "backend", backend)
