@@ -64,3 +64,11 @@ __all__ = [
     "utils",
     "structure_epoch",
 ]
+
+# conv/pool/norm layers (hybrid/nn/conv.py) and recurrent layers (hybrid/nn/rnn.py)
+from hybrid.nn import conv as _conv  # noqa: E402
+from hybrid.nn import rnn as _rnn  # noqa: E402
+from hybrid.nn.conv import *  # noqa: E402, F403
+from hybrid.nn.rnn import *  # noqa: E402, F403
+
+__all__ += _conv.__all__ + _rnn.__all__

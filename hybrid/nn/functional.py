@@ -437,3 +437,10 @@ __all__ += [
     "huber_loss", "kl_div", "margin_ranking_loss", "normalize", "pairwise_distance",
     "poisson_nll_loss", "smooth_l1_loss", "soft_margin_loss",
 ]
+
+# --- convolution, pooling, normalization, resizing (hybrid/nn/functional_conv.py) ---------------
+
+from hybrid.nn import functional_conv as _functional_conv  # noqa: E402
+from hybrid.nn.functional_conv import *  # noqa: E402, F403
+
+__all__ += _functional_conv.__all__
