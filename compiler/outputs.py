@@ -10,7 +10,9 @@ graph whose outputs are distinct computed values:
   never share memory;
 - an output the caller asks to alias its input (`views`: eager returned a view of an input,
   `x[0]`, `x.T`) is evaluated on the input array by the reference movement ops, which give
-  numpy views, so writes through it reach the input as in eager.
+  numpy views, so writes through it reach the input as in eager. A view of an input that the
+  call also updates in place (`x.add_(1); return x[0]`) is a view of the input's array, which
+  holds the updated value once the caller has written the update back (`updated`).
 """
 
 from __future__ import annotations
@@ -30,28 +32,34 @@ RUN, INPUT, CONST, COPY, VIEW = "run", "input", "const", "copy", "view"
 class OutputSource:
     """Where output k comes from: the backend's output `index` (RUN), input `index` (INPUT,
     copied), a constant `array` (CONST, copied), the backend's output `index` copied (COPY), or
-    input `index` through movement `nodes` (VIEW, not copied)."""
+    input `index` through movement `nodes` (VIEW, not copied; `after` >= 0: of the value graph
+    output `after` writes back into that input, used when numpy cannot view it)."""
 
     kind: str
     index: int = -1
     array: Any = None
     nodes: tuple[Node, ...] = ()
+    after: int = -1
 
 
-def split_outputs(graph: Graph, views: frozenset[int] = frozenset()
-                  ) -> tuple[Graph, list[OutputSource]]:
-    """(the graph the backend compiles, where each of `graph`'s outputs comes from)."""
+def split_outputs(graph: Graph, views: frozenset[int] = frozenset(),
+                  updated: dict[int, int] | None = None) -> tuple[Graph, list[OutputSource]]:
+    """(the graph the backend compiles, where each of `graph`'s outputs comes from). `updated`:
+    output position -> the input that output's value is written back into after the call."""
     producers = graph.producers()
     inputs = {v.id: i for i, v in enumerate(graph.inputs)}
+    final = {graph.outputs[k].id: (i, k) for k, i in (updated or {}).items()}
     live = _input_dependent(graph, inputs)
     computed: list[Any] = []
     first: dict[int, int] = {}  # value id -> index in `computed`
     sources: list[OutputSource] = []
     constants: dict[int, Any] = {}
     for k, v in enumerate(graph.outputs):
-        chain = _movement_chain(v, producers, inputs) if k in views else None
+        chain = _movement_chain(v, producers, inputs, final) if k in views else None
         if chain is not None:
-            sources.append(OutputSource(VIEW, chain[0], nodes=chain[1]))
+            after = final[chain[0]][1] if chain[0] in final else -1
+            i = final[chain[0]][0] if chain[0] in final else inputs[chain[0]]
+            sources.append(OutputSource(VIEW, i, nodes=chain[1], after=after))
         elif v.id in inputs:
             sources.append(OutputSource(INPUT, inputs[v.id]))
         elif v.id not in live:
@@ -77,7 +85,7 @@ def is_trivial(sources: list[OutputSource]) -> bool:
 
 def assemble(sources: list[OutputSource], outs: list, arrays: list) -> list:
     """All outputs of the graph from the backend's outputs `outs` and the call's inputs."""
-    result = []
+    result: list = []
     for s in sources:
         kind = s.kind
         if kind == RUN:
@@ -90,6 +98,9 @@ def assemble(sources: list[OutputSource], outs: list, arrays: list) -> list:
             result.append(s.array.copy())
         else:
             result.append(_run_nodes(s.nodes, arrays[s.index]))
+    for k, s in enumerate(sources):
+        if s.after >= 0 and not np.shares_memory(result[k], arrays[s.index]):
+            result[k] = _run_nodes(s.nodes, result[s.after])  # numpy copied: take the new value
     return result
 
 
@@ -115,18 +126,19 @@ def _evaluate(v: Any, producers: dict[int, Node]) -> np.ndarray:
     return np.ascontiguousarray(ev(v))
 
 
-def _movement_chain(v: Any, producers: dict[int, Node], inputs: dict[int, int]
-                    ) -> tuple[int, tuple[Node, ...]] | None:
-    """(input index, the movement nodes from it to v) when v is a view of one input."""
+def _movement_chain(v: Any, producers: dict[int, Node], inputs: dict[int, int],
+                    final: dict[int, Any]) -> tuple[int, tuple[Node, ...]] | None:
+    """(the value id of an input, or of the value written back into one, and the movement nodes
+    from it to v) when v is a view of it."""
     chain: list[Node] = []
-    while v.id not in inputs:
+    while v.id not in inputs and v.id not in final:
         n = producers.get(v.id)
         if n is None or OPS[n.op].kind is not Kind.MOVEMENT or len(n.inputs) != 1 or (
                 n.op.value == "pad"):
             return None
         chain.append(n)
         v = n.inputs[0]
-    return inputs[v.id], tuple(reversed(chain))
+    return v.id, tuple(reversed(chain))
 
 
 def _run_nodes(nodes: tuple[Node, ...], a: Any) -> Any:

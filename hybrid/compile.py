@@ -301,7 +301,7 @@ def _executable(graph: Graph, example: list | None = None,
     repeats or views of inputs are split off first (compiler.outputs)."""
     from compiler.outputs import RUN, is_trivial, split_outputs
 
-    reduced, sources = split_outputs(graph, views)
+    reduced, sources = split_outputs(graph, views, donate)
     if is_trivial(sources):
         return _backend_for(graph, example, donate)
     new_index = {k: s.index for k, s in enumerate(sources) if s.kind == RUN}

@@ -94,6 +94,27 @@ def test_returned_view_of_an_input_is_a_view(view):
     assert float(x.sum()) < 15.0
 
 
+@pytest.mark.parametrize("view", [lambda x: x[0], lambda x: x.T, lambda x: x.reshape(-1),
+                                  lambda x: x[:, ::2], lambda x: x.T.reshape(-1)])
+def test_view_of_an_input_updated_in_place_is_a_view(view):
+    """`x.mul_(2); return view(x)`: eager returns a view of the updated x (or, for a reshape
+    numpy cannot view, a copy of the new value); so does the compiled call, on every call."""
+    def fn(x):
+        x.mul_(2)
+        return view(x)
+
+    f = h.compile(fn)
+    x_eager = h.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    x = h.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    for _ in range(3):
+        ve, vc = fn(x_eager), f(x)
+        np.testing.assert_array_equal(a(vc), a(ve))
+        assert np.shares_memory(a(vc), a(x)) == np.shares_memory(a(ve), a(x_eager))
+        ve.add_(100)  # where eager's result is a view, the write reaches x
+        vc.add_(100)
+        np.testing.assert_array_equal(a(x), a(x_eager))
+
+
 def test_same_tensor_returned_twice():
     @h.compile
     def f(x):
