@@ -331,8 +331,12 @@ def where(cond, a, b):
     """`a` where `cond` else `b`, broadcast, promoted like a binary op."""
     if not is_tensor(cond):
         raise errors.DTypeError(errors.at_user("where: the condition must be a bool tensor"))
+    if cond.dtype is not DType.bool:  # as PyTorch: no silent truthiness of numbers
+        raise errors.DTypeError(errors.at_user(
+            f"where: expected the condition to be a bool tensor, got {core.type_of(cond)}; compare "
+            "it (cond != 0) or convert it (cond.bool())"))
     dt = result_type(a, b)
-    return apply(Op.WHERE, cast(cond, DType.bool), operand(a, dt, cond), operand(b, dt, cond))
+    return apply(Op.WHERE, cond, operand(a, dt, cond), operand(b, dt, cond))
 
 
 def clamp(x, min=None, max=None):  # noqa: A002

@@ -501,3 +501,17 @@ def test_ragged_tensor_input_raises():
     if torch is not None:
         with pytest.raises(ValueError):
             torch.tensor([[1, 2], [3]])
+
+
+def test_where_with_a_non_bool_condition_raises_as_pytorch():
+    """PyTorch: "where expected condition to be a boolean tensor"; hybrid used to treat any
+    non-zero number as True."""
+    with pytest.raises(hybrid.DTypeError, match=r"where: expected the condition to be a bool "
+                       r"tensor, got i64\[2\].*test_reliability.py"):
+        hybrid.where(hybrid.tensor([1, 0]), hybrid.ones(2), hybrid.zeros(2))
+    np.testing.assert_array_equal(
+        hybrid.where(hybrid.tensor([True, False]), hybrid.ones(2), hybrid.zeros(2)).numpy(),
+        [1.0, 0.0])
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="boolean"):
+        torch.where(torch.tensor([1, 0]), torch.ones(2), torch.zeros(2))
