@@ -11,6 +11,10 @@ _PKG_DIRS = tuple(
     os.path.dirname(os.path.abspath(p)) + os.sep
     for p in (__file__, os.path.join(os.path.dirname(__file__), "..", "compiler", "x"))
 )
+# NOTE: the standard library's own frames (multiprocessing's worker bootstrap, threading) are
+# never the user's line either; installed packages under it (site-packages) may be.
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
+_SITE = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
 
 class HybridError(Exception):
@@ -58,7 +62,9 @@ class TraceError(HybridError, RuntimeError):
 
 def _in_package(filename: str) -> bool:
     f = os.path.abspath(filename)
-    return f.startswith(_PKG_DIRS) or f.startswith("<frozen")
+    if f.startswith(_PKG_DIRS) or filename.startswith("<frozen"):
+        return True
+    return f.startswith(_STDLIB) and not any(s in f for s in _SITE)
 
 
 def user_frame(skip: int = 1):

@@ -176,3 +176,18 @@ def test_rule_errors_from_primitives_name_the_line() -> None:
         n = line()
         hybrid.ones(2).expand(3)
     check(e, "expand", lineno=n)
+
+
+def test_error_location_is_never_a_standard_library_frame(monkeypatch):
+    """A hybrid function run directly by threading (or multiprocessing's worker bootstrap) has
+    no user frame: the message names no location rather than threading.py's line."""
+    import threading
+
+    caught = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: caught.append(a.exc_value))
+    t = threading.Thread(target=hybrid.add, args=(hybrid.ones(2), hybrid.ones(3)))
+    t.start()
+    t.join()
+    assert len(caught) == 1 and isinstance(caught[0], hybrid.ShapeError)
+    assert "cannot be broadcast" in str(caught[0])
+    assert "threading.py" not in str(caught[0]) and " at " not in str(caught[0])
