@@ -73,8 +73,10 @@ class CompiledFunction:
             for entry in entries:
                 targets = entry.targets(args, kwargs)
                 if not entry.guarded or entry.mismatch(targets) is None:
-                    if not entry.checked:
-                        check_stability(self, entry, args, kwargs)
+                    if not entry.checked and check_stability(self, entry, args, kwargs):
+                        self._eager_keys.add(key)  # unstable, fallback='eager': run eagerly
+                        del self._cache[key]
+                        return self.fn(*args, **kwargs)
                     return run_entry(entry, targets)
         return self._miss(key, args, kwargs, entries)
 

@@ -21,21 +21,31 @@ from hybrid.compile_trace import TraceStabilityWarning, trace_call
 from hybrid.config import config
 
 
-def check_stability(cf: Any, entry: Any, args: tuple, kwargs: dict) -> None:
+def check_stability(cf: Any, entry: Any, args: tuple, kwargs: dict) -> bool:
     """Retrace `cf` for this call and warn (once per function) if the program differs from the
-    one `entry` was compiled from."""
+    one `entry` was compiled from. True when the caller should run this call eagerly (the
+    programs differ and `cf` was compiled with fallback='eager')."""
     mode = config.check_retrace
     entry.checked = mode != "always"
     if mode == "off" or getattr(cf, "_warned_unstable", False):
-        return
+        return getattr(cf, "_warned_unstable", False) and cf.fallback == "eager"
     try:
         again = trace_call(cf, args, kwargs).tracer.graph
     except errors.HybridError:
-        return  # the first trace succeeded; a failing retrace is reported when it recompiles
+        return False  # the first trace succeeded; a failing retrace is reported on recompiling
     diff = first_difference(entry.stages[0].graph, again)
     if diff is None:
-        return
+        return False
     cf._warned_unstable = True
+    if cf.fallback == "eager":
+        warnings.warn(
+            f"hybrid.compile({cf.name}): tracing the function again gave a different program "
+            f"({diff}). Something the cache key does not see changes the program (Python's "
+            "random module, time, a counter or other Python state): as fallback='eager' asks, "
+            "the function runs eagerly from now on. To compile it, make the value an argument "
+            "or draw random numbers with hybrid.rand*/randint.",
+            TraceStabilityWarning, stacklevel=3)
+        return True
     warnings.warn(
         f"hybrid.compile({cf.name}): tracing the function again gave a different program "
         f"({diff}). Something the cache key does not see changes the program: Python's random "
@@ -44,6 +54,7 @@ def check_stability(cf: Any, entry: Any, args: tuple, kwargs: dict) -> None:
         "the value an argument, draw random numbers with hybrid.rand*/randint, or compile "
         "with fallback='eager' (or call the function undecorated).",
         TraceStabilityWarning, stacklevel=3)
+    return False
 
 
 def first_difference(a: Graph, b: Graph) -> str | None:

@@ -173,6 +173,28 @@ def test_python_counter_that_changes_the_program_is_caught_on_the_second_call():
     assert "test_compile_composition.py" in msgs[0]  # names the differing line
 
 
+def test_unstable_function_with_fallback_eager_runs_eagerly_from_then_on():
+    """The warning's advice works: with fallback='eager', once the retrace differs, every call
+    runs the Python function (here: each call's own depth, as eager), not the first trace."""
+    depths = iter([1, 3, 0, 2, 2, 1])
+
+    def forward(x):
+        y = x
+        for _ in range(next(depths)):
+            y = y * 2
+        return y
+
+    f = h.compile(forward, fallback="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [float(f(h.ones(1))) for _ in range(5)]
+    # call 1 traces (depth 1), call 2 retraces (depth 3): differs, runs eagerly (depth 0 drawn
+    # by the eager run), then eager on every call
+    assert got == [2.0, 1.0, 4.0, 4.0, 2.0]
+    msgs = [str(w.message) for w in caught if issubclass(w.category, TraceStabilityWarning)]
+    assert len(msgs) == 1 and "runs eagerly from now on" in msgs[0]
+
+
 def test_stable_function_is_not_flagged():
     @h.compile
     def f(x):
