@@ -2,6 +2,10 @@
 
 (a) First call of an MLP 784-512-512-10 training step (batch 128, SGD, cross_entropy): trace +
     pass time, median over several fresh compiled functions, split by stage.
+(c) The trace-stability check (hybrid.config.check_retrace): the first four calls of that step
+    written in PyTorch's order (zero_grad first: call 1 compiles without gradients, call 2 with,
+    calls 2 and 3 are the second calls of each variant and retrace to compare), with the check
+    on ("first", the default) and "off".
 (b) Per-call overhead of a cache hit for one add on 16-element float32 tensors: total time per
     call, the executor's share (entry.run called directly) and the difference, which is the
     guard check + dispatch.
@@ -182,6 +186,41 @@ def torch_hit() -> float | None:
     return per_call_us(lambda: add(a, b), n=5000)
 
 
+def hybrid_retrace_cost(calls: int = 4) -> dict[str, list[float]]:
+    """check_retrace mode -> median seconds of each of the first `calls` calls."""
+    rng = np.random.RandomState(0)
+    x = h.tensor(rng.randn(BATCH, SIZES[0]).astype(np.float32))
+    y = h.tensor(rng.randint(0, SIZES[-1], size=(BATCH,)))
+    out = {}
+    saved = h.config.check_retrace
+    try:
+        for mode in ("first", "off"):
+            h.config.check_retrace = mode
+            times: list[list[float]] = [[] for _ in range(calls)]
+            for _ in range(FIRST_CALL_REPEATS):
+                h.manual_seed(0)
+                model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512),
+                                      nn.ReLU(), nn.Linear(512, 10))
+                opt = h.optim.SGD(model.parameters(), lr=0.01)
+
+                @h.compile
+                def step(x, y):
+                    opt.zero_grad()  # noqa: B023
+                    loss = F.cross_entropy(model(x), y)  # noqa: B023
+                    loss.backward()
+                    opt.step()  # noqa: B023
+                    return loss
+
+                for i in range(calls):
+                    t0 = time.perf_counter()
+                    step(x, y)
+                    times[i].append(time.perf_counter() - t0)
+            out[mode] = [statistics.median(t) for t in times]
+    finally:
+        h.config.check_retrace = saved
+    return out
+
+
 def fmt(v: float | None, unit: str, scale: float = 1.0, digits: int = 3) -> str:
     return "not installed" if v is None else f"{v * scale:.{digits}f} {unit}"
 
@@ -192,6 +231,7 @@ def main() -> None:
     jf, tf = jax_first_call(), torch_first_call()
     total, executor = hybrid_hit()
     jh, th = jax_hit(), torch_hit()
+    retrace = hybrid_retrace_cost()
 
     print("## (a) first call: MLP 784-512-512-10 training step (batch 128, SGD, cross_entropy)")
     print()
@@ -215,6 +255,13 @@ def main() -> None:
     print(f"| hybrid.compile | {total:.2f} µs | {executor:.2f} µs | {total - executor:.2f} µs |")
     print(f"| jax.jit | {fmt(jh, 'µs', digits=2)} | | |")
     print(f"| torch.compile | {fmt(th, 'µs', digits=2)} | | |")
+    print()
+    print("## (c) trace-stability check: first calls of the zero_grad-first step, ms (medians)")
+    print()
+    print("| check_retrace | " + " | ".join(f"call {i + 1}" for i in range(4)) + " |")
+    print("|---|" + "---|" * 4)
+    for mode, ts in retrace.items():
+        print(f"| {mode} | " + " | ".join(f"{t * 1e3:.1f}" for t in ts) + " |")
 
 
 if __name__ == "__main__":
