@@ -83,17 +83,26 @@ def is_trivial(sources: list[OutputSource]) -> bool:
     return all(s.kind == RUN and s.index == k for k, s in enumerate(sources))
 
 
-def assemble(sources: list[OutputSource], outs: list, arrays: list) -> list:
-    """All outputs of the graph from the backend's outputs `outs` and the call's inputs."""
+def input_copies(sources: list[OutputSource], arrays: list) -> dict[int, Any]:
+    """Copies of the inputs returned as outputs, taken before the backend runs: an input that
+    shares memory with one the run updates in place (x and x.detach()) must be returned with
+    the value it had when the call began, as the graph means."""
+    return {k: arrays[s.index].copy() for k, s in enumerate(sources) if s.kind == INPUT}
+
+
+def assemble(sources: list[OutputSource], outs: list, arrays: list,
+             copies: dict[int, Any] | None = None) -> list:
+    """All outputs of the graph from the backend's outputs `outs`, the call's inputs and
+    `copies` (input_copies, taken before the run; made here when not given)."""
     result: list = []
-    for s in sources:
+    for k, s in enumerate(sources):
         kind = s.kind
         if kind == RUN:
             result.append(outs[s.index])
         elif kind == COPY:
             result.append(outs[s.index].copy())
         elif kind == INPUT:
-            result.append(arrays[s.index].copy())
+            result.append(copies[k] if copies is not None else arrays[s.index].copy())
         elif kind == CONST:
             result.append(s.array.copy())
         else:

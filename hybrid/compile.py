@@ -316,14 +316,18 @@ class _Assembled:
     """An executable whose outputs are rebuilt from the backend's (compiler.outputs)."""
 
     def __init__(self, inner: Any, sources: list):
+        from compiler.outputs import INPUT
+
         self.inner = inner
         self.sources = sources
+        self.has_inputs = any(s.kind == INPUT for s in sources)
 
     def __call__(self, arrays: list) -> list:
-        from compiler.outputs import assemble
+        from compiler.outputs import assemble, input_copies
 
+        copies = input_copies(self.sources, arrays) if self.has_inputs else None
         outs = self.inner(arrays) if self.inner is not None else []
-        return assemble(self.sources, outs, arrays)
+        return assemble(self.sources, outs, arrays, copies)
 
     def __getattr__(self, name: str) -> Any:
         if self.__dict__.get("inner") is None:

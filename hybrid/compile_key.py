@@ -149,41 +149,49 @@ class KeyBuilder:
         roots: list = []
         parts = []
         ids: list[int] = []
+        shared: list = []  # (position in ids, tensor) of views and aliases (detach, .data)
         for a in args:
             c = a.__class__
             if c in _TENSOR_CLASSES:
                 v = a._value
                 parts.append((v.__class__, v.shape, v.dtype, a._rg))
                 ids.append(id(a))
+                if a._base is not None or a._alias_of is not None:
+                    shared.append((len(ids) - 1, a))
             elif c in _SCALAR_SET:
                 parts.append((c, a))
             else:
-                parts.append(self._leaf(a, roots, ids))
-        kw = tuple((k, self._leaf(v, roots, ids))
+                parts.append(self._leaf(a, roots, ids, shared))
+        kw = tuple((k, self._leaf(v, roots, ids, shared))
                    for k, v in sorted(kwargs.items())) if kwargs else ()
         env = self._env(roots) if roots or self.has_env else ()
         alias = None if len(ids) < 2 or len(set(ids)) == len(ids) else _aliasing(ids)
+        if shared:  # which arguments share storage (x and x.detach(), x and x[0])
+            alias = (alias, _storage_pattern(ids, shared))
         if env and ids:
             shared = _env_tensor_ids(env)
             if shared and any(i in shared for i in ids):  # an argument is also read as a global
                 alias = (alias, tuple(shared.get(i, -1) for i in ids))
         return (STATE.grad, tuple(parts), kw, env, alias)
 
-    def _leaf(self, a: Any, roots: list, ids: list | None = None) -> Any:
+    def _leaf(self, a: Any, roots: list, ids: list | None = None,
+              shared: list | None = None) -> Any:
         c = a.__class__
         if c in _TENSOR_CLASSES:
             v = a._value
             if ids is not None:
                 ids.append(id(a))
+                if (a._base is not None or a._alias_of is not None) and shared is not None:
+                    shared.append((len(ids) - 1, a))
             return (v.__class__, v.shape, v.dtype, a._rg)
         if c in _SCALAR_SET:
             return (c, a)
         if c is tuple or c is list:
-            return (c, tuple(self._leaf(x, roots, ids) for x in a))
+            return (c, tuple(self._leaf(x, roots, ids, shared) for x in a))
         if c is dict:
-            return (c, tuple((k, self._leaf(v, roots, ids)) for k, v in a.items()))
+            return (c, tuple((k, self._leaf(v, roots, ids, shared)) for k, v in a.items()))
         if isinstance(a, tuple) and hasattr(a, "_fields"):  # namedtuple
-            return (c, tuple(self._leaf(x, roots, ids) for x in a))
+            return (c, tuple(self._leaf(x, roots, ids, shared) for x in a))
         if _is_module(a) or _is_optimizer(a):
             roots.append(a)
         if c is _np_ndarray:
@@ -329,6 +337,22 @@ def _aliasing(ids: list[int]) -> Any:
     if len(ids) < 2 or len(set(ids)) == len(ids):
         return None
     return tuple(ids.index(i) for i in ids)
+
+
+def _storage_pattern(ids: list[int], shared: list) -> tuple:
+    """For each view or alias argument, which argument's storage it shares (its position, or
+    -1 for a storage no argument owns) and whether it is all of it: a graph traced for one
+    pattern makes in-place updates of one argument visible in the others."""
+    from hybrid.tracing import storage_root
+
+    out = []
+    for pos, t in shared:
+        root = storage_root(t)
+        rid = id(root)
+        same = t._value.shape == root._value.shape and t._value.strides == root._value.strides
+        out.append((pos, ids.index(rid) if rid in ids else -1, same,
+                    tuple(p for p, u in shared if u is not t and storage_root(u) is root)))
+    return tuple(out)
 
 
 def _env_tensor_ids(env: tuple) -> dict[int, int]:

@@ -62,6 +62,24 @@ class Hyper:
         self.holder._value = _np.asarray(v, self.dtype)
 
 
+def storage_root(t: Any) -> Any:
+    """The tensor whose storage `t` shares: through views (`_base`) and aliases (detach, .data)."""
+    while True:
+        b = t._base if t._base is not None else t._alias_of
+        if b is None:
+            return t
+        t = b
+
+
+def _same_memory(a: Any, b: Any) -> bool:
+    """Two arrays with the same data pointer, shape and strides (one storage, one view of it)."""
+    try:
+        return (a.shape == b.shape and a.strides == b.strides
+                and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+    except (AttributeError, TypeError):
+        return a is b
+
+
 class Tracer:
     """Records primitives into `graph` while active (see `hybrid.ops.core.STATE.tracer`)."""
 
@@ -71,6 +89,7 @@ class Tracer:
         self._by_id: dict[int, int] = {}
         self._rng: dict[int, list] = {}
         self._views: dict[int, list] = {}  # value id -> weakrefs of live views taken of it
+        self._by_root: dict[int, list[int]] = {}  # id(storage root tensor) -> lifted indices
         self._namer = namer or (lambda t: "")
         self._values: set[int] = set()
         self._grads: dict[int, tuple[Any, Any]] = {}  # id(owner) -> (owner, .grad before trace)
@@ -111,7 +130,13 @@ class Tracer:
         self._values.add(v.id)
         t._value = v
         t._node = None
-        return v
+        root = storage_root(t)
+        if root is not t or id(t) in self._by_root:
+            self._by_root.setdefault(id(root), []).append(len(self.lifted) - 1)
+            self._see_update(t, root)
+        else:
+            self._by_root[id(t)] = [len(self.lifted) - 1]
+        return t._value
 
     def _grad_name(self, owner: int | None) -> str:
         if owner is None or owner not in self._by_id:
@@ -199,6 +224,38 @@ class Tracer:
         x._value = self.value_of(r)
         if x._alias_of is not None:  # .data / .detach(): the same storage as another tensor
             self.assign(x._alias_of, r)
+        else:
+            self._sync_aliases(x)
+
+    # --- tensors that share storage (x and x.detach(), x and x[0] passed together) -------------
+
+    def _sync_aliases(self, root: Any) -> None:
+        """`root` (no view, no alias) was updated in place: every lifted tensor on its storage
+        sees the update, as in eager; one that views part of it cannot, and is an error."""
+        for j in self._by_root.get(id(root), ()):
+            y = self.lifted[j].tensor
+            if y is not root:
+                self._follow(y, root)
+
+    def _see_update(self, t: Any, root: Any) -> None:
+        """`t`, lifted now, shares storage with `root`: if root was already updated in this
+        trace, t holds the new value."""
+        i = self._by_id.get(id(root))
+        if i is not None and root._value is not self.lifted[i].value:
+            self._follow(t, root)
+
+    def _follow(self, y: Any, root: Any) -> None:
+        ya, ra = self.lifted[self._by_id[id(y)]].array, root
+        i = self._by_id.get(id(root))
+        if i is not None:
+            ra = self.lifted[i].array
+        if _same_memory(ya, ra):
+            y._value = root._value
+            return
+        raise errors.TraceError(errors.at_user(
+            f"an in-place update of a tensor ({type_of(root)}) inside @hybrid.compile reaches "
+            f"another input that is a view of part of it ({type_of(y)}); pass the base tensor "
+            "only (and take the view inside the function), or pass a clone of the view"))
 
     def rng_draw(self, gen: Any, n: int) -> int:
         """Reserve `n` values of generator `gen`'s stream; returns their offset in this call."""
