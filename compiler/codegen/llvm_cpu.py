@@ -522,6 +522,28 @@ def libm(m: ir.Module, b: ir.IRBuilder, name: str, args: list) -> ir.Value:
     return b.call(fn, args)
 
 
+def _to_float32_round_to_odd(b: ir.IRBuilder, d: ir.Value) -> ir.Value:
+    """float64 -> float32 rounded to odd: truncated toward zero, with the last bit set when
+    inexact. float32 keeps 13 more bits than float16, so rounding this to half is the correctly
+    rounded half of `d` (no double rounding). NaN stays NaN, overflow stays above half's max."""
+    f = b.fptrunc(d, F32)
+    inexact = b.fcmp_unordered("!=", b.fpext(f, F64), d)
+    away = b.fcmp_ordered(">", _fabs(b, b.fpext(f, F64)), _fabs(b, d))
+    bits = b.bitcast(f, I32)
+    toward_zero = b.select(away, b.sub(bits, ir.Constant(I32, 1)), bits)
+    odd = b.or_(toward_zero, ir.Constant(I32, 1))
+    return b.bitcast(b.select(inexact, odd, bits), F32)
+
+
+def _fabs(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    m = b.module
+    name = "llvm.fabs.f64"
+    fn = m.globals.get(name)
+    if fn is None:
+        fn = ir.Function(m, ir.FunctionType(F64, [F64]), name=name)
+    return b.call(fn, [x])
+
+
 def cast_value(b: ir.IRBuilder, v: ir.Value, src: DType, dst: DType) -> ir.Value:
     """Convert a compute value of dtype src to dtype dst (numpy's astype semantics)."""
     if src is dst:
@@ -535,8 +557,10 @@ def cast_value(b: ir.IRBuilder, v: ir.Value, src: DType, dst: DType) -> ir.Value
         # NOTE: float16 computes in float32, but a cast to it must round to half precision.
         # Only float32 -> half is converted (one instruction with F16C); float64 -> half and
         # int -> half would be compiler-rt calls MCJIT cannot resolve, so they go through float32
-        # (float64 sources can then round twice, as numpy's direct conversion does not).
-        f = cast_value(b, v, src, DType.float32)
+        # (a float64 source is rounded to float32 *to odd*, so that the second rounding gives
+        # the correctly rounded half, as numpy's direct conversion does).
+        f = _to_float32_round_to_odd(b, v) if src is DType.float64 else \
+            cast_value(b, v, src, DType.float32)
         return b.fpext(b.fptrunc(f, F16), F32)
     if src is DType.bool:
         return b.uitofp(v, dt) if dst.is_floating else b.zext(v, dt)

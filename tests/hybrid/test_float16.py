@@ -59,16 +59,26 @@ def test_cast_to_float16_rounds_to_nearest_even(src, run_mode):
     np.testing.assert_array_equal(bits(got.numpy()), bits(want), err_msg=str(a))
 
 
-def test_cast_float64_to_float16_rounds_once(run_mode, request):
+def test_cast_float64_to_float16_rounds_once(run_mode):
     """1 + 2^-11 + 2^-40 is just above a float16 tie: it rounds up to 1 + 2^-10. Rounding to
-    float32 first (2^-40 is below float32's half ulp) makes it the tie, which goes to even, 1.0."""
-    if run_mode == "native":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "compiler/codegen/llvm_cpu.py casts float64 -> float16 through float32 (double "
-            "rounding): 1 + 2^-11 + 2^-40 gives 1.0, not 1.0009765625")))
+    float32 first (2^-40 is below float32's half ulp) makes it the tie, which goes to even, 1.0
+    (the native backend did that until it rounded float64 -> float32 to odd)."""
     a = np.array([1 + 2**-11 + 2**-40, -(1 + 2**-11 + 2**-40), 2049 + 2**-30, 1 + 3 * 2**-11 - 2**-40])
     got = run(lambda t: t.half(), h.tensor(a), mode=run_mode)
     np.testing.assert_array_equal(bits(got.numpy()), bits(a.astype(F16)))
+
+
+def test_cast_float64_to_float16_at_every_tie(run_mode):
+    """Every midpoint between consecutive finite float16 values, exactly and nudged by 2^-40
+    relative either way, both signs, plus nan, inf, overflow and values below half's range."""
+    lo = np.arange(0, 0x7BFF, dtype=np.uint16).view(F16).astype(np.float64)
+    hi = np.arange(1, 0x7C00, dtype=np.uint16).view(F16).astype(np.float64)
+    mid = (lo + hi) / 2
+    a = np.concatenate([mid, mid * (1 + 2**-40), mid * (1 - 2**-40), -mid,
+                        [np.nan, np.inf, -np.inf, 1e300, -1e300, 65520.0, 2.9e-8, 1e-320]])
+    got = run(lambda t: t.half(), h.tensor(a), mode=run_mode)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(bits(got.numpy()), bits(a.astype(F16)))
 
 
 def test_cast_from_float16_is_exact(run_mode):
