@@ -168,13 +168,13 @@ def _conv(op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, di
     return sh.squeeze(y, 0) if unbatched else y
 
 
-def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,  # noqa: A002
+def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1) -> Any:
     """2-d cross-correlation of (N, C, H, W) with weight (O, C / groups, kh, kw)."""
     return _conv("conv2d", input, weight, bias, stride, padding, dilation, groups, 2)
 
 
-def conv1d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,  # noqa: A002
+def conv1d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1) -> Any:
     """1-d cross-correlation of (N, C, L) with weight (O, C / groups, k)."""
     return _conv("conv1d", input, weight, bias, stride, padding, dilation, groups, 1)
@@ -213,14 +213,14 @@ def _pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation
     return sh.squeeze(y, 0) if unbatched else y
 
 
-def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
+def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     """The max over each (dilated) window; padding counts as -inf."""
     return _max_pool("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, 2)
 
 
-def max_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
+def max_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     return _max_pool("max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, 1)
@@ -271,7 +271,7 @@ def _avg_pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil
     return _pool(op, x, kernel_size, stride, padding, 1, ceil_mode, n, reduce)
 
 
-def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
+def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Any = None) -> Any:
     """The mean over each window (PyTorch's divisor rules for padding and ceil_mode)."""
@@ -279,7 +279,7 @@ def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
                      count_include_pad, divisor_override, 2)
 
 
-def avg_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
+def avg_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
                ceil_mode: bool = False, count_include_pad: bool = True) -> Any:
     return _avg_pool("avg_pool1d", input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, None, 1)
@@ -294,7 +294,7 @@ def _adaptive_matrix(n: int, o: int) -> np.ndarray:
     return m
 
 
-def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:  # noqa: A002
+def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
     """Average pooling to a fixed output size (None in output_size keeps that dim)."""
     op = "adaptive_avg_pool2d"
     _need_input(op, input, 2)
@@ -317,7 +317,7 @@ def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:  # noqa: A002
     return sh.squeeze(y, 0) if unbatched else y
 
 
-def adaptive_avg_pool1d(input: Any, output_size: Any) -> Any:  # noqa: A002
+def adaptive_avg_pool1d(input: Any, output_size: Any) -> Any:
     _need_input("adaptive_avg_pool1d", input, 1)
     o = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
     return sh.squeeze(adaptive_avg_pool2d(sh.unsqueeze(input, -2), (1, o)), -2)
@@ -343,7 +343,7 @@ def _channel_dropout(op: str, x: Any, p: float, training: bool, dims: int) -> An
     return where(keep, x * (1.0 / (1.0 - p)), 0.0)
 
 
-def dropout2d(input: Any, p: float = 0.5, training: bool = True,  # noqa: A002
+def dropout2d(input: Any, p: float = 0.5, training: bool = True,
               inplace: bool = False) -> Any:
     """Zero whole channels of (N, C, H, W) with probability p, scaling the rest by 1/(1-p)."""
     out = _channel_dropout("dropout2d", input, p, training, 2)
@@ -354,7 +354,7 @@ def dropout2d(input: Any, p: float = 0.5, training: bool = True,  # noqa: A002
     return out
 
 
-def dropout1d(input: Any, p: float = 0.5, training: bool = True,  # noqa: A002
+def dropout1d(input: Any, p: float = 0.5, training: bool = True,
               inplace: bool = False) -> Any:
     out = _channel_dropout("dropout1d", input, p, training, 1)
     if inplace and out is not input:
