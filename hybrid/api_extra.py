@@ -3,9 +3,11 @@ keyword (hybrid/__init__.py re-exports everything in __all__)."""
 
 from __future__ import annotations
 
-from hybrid import linalg  # noqa: F401  (hybrid.linalg)
+from typing import Any
+
+from hybrid import linalg
 from hybrid import random as _random
-from hybrid.dtypes import finfo, iinfo, int8, int16, short, uint8  # noqa: F401
+from hybrid.dtypes import finfo, iinfo, int8, int16, short, uint8
 from hybrid.ops import creation as _cr
 from hybrid.ops import elementwise as _ew
 from hybrid.ops import hyperbolic as _hy
@@ -64,3 +66,35 @@ clip = clamp = globals()["clamp"]
 multiply, subtract, divide, negative, absolute = (globals()[n] for n in
                                                   ("mul", "sub", "div", "neg", "abs"))
 __all__ += ["clip", "multiply", "subtract", "divide", "negative", "absolute"]
+
+# Function forms of the in-place unary ops (torch.sin_(x) is x.sin_()), as PyTorch has them.
+_INPLACE = ("abs_ acos_ acosh_ arccos_ arcsin_ arctan_ asin_ asinh_ atan_ atanh_ ceil_ clamp_ "
+            "clip_ cos_ cosh_ detach_ erf_ exp2_ exp_ expm1_ fill_ floor_ log10_ log1p_ log2_ log_ "
+            "nan_to_num_ neg_ negative_ reciprocal_ relu_ round_ rsqrt_ sigmoid_ sin_ sinh_ sqrt_ "
+            "square_ tan_ tanh_ trunc_ zero_").split()
+
+
+def _inplace_function(name: str) -> Any:
+    def fn(input: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"`input.{name}(...)`: updates input in place and returns it."
+    return fn
+
+
+for _n in _INPLACE:
+    globals()[_n] = _inplace_function(_n)
+    __all__.append(_n)
+
+
+def svd(input: Any, some: bool = True, compute_uv: bool = True) -> Any:
+    """torch.svd (deprecated in PyTorch for torch.linalg.svd, still in tutorials): (U, S, V) with
+    V, not V^H; `some=False` gives the full U and V; compute_uv=False gives zero U and V."""
+    u, s, vh = linalg.svd(input, full_matrices=not some)
+    if not compute_uv:
+        return _cr.zeros_like(u), s, _cr.zeros_like(vh)
+    return u, s, vh.mT
+
+
+__all__.append("svd")

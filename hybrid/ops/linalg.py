@@ -14,8 +14,9 @@ def _t(x) -> str:
     return f"{x.dtype.short}[{','.join(map(str, x.shape))}]"
 
 
-def matmul(a, b):
+def matmul(input, other):
     """a @ b: dot (1-d, 1-d), matrix-vector, and batched matrix products with broadcasting."""
+    a, b = input, other
     ew.need_tensor("matmul", a)
     ew.need_tensor("matmul", b)
     if a.ndim == 0 or b.ndim == 0:
@@ -55,23 +56,27 @@ def matmul(a, b):
     return out
 
 
-def mm(a, b):
+def mm(input, mat2):
+    a, b = input, mat2
     if a.ndim != 2 or b.ndim != 2:
         raise errors.ShapeError(errors.at_user(f"mm: expects 2-d tensors, got {_t(a)} and {_t(b)}"))
     return matmul(a, b)
 
 
-def bmm(a, b):
+def bmm(input, mat2):
+    a, b = input, mat2
     if a.ndim != 3 or b.ndim != 3:
         raise errors.ShapeError(errors.at_user(f"bmm: expects 3-d tensors, got {_t(a)} and {_t(b)}"))
     return matmul(a, b)
 
 
-def dot(a, b):
+def dot(input, other):
+    a, b = input, other
     if a.ndim != 1 or b.ndim != 1:
         raise errors.ShapeError(errors.at_user(f"dot: expects 1-d tensors, got {_t(a)} and {_t(b)}"))
     return matmul(a, b)
 
 
-def outer(a, b):
+def outer(input, vec2):
+    a, b = input, vec2
     return sh.unsqueeze(a, 1) * sh.unsqueeze(b, 0)

@@ -44,8 +44,7 @@ def two_layer_net_tensor(torch, compile) -> Result:
     return res
 
 
-@script("examples_tensor/polynomial_tensor",
-        needs="torch.matmul(input=, other=): the keyword names (hybrid/ops/linalg.py)")
+@script("examples_tensor/polynomial_tensor")
 def polynomial_tensor(torch, compile) -> Result:
     """y = a + bx + cx^2 + dx^3 fitted to sin(x) with hand-written gradients (matmul(input=,
     other=) keywords, 0-d random weights, in-place updates)."""

@@ -8,8 +8,7 @@ import math
 from tutorial_harness import Result, script
 
 
-@script("introyt/tensors_deeper_tutorial", trains=False,
-        needs="torch.svd and the function form torch.sin_ (issue 14 item 4, math ops)")
+@script("introyt/tensors_deeper_tutorial", trains=False)
 def tensors_deeper_tutorial(torch, compile) -> Result:
     """Factories and seeding, *_like, dtypes (int16, float64 -> int32), arithmetic and
     broadcasting, math/trig/bitwise/comparison/reduction/linear-algebra ops, in-place ops,
