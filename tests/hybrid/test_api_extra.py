@@ -377,3 +377,47 @@ def test_histc_compiles_with_eagers_bins() -> None:
     same = hybrid.full((4,), 2.5)
     np.testing.assert_array_equal(hybrid.compile(lambda a: a.histc(4))(same).numpy(),
                                   same.histc(4).numpy())
+
+
+def test_inplace_function_forms_match_pytorch():
+    """hybrid.sin_(x) is x.sin_(): the same object back, updated; values as torch's."""
+    torch = pytest.importorskip("torch")
+    a = np.array([0.1, 0.5, 0.9], np.float32)
+    for name in ("sin_", "exp_", "sqrt_", "tanh_", "relu_", "neg_", "zero_", "atanh_"):
+        x = hybrid.tensor(a.copy())
+        t = torch.tensor(a.copy())
+        r = getattr(hybrid, name)(x)
+        getattr(torch, name)(t)
+        assert r is x
+        np.testing.assert_allclose(x.numpy(), t.numpy(), rtol=1e-6, err_msg=name)
+    x, t = hybrid.tensor(a.copy()), torch.tensor(a.copy())
+    hybrid.clamp_(x, 0.2, 0.6)
+    torch.clamp_(t, 0.2, 0.6)
+    np.testing.assert_array_equal(x.numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("some", [True, False])
+def test_svd_function_form_matches_pytorch(some):
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(0).standard_normal((5, 3))
+    u, s, v = hybrid.svd(hybrid.tensor(a), some=some)
+    tu, ts, tv = torch.svd(torch.tensor(a), some=some)
+    assert u.shape == tuple(tu.shape) and v.shape == tuple(tv.shape)
+    np.testing.assert_allclose(s.numpy(), ts.numpy(), rtol=1e-12)
+    k = 3  # the reconstruction from the leading singular vectors (signs may differ)
+    np.testing.assert_allclose((u.numpy()[:, :k] * s.numpy()) @ v.numpy()[:, :k].T, a, atol=1e-12)
+    _, _, v0 = hybrid.svd(hybrid.tensor(a), compute_uv=False)
+    assert not v0.numpy().any()
+
+
+def test_linalg_functions_take_pytorchs_keyword_names():
+    torch = pytest.importorskip("torch")
+    a = np.arange(6.0).reshape(2, 3)
+    b = np.arange(12.0).reshape(3, 4)
+    got = hybrid.matmul(input=hybrid.tensor(a), other=hybrid.tensor(b)).numpy()
+    want = torch.matmul(input=torch.tensor(a), other=torch.tensor(b)).numpy()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(hybrid.mm(hybrid.tensor(a), mat2=hybrid.tensor(b)).numpy(), want)
+    np.testing.assert_array_equal(
+        hybrid.outer(hybrid.tensor(a[0]), vec2=hybrid.tensor(b[0])).numpy(),
+        torch.outer(torch.tensor(a[0]), vec2=torch.tensor(b[0])).numpy())
