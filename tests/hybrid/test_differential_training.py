@@ -26,13 +26,21 @@ import hybrid.nn.functional as F  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("compiled_backend")
 
-CI_EXAMPLES = 10
+CI_EXAMPLES = int(os.environ.get("TRAINING_DIFF_EXAMPLES", "10"))  # more: run locally
 _DEV = os.environ.get("HYBRID_HYPOTHESIS_PROFILE", "ci") != "ci"
 _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 EXAMPLES = (settings(suppress_health_check=_HEALTH) if _DEV
             else settings(max_examples=CI_EXAMPLES, suppress_health_check=_HEALTH))
 RTOL, ATOL = 2e-5, 2e-6
 CLASSES = 3
+# NOTE: RMSprop, Adagrad and Adadelta divide each update by the running RMS of its own
+# gradient, so an element whose gradient is a near-cancelling sum (where float32 summation
+# order changes it by whole percents) moves by a whole step either way, and the runs drift
+# apart: found here as RMSprop momentum buffers 6e-6 apart at step 2, and before as
+# LayerNorm(1) + Adagrad weights 1e-4 apart. Those specs run in float64, where the same
+# rounding is 1e-16 and the comparison stays meaningful (tests/hybrid/test_training_idioms.py
+# does the same).
+FLOAT64_OPTIMIZERS = {"RMSprop", "Adagrad", "Adadelta"}
 
 
 @dataclass
@@ -122,6 +130,8 @@ def build(spec: Spec):
     mods.append(nn.Linear(d, CLASSES))
     model = nn.Sequential(*mods)
     name, kwargs = spec.optimizer
+    if name in FLOAT64_OPTIMIZERS:
+        model.double()
     return model, getattr(h.optim, name)(model.parameters(), **kwargs)
 
 
@@ -135,7 +145,8 @@ def batches(spec: Spec) -> list:
             if spec.embed:
                 x = h.tensor(rng.integers(0, spec.embed, spec.batch))
             else:
-                x = h.tensor(rng.standard_normal((spec.batch, spec.width)).astype(np.float32))
+                x = h.tensor(rng.standard_normal((spec.batch, spec.width)).astype(
+                    np.float64 if spec.optimizer[0] in FLOAT64_OPTIMIZERS else np.float32))
             step.append((x, h.tensor(rng.integers(0, CLASSES, spec.batch))))
         out.append(step)
     return out
@@ -218,7 +229,6 @@ def check_same(got: dict, want: dict, where: str) -> None:
             np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=f"{where} {k}")
 
 
-@pytest.mark.xfail(strict=False, reason="LayerNorm(1) + Adagrad: compiled weights differ from eager by 1e-4 at step 2 (not yet diagnosed)")
 @EXAMPLES
 @given(spec=specs())
 def test_training_steps_match_eager(spec: Spec) -> None:
