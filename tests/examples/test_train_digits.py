@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -19,10 +18,8 @@ import train_digits
 
 
 def test_full_run_reaches_95_percent(capsys):
-    start = time.perf_counter()
-    acc = train_digits.main(["--quiet"])
+    acc = train_digits.main(["--quiet"])  # its time is a benchmark (benchmarks/), not a test
     assert acc >= 0.95
-    assert time.perf_counter() - start < 30
     out = capsys.readouterr().out
     assert "test accuracy" in out and "training time" in out
     assert "Linear(in_features=64, out_features=128, bias=True)" in out

@@ -682,7 +682,7 @@ add(
     OpInfo("double", lambda x: x.double(), lambda x: x, unary("frac"), FLOATS,
            out_dtype=lambda _: F64),
     OpInfo("half_roundtrip", lambda x: x.half().float(), lambda x: x.astype(np.float16),
-           unary(), (F32,), grad=False, out_dtype=lambda _: F32, atol=2e-3, rtol=1e-3),
+           unary(), (F32,), grad=False, out_dtype=lambda _: F32, atol=0, rtol=0),  # exact: one rounding
     OpInfo("long", lambda x: x.long(), lambda x: np.trunc(x), unary("frac"), FLOATS, grad=False,
            out_dtype=lambda _: I64),
 )
