@@ -1,6 +1,412 @@
 """Recurrent layers of hybrid.nn (RNN, LSTM, GRU and their cells; PyTorch's names, parameter
-layout and semantics), written as compositions of hybrid's ops."""
+layout and semantics), written as compositions of hybrid's ops.
+
+The time loop is a Python loop: eager mode runs it step by step with autograd, and
+@hybrid.compile unrolls it into the traced graph (one copy of the cell per time step).
+Packed sequences (hybrid.nn.utils.rnn.PackedSequence) run padded, with a per-step mask that
+holds each sequence's state once its length is reached; the reverse direction starts at each
+sequence's own last element because the masked steps before it keep the initial state."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+from typing import Any
+
+from hybrid import errors
+from hybrid.nn import functional as F
+from hybrid.nn import init
+from hybrid.nn.module import Module, Parameter
+from hybrid.ops import creation as cr
+from hybrid.ops import elementwise as ew
+from hybrid.ops import shape as sh
+
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _shape(x: Any) -> list[int]:
+    return list(x.shape)
+
+
+def _fail(message: str) -> errors.HybridError:
+    return errors.ShapeError(errors.at_user(message))
+
+
+# ---------------------------------------------------------------------------------------------
+# one step of each cell; `xw` is the input projection x @ w_ih.T + b_ih, already computed
+
+
+def _hh(h: Any, w_hh: Any, b_hh: Any) -> Any:
+    return F.linear(h, w_hh, b_hh)
+
+
+def _rnn_step(xw: Any, h: Any, w_hh: Any, b_hh: Any, relu: bool) -> Any:
+    pre = xw + _hh(h, w_hh, b_hh)
+    return ew.relu(pre) if relu else pre.tanh()
+
+
+def _lstm_step(xw: Any, state: tuple[Any, Any], w_hh: Any, b_hh: Any) -> tuple[Any, Any]:
+    h, c = state
+    gates = xw + _hh(h, w_hh, b_hh)
+    i, f, g, o = sh.chunk(gates, 4, dim=-1)
+    c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    h_new = o.sigmoid() * c_new.tanh()
+    return h_new, c_new
+
+
+def _gru_step(xw: Any, h: Any, w_hh: Any, b_hh: Any) -> Any:
+    gh = _hh(h, w_hh, b_hh)
+    x_r, x_z, x_n = sh.chunk(xw, 3, dim=-1)
+    h_r, h_z, h_n = sh.chunk(gh, 3, dim=-1)
+    r = (x_r + h_r).sigmoid()
+    z = (x_z + h_z).sigmoid()
+    n = (x_n + r * h_n).tanh()
+    return (1 - z) * n + z * h
+
+
+def _step(mode: str, xw: Any, state: Any, w_hh: Any, b_hh: Any) -> Any:
+    if mode == "LSTM":
+        return _lstm_step(xw, state, w_hh, b_hh)
+    if mode == "GRU":
+        return _gru_step(xw, state, w_hh, b_hh)
+    return _rnn_step(xw, state, w_hh, b_hh, relu=mode == "RNN_RELU")
+
+
+# ---------------------------------------------------------------------------------------------
+# cells
+
+
+class RNNCellBase(Module):
+    """weight_ih (gates*hidden, input), weight_hh (gates*hidden, hidden), bias_ih, bias_hh."""
+
+    _mode = "RNN_TANH"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, num_chunks: int,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        rows = num_chunks * hidden_size
+        self.weight_ih = Parameter(cr.empty((rows, input_size), dtype=dtype, device=device))
+        self.weight_hh = Parameter(cr.empty((rows, hidden_size), dtype=dtype, device=device))
+        if bias:
+            self.bias_ih = Parameter(cr.empty((rows,), dtype=dtype, device=device))
+            self.bias_hh = Parameter(cr.empty((rows,), dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for weight in self.parameters():
+            init.uniform_(weight, -stdv, stdv)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        return s
+
+    def _check(self, x: Any, hx: Any) -> bool:
+        """Checks shapes; True when the input has no batch dim."""
+        name = type(self).__name__
+        if x.ndim not in (1, 2):
+            raise _fail(f"{name}: expected input to be 1-D or 2-D, got {x.ndim}-D input of "
+                        f"shape {_shape(x)}")
+        if x.shape[-1] != self.input_size:
+            raise _fail(f"{name}: input has inconsistent input_size: got {x.shape[-1]} "
+                        f"(input shape {_shape(x)}), expected {self.input_size}")
+        states = hx if isinstance(hx, (tuple, list)) else (hx,)
+        want = list(x.shape[:-1]) + [self.hidden_size]
+        for h in states:
+            if h is not None and _shape(h) != want:
+                raise _fail(f"{name}: hidden state has shape {_shape(h)} but input of shape "
+                            f"{_shape(x)} needs {want}")
+        return x.ndim == 1
+
+    def _zeros(self, x: Any) -> Any:
+        return cr.zeros((x.shape[0], self.hidden_size), dtype=x.dtype, device=x.device)
+
+    def forward(self, x: Any, hx: Any = None) -> Any:
+        unbatched = self._check(x, hx)
+        if unbatched:
+            x = x.unsqueeze(0)
+            if hx is not None:
+                hx = tuple(h.unsqueeze(0) for h in hx) if self._mode == "LSTM" \
+                    else hx.unsqueeze(0)
+        if hx is None:
+            hx = (self._zeros(x), self._zeros(x)) if self._mode == "LSTM" else self._zeros(x)
+        out = _step(self._mode, F.linear(x, self.weight_ih, self.bias_ih), hx, self.weight_hh,
+                    self.bias_hh)
+        if unbatched:
+            out = tuple(o.squeeze(0) for o in out) if self._mode == "LSTM" else out.squeeze(0)
+        return out
+
+
+class RNNCell(RNNCellBase):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device: Any = None, dtype: Any = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise _fail(f"RNNCell: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+        self.nonlinearity = nonlinearity
+        self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step; gates i, f, g, o stacked in that order in weight_ih / weight_hh.
+    forward(input, (h, c)) -> (h', c')."""
+
+    _mode = "LSTM"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step; gates r, z, n stacked in that order. forward(input, h) -> h'."""
+
+    _mode = "GRU"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-layer, optionally bidirectional layers
+
+
+class RNNBase(Module):
+    """The layers' shared parameters (weight_ih_l{k}[_reverse], ...) and their forward loop."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        name = _NAMES[mode]
+        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
+            raise _fail(f"{name}: dropout should be a number in range [0, 1], got {dropout}")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise _fail(f"{name}: num_layers must be a positive int, got {num_layers!r}")
+        if proj_size:
+            raise errors.HybridError(errors.at_user(
+                f"{name}: proj_size={proj_size} is not supported yet in hybrid (LSTM with "
+                f"projections); use proj_size=0 and a Linear layer on the output"))
+        self.mode = mode
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = proj_size
+        rows = _GATES[mode] * hidden_size
+        dirs = 2 if bidirectional else 1
+        self._flat_weights_names: list[str] = []
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else hidden_size * dirs
+            for d in range(dirs):
+                sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+                shapes = [("weight_ih", (rows, in_size)), ("weight_hh", (rows, hidden_size))]
+                if bias:
+                    shapes += [("bias_ih", (rows,)), ("bias_hh", (rows,))]
+                for pname, shape in shapes:
+                    p = Parameter(cr.empty(shape, dtype=dtype, device=device))
+                    setattr(self, pname + sfx, p)
+                    self._flat_weights_names.append(pname + sfx)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for weight in self.parameters():
+            init.uniform_(weight, -stdv, stdv)
+
+    def flatten_parameters(self) -> None:
+        """A no-op (PyTorch compacts cuDNN weights here)."""
+
+    @property
+    def all_weights(self) -> list[list[Any]]:
+        per = 4 if self.bias else 2
+        ws = [getattr(self, n) for n in self._flat_weights_names]
+        return [ws[i:i + per] for i in range(0, len(ws), per)]
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    # -- argument checks ------------------------------------------------------------------
+
+    def _check_input(self, x: Any, packed: bool) -> None:
+        name = _NAMES[self.mode]
+        want_dims = (2,) if packed else (2, 3)
+        if x.ndim not in want_dims:
+            what = "packed data" if packed else "input"
+            raise _fail(f"{name}: {what} must have {' or '.join(map(str, want_dims))} dims, got "
+                        f"{x.ndim}-D of shape {_shape(x)}")
+        if x.shape[-1] != self.input_size:
+            raise _fail(f"{name}: input.size(-1) must be equal to input_size. Expected "
+                        f"{self.input_size}, got {x.shape[-1]} (input shape {_shape(x)})")
+
+    def _check_hidden(self, h: Any, want: list[int], what: str) -> None:
+        if _shape(h) != want:
+            raise _fail(f"{_NAMES[self.mode]}: expected {what} size {tuple(want)}, got "
+                        f"{tuple(_shape(h))}")
+
+    # -- forward --------------------------------------------------------------------------
+
+    def forward(self, input: Any, hx: Any = None) -> Any:
+        is_lstm = self.mode == "LSTM"
+        packed = type(input).__name__ == "PackedSequence"
+        if packed:  # hybrid/nn/utils/rnn.py (not written yet)
+            from hybrid.nn.utils.rnn import _pack_like, _unpack
+        dirs = 2 if self.bidirectional else 1
+        unbatched = False
+        lengths = None
+        if packed:
+            self._check_input(input.data, packed=True)
+            x, lengths = _unpack(input)  # (T, B, I), batch in the caller's order
+        else:
+            self._check_input(input, packed=False)
+            x = input
+            if x.ndim == 2:
+                unbatched = True
+                x = x.unsqueeze(1)
+            elif self.batch_first:
+                x = x.transpose(0, 1)
+        batch = x.shape[1]
+        want = [self.num_layers * dirs, batch, self.hidden_size]
+        if unbatched:
+            want_shown = [want[0], want[2]]
+        else:
+            want_shown = want
+        if hx is None:
+            h0 = cr.zeros(tuple(want), dtype=x.dtype, device=x.device)
+            states = (h0, h0) if is_lstm else h0
+        else:
+            parts = tuple(hx) if is_lstm else (hx,)
+            if is_lstm and len(parts) != 2:
+                raise _fail(f"LSTM: hx must be a tuple (h_0, c_0), got {len(parts)} tensors")
+            for what, h in zip(("hidden", "cell"), parts):
+                self._check_hidden(h, want_shown, f"{what} state")
+            if unbatched:
+                parts = tuple(h.unsqueeze(1) for h in parts)
+            states = parts if is_lstm else parts[0]
+        out, h_n = self._layers(x, states, lengths)
+        if packed:
+            return _pack_like(out, input), h_n
+        if unbatched:
+            out = out.squeeze(1)
+            h_n = tuple(h.squeeze(1) for h in h_n) if is_lstm else h_n.squeeze(1)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, h_n
+
+    def _layers(self, x: Any, states: Any, lengths: list[int] | None) -> tuple[Any, Any]:
+        is_lstm = self.mode == "LSTM"
+        dirs = 2 if self.bidirectional else 1
+        steps = x.shape[0]
+        masks = None
+        if lengths is not None and min(lengths) < steps:
+            masks = [cr.tensor([[t < n] for n in lengths], device=x.device) for t in range(steps)]
+        h_all = sh.unbind(states[0] if is_lstm else states, 0)
+        c_all = sh.unbind(states[1], 0) if is_lstm else None
+        h_out, c_out = [], []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout and self.training:
+                x = F.dropout(x, self.dropout, training=True)
+            outs = []
+            for d in range(dirs):
+                k = layer * dirs + d
+                state = (h_all[k], c_all[k]) if is_lstm else h_all[k]
+                seq, state = self._direction(x, state, layer, d == 1, masks)
+                outs.append(seq)
+                if is_lstm:
+                    h_out.append(state[0])
+                    c_out.append(state[1])
+                else:
+                    h_out.append(state)
+            x = outs[0] if dirs == 1 else sh.cat(outs, dim=2)
+        h_n = sh.stack(h_out, 0)
+        return x, ((h_n, sh.stack(c_out, 0)) if is_lstm else h_n)
+
+    def _direction(self, x: Any, state: Any, layer: int, reverse: bool,
+                   masks: list[Any] | None) -> tuple[Any, Any]:
+        sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+        w_ih = getattr(self, "weight_ih" + sfx)
+        w_hh = getattr(self, "weight_hh" + sfx)
+        b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
+        b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
+        xw = sh.unbind(F.linear(x, w_ih, b_ih), 0)  # the input projection of all steps at once
+        order = range(len(xw) - 1, -1, -1) if reverse else range(len(xw))
+        outs: list[Any] = [None] * len(xw)
+        for t in order:
+            new = _step(self.mode, xw[t], state, w_hh, b_hh)
+            if masks is not None:
+                m = masks[t]
+                if self.mode == "LSTM":
+                    new = (ew.where(m, new[0], state[0]), ew.where(m, new[1], state[1]))
+                else:
+                    new = ew.where(m, new, state)
+            state = new
+            outs[t] = state[0] if self.mode == "LSTM" else state
+        return sh.stack(outs, 0), state
+
+
+_NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
+
+
+class RNN(RNNBase):
+    """Elman RNN, h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu), stacked
+    num_layers deep; forward(input, h_0=None) -> (output, h_n)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device: Any = None,
+                 dtype: Any = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise _fail(f"RNN: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(RNNBase):
+    """Multi-layer LSTM; forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device: Any = None, dtype: Any = None) -> None:
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, proj_size, device, dtype)
+
+
+class GRU(RNNBase):
+    """Multi-layer GRU; forward(input, h_0=None) -> (output, h_n)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype)
