@@ -198,7 +198,7 @@ def _lstm_tagger(torch):
     return LSTMTagger
 
 
-@script("nlp/sequence_models_tutorial", needs="needs nn.LSTM: issue 11", max_compiles=6)
+@script("nlp/sequence_models_tutorial", max_compiles=6)
 def sequence_models_tutorial(torch, compile) -> Result:
     """An LSTM part-of-speech tagger trained with NLLLoss and SGD(lr=0.1)."""
     res = Result()
@@ -231,7 +231,7 @@ def sequence_models_tutorial(torch, compile) -> Result:
     return res
 
 
-@script("nlp/advanced_tutorial", needs="needs nn.LSTM (bidirectional): issue 11")
+@script("nlp/advanced_tutorial")
 def advanced_tutorial(torch, compile) -> Result:
     """The BiLSTM-CRF tagger's building blocks: a bidirectional LSTM, log-sum-exp forward
     algorithm over transitions, SGD with weight decay."""

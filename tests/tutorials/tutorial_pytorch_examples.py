@@ -99,7 +99,7 @@ def _sine_waves(torch, path):
         torch.save(data, f)
 
 
-@script("pytorch_examples/time_sequence_prediction", needs="needs nn.LSTMCell: issue 11")
+@script("pytorch_examples/time_sequence_prediction")
 def time_sequence_prediction(torch, compile) -> Result:
     """Save/load the sine-wave ndarray, from_numpy, a double-precision LSTMCell model, MSELoss,
     optim.LBFGS with a closure, prediction under no_grad with future steps."""
