@@ -134,7 +134,7 @@ def _lenet(torch):
     return Net
 
 
-@script("blitz/neural_networks_tutorial", needs="needs nn.Conv2d and F.max_pool2d: issue 10")
+@script("blitz/neural_networks_tutorial")
 def neural_networks_tutorial(torch, compile) -> Result:
     """LeNet: params(), zero_grad + backward(randn), MSELoss, grad_fn.next_functions, SGD."""
     res = Result()
