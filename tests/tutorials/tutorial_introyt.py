@@ -259,8 +259,7 @@ def _lenet(torch):
     return LeNet
 
 
-@script("introyt/modelsyt_tutorial", needs="needs nn.Conv2d, max_pool2d (issue 10) and nn.LSTM "
-        "(issue 11)")
+@script("introyt/modelsyt_tutorial")
 def modelsyt_tutorial(torch, compile) -> Result:
     """TinyModel's parameters, a LeNet, an LSTM tagger, Transformer pieces, activations,
     losses; trained here a few steps on LeNet."""
