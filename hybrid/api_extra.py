@@ -98,3 +98,26 @@ def svd(input: Any, some: bool = True, compute_uv: bool = True) -> Any:
 
 
 __all__.append("svd")
+
+
+# torch.det / torch.inverse / ... : the top-level linalg forms PyTorch kept from before
+# torch.linalg (tutorials still use them), with their older argument names.
+det, logdet, slogdet, inverse = linalg.det, linalg.logdet, linalg.slogdet, linalg.inv
+
+
+def pinverse(input: Any, rcond: float = 1e-15) -> Any:
+    """torch.pinverse: the pseudo-inverse, singular values below rcond * max cut off."""
+    return linalg._plain("pinverse", lambda L, x: L.pinv(x, rcond), input)
+
+
+def cholesky(input: Any, upper: bool = False) -> Any:
+    """torch.cholesky (deprecated for torch.linalg.cholesky): L, or U = L^T when upper."""
+    return linalg.cholesky(input, upper=upper)
+
+
+def qr(input: Any, some: bool = True) -> Any:
+    """torch.qr (deprecated for torch.linalg.qr): (Q, R); some=False is mode 'complete'."""
+    return linalg.qr(input, mode="reduced" if some else "complete")
+
+
+__all__ += ["det", "logdet", "slogdet", "inverse", "pinverse", "cholesky", "qr"]

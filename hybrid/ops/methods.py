@@ -124,6 +124,10 @@ def bind(Tensor: Any) -> None:  # noqa: N803
     Tensor.det = linalg.det
     Tensor.logdet = linalg.logdet
     Tensor.slogdet = linalg.slogdet
+    from hybrid import api_extra
+
+    for n in ("pinverse", "cholesky", "qr", "svd"):
+        setattr(Tensor, n, getattr(api_extra, n))
     Tensor.arctan2 = ew.atan2
     inplace = ("sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin arccos arctan "
                "rsqrt erf log1p expm1 log2 log10 exp2 floor_divide atan2 bitwise_and bitwise_or "
