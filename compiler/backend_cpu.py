@@ -31,6 +31,27 @@ from compiler.plan import PLAN_VERSION, KernelStep, Plan, PlanError
 COMPILER_VERSION = "0.1.0"
 
 
+def unsupported(graph: Graph) -> list[str]:
+    """What in `graph` this backend cannot compile ("erf on int32", "dtype int8"), checked before
+    fusion: empty when it can. Elementwise ops are looked up in the lowering registry
+    (codegen/llvm_scalar.py); the other kinds are lowered by the kernel builder for every
+    native dtype."""
+    from compiler.codegen.llvm_scalar import supports
+    from compiler.ir.ops import ELEMENTWISE, Op
+    from compiler.ir.types import NATIVE
+
+    odd: set[str] = set()
+    for v in list(graph.inputs) + [n.out for n in graph.nodes]:
+        if v.type.dtype not in NATIVE:
+            odd.add(f"dtype {v.type.dtype.name}")
+    for n in graph.nodes:
+        if n.op in ELEMENTWISE and n.op not in (Op.WHERE, Op.CAST):
+            dt = n.inputs[0].type.dtype
+            if dt in NATIVE and not supports(n.op, dt):
+                odd.add(f"{n.op.value} on {dt.name}")
+    return sorted(odd)
+
+
 @functools.cache
 def compiler_fingerprint() -> str:
     """A hash of the compiler's own source, so a changed code generator never reuses entries

@@ -22,12 +22,11 @@ from hybrid.ops.creation import (
     arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones,
     ones_like, tensor, zeros, zeros_like,
 )
-from hybrid.ops.elementwise import (
-    abs, add, atan2, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, ceil, clamp, cos, div, eq,
-    erf, exp, exp2, expm1, floor, floor_divide, ge, gt, isfinite, isinf, isnan, le, lerp, log,
-    log1p, log2, log10, logical_and, logical_not, logical_or, logical_xor, lt, maximum, minimum,
-    mul, nan_to_num, ne, neg, pow, reciprocal, relu, remainder, round, rsqrt, sigmoid, sign, sin,
-    sqrt, square, sub, tan, tanh, trunc, where,
+from hybrid.ops.elementwise import (  # exp, log, erf, ...: made from the op table (api_extra)
+    abs, add, atan2, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, ceil, clamp, div, eq, exp2,
+    floor, floor_divide, ge, gt, isfinite, isinf, isnan, le, lerp, log2, log10, logical_and,
+    logical_not, logical_or, logical_xor, lt, maximum, minimum, mul, nan_to_num, ne, neg, pow,
+    relu, remainder, round, sign, square, sub, tan, trunc, where,
 )
 from hybrid.ops.indexing import gather, index_add, index_select, masked_fill, scatter_add, take
 from hybrid.ops.linalg import bmm, dot, matmul, mm, outer

@@ -31,8 +31,8 @@ _PLAIN = {
 _WITH_OUT = {
     _ew: "add sub mul div pow maximum minimum atan2 remainder floor_divide eq ne lt le gt ge "
          "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor "
-         "bitwise_not neg abs sign floor ceil trunc round exp log sqrt rsqrt sin cos tan tanh erf "
-         "sigmoid log1p expm1 reciprocal log2 log10 exp2 square clamp lerp nan_to_num where",
+         "bitwise_not neg abs sign floor ceil trunc round tan log2 log10 exp2 square clamp lerp "
+         "nan_to_num where " + " ".join(_ew.FROM_TABLE),
     _rd: "sum prod mean amax amin argmax argmin logsumexp all any",
     _la: "matmul mm bmm dot outer",
     _sh: "cat concat stack flip",
@@ -69,9 +69,8 @@ __all__ += ["clip", "multiply", "subtract", "divide", "negative", "absolute"]
 
 # Function forms of the in-place unary ops (torch.sin_(x) is x.sin_()), as PyTorch has them.
 _INPLACE = ("abs_ acos_ acosh_ arccos_ arcsin_ arctan_ asin_ asinh_ atan_ atanh_ ceil_ clamp_ "
-            "clip_ cos_ cosh_ detach_ erf_ exp2_ exp_ expm1_ fill_ floor_ log10_ log1p_ log2_ log_ "
-            "nan_to_num_ neg_ negative_ reciprocal_ relu_ round_ rsqrt_ sigmoid_ sin_ sinh_ sqrt_ "
-            "square_ tan_ tanh_ trunc_ zero_").split()
+            "clip_ cosh_ detach_ exp2_ fill_ floor_ log10_ log2_ nan_to_num_ neg_ negative_ relu_ "
+            "round_ sinh_ square_ tan_ trunc_ zero_").split() + [n + "_" for n in _ew.FROM_TABLE]
 
 
 def _inplace_function(name: str) -> Any:

@@ -343,10 +343,9 @@ def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | No
     on_cpu = example is None or all(a.__class__ is np.ndarray for a in example)
     if config.backend == "native" and on_cpu:
         try:
-            from compiler.backend_cpu import CpuExecutable
-            from compiler.ir.types import NATIVE
+            from compiler.backend_cpu import CpuExecutable, unsupported
 
-            odd = sorted({v.type.dtype.name for v in _values(graph)} - {d.name for d in NATIVE})
+            odd = unsupported(graph)  # before fusion: what the backend cannot lower
             if odd:
                 raise NotImplementedError(f"the native backend has no {', '.join(odd)}")
             return CpuExecutable(graph, donate=donate)
@@ -359,10 +358,6 @@ def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | No
         return interpret(graph, arrays, xp)
 
     return run
-
-
-def _values(graph: Graph) -> list:
-    return list(graph.inputs) + [n.out for n in graph.nodes]
 
 
 def _xp(a: Any) -> Any:

@@ -607,9 +607,8 @@ Tensor.__ixor__ = _ibinop(ew.bitwise_xor)
 for _mod, _names in [
     (ew, "add sub mul div pow maximum minimum atan2 remainder floor_divide eq ne lt le gt ge "
          "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor "
-         "bitwise_not neg abs sign floor ceil trunc round exp log sqrt rsqrt sin cos tan tanh erf "
-         "sigmoid log1p expm1 reciprocal log2 log10 exp2 square relu clamp isnan isinf isfinite "
-         "lerp nan_to_num"),
+         "bitwise_not neg abs sign floor ceil trunc round tan log2 log10 exp2 square relu clamp "
+         "isnan isinf isfinite lerp nan_to_num"),
     (rd, "sum prod mean amax amin argmax argmin max min var std logsumexp all any "
          "count_nonzero"),
     (sh, "reshape permute transpose t expand expand_as squeeze unsqueeze flatten unflatten "
@@ -619,6 +618,8 @@ for _mod, _names in [
 ]:
     for _n in _names.split():
         setattr(Tensor, _n, getattr(_mod, _n))
+for _n, _f in ew.FROM_TABLE.items():  # exp, log, erf, ...: from the op table
+    setattr(Tensor, _n, _f)
 
 Tensor.clip = ew.clamp
 Tensor.negative = ew.neg
@@ -634,8 +635,8 @@ Tensor.log_softmax = lambda self, dim: __import__(
     "hybrid.functional", fromlist=["x"]).log_softmax(self, dim)
 
 # In-place variants: x.f_(*args) makes x = f(x, *args) in place.
-for _n in ("add sub mul div pow clamp exp log sqrt neg abs sigmoid tanh relu floor ceil round "
-           "trunc sign reciprocal maximum minimum lerp remainder square").split():
+for _n in ("add sub mul div pow clamp neg abs relu floor ceil round trunc sign maximum minimum "
+           "lerp remainder square").split() + list(ew.FROM_TABLE):
     _f = getattr(Tensor, _n)
 
     def _make(f):

@@ -4,8 +4,9 @@ Each Kernel becomes `void name(i64 start, i64 end, i8** args)`: a loop over the 
 [start, end) (the runtime splits it over threads), and inside it one loop nest per stage over the
 inner dims. Buffers are passed to an internal body function as `noalias` pointers, so after
 inlining LLVM knows loads and stores do not alias and vectorizes the innermost loop; reductions
-use `reassoc` so they vectorize too. Transcendentals come from llvm_math (vectorizable polynomial
-code), not from libm calls in the loop (libm is used only for float64 where no polynomial exists).
+use `reassoc` so they vectorize too. The values inside the loops come from llvm_scalar.py (the
+expression emitter and the elementwise lowering registry); transcendentals from llvm_math
+(vectorizable polynomial code), libm only where no polynomial exists.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 from llvmlite import ir
 
-try:
-    from compiler.codegen import llvm_math
-except ImportError:  # pragma: no cover  (the polynomial library is optional: libm then)
-    llvm_math = None
+from compiler.codegen.llvm_scalar import (
+    F16, F32, F64, I1, I8, I64, PTR, cast_value, combine, compute_type, const, elementwise,
+    identity, storage_type,
+)
 from compiler.errors import DIV_BY_ZERO_CODE
 from compiler.ir.ops import Op
 from compiler.ir.reference import GAMMA, MIX1, MIX2
@@ -27,24 +28,7 @@ from compiler.kernel import (
     Apply, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, checked, depends_on,
 )
 
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 DIV_BY_ZERO = DIV_BY_ZERO_CODE  # error flag code (index checks use their site, > 0)
-F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
-PTR = ir.PointerType()
-
-_STORAGE = {DType.bool: I8, DType.int32: I32, DType.int64: I64, DType.float16: F16,
-            DType.float32: F32, DType.float64: F64}
-_COMPUTE = {DType.bool: I1, DType.int32: I32, DType.int64: I64, DType.float16: F32,
-            DType.float32: F32, DType.float64: F64}
-_REASSOC = ("reassoc", "contract")
-
-
-def storage_type(d: DType) -> ir.Type:
-    return _STORAGE[d]
-
-
-def compute_type(d: DType) -> ir.Type:
-    return _COMPUTE[d]
 
 
 class _Fn:
@@ -386,7 +370,6 @@ class _Fn:
             lambda ln, cs, rows: self.store_stage(st, cs + ics, rows)), "i")
 
     def stage(self, si: int, st: Stage, outer_coords: list, rows: dict) -> None:
-        b = self.b
         inner = self.k.inner
         n_outer = len(self.k.outer)
         inner_dims = range(n_outer, n_outer + len(inner))
@@ -467,289 +450,6 @@ class _Fn:
 
 def _signed(u: int) -> int:
     return u - (1 << 64) if u >= 1 << 63 else u
-
-
-def const(value: Any, dtype: DType) -> ir.Constant:
-    ty = compute_type(dtype)
-    if dtype is DType.bool:
-        return ir.Constant(I1, int(bool(value)))
-    if dtype.is_integer:
-        return ir.Constant(ty, int(value))
-    return ir.Constant(ty, float(value))
-
-
-def identity(op: Op, dtype: DType) -> ir.Constant:
-    if op is Op.SUM:
-        return const(0, dtype)
-    if op is Op.PROD:
-        return const(1, dtype)
-    if dtype.is_floating:
-        return const(-math.inf, dtype)
-    return const(-(2 ** (8 * dtype.itemsize - 1)), dtype)
-
-
-def combine(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, acc: ir.Value,
-            v: ir.Value) -> ir.Value:
-    if dtype.is_floating:
-        if op is Op.SUM:
-            return b.fadd(acc, v, flags=_REASSOC)
-        if op is Op.PROD:
-            return b.fmul(acc, v, flags=_REASSOC)
-        return intrinsic(m, b, "llvm.maximum", [acc, v])
-    if op is Op.SUM:
-        return b.add(acc, v)
-    if op is Op.PROD:
-        return b.mul(acc, v)
-    return b.select(b.icmp_signed(">", v, acc), v, acc)
-
-
-def intrinsic(m: ir.Module, b: ir.IRBuilder, name: str, args: list) -> ir.Value:
-    ty = args[0].type
-    suffix = {F32: "f32", F64: "f64", F16: "f16"}[ty] if ty in (F32, F64, F16) else f"i{ty.width}"
-    full = f"{name}.{suffix}"
-    fn = m.globals.get(full)
-    if fn is None:
-        fn = ir.Function(m, ir.FunctionType(ty, [a.type for a in args]), name=full)
-    return b.call(fn, args)
-
-
-def libm(m: ir.Module, b: ir.IRBuilder, name: str, args: list) -> ir.Value:
-    ty = args[0].type
-    fname = name if ty == F64 else name + "f"
-    fn = m.globals.get(fname)
-    if fn is None:
-        fn = ir.Function(m, ir.FunctionType(ty, [a.type for a in args]), name=fname)
-    return b.call(fn, args)
-
-
-def _to_float32_round_to_odd(b: ir.IRBuilder, d: ir.Value) -> ir.Value:
-    """float64 -> float32 rounded to odd: truncated toward zero, with the last bit set when
-    inexact. float32 keeps 13 more bits than float16, so rounding this to half is the correctly
-    rounded half of `d` (no double rounding). NaN stays NaN, overflow stays above half's max."""
-    f = b.fptrunc(d, F32)
-    inexact = b.fcmp_unordered("!=", b.fpext(f, F64), d)
-    away = b.fcmp_ordered(">", _fabs(b, b.fpext(f, F64)), _fabs(b, d))
-    bits = b.bitcast(f, I32)
-    toward_zero = b.select(away, b.sub(bits, ir.Constant(I32, 1)), bits)
-    odd = b.or_(toward_zero, ir.Constant(I32, 1))
-    return b.bitcast(b.select(inexact, odd, bits), F32)
-
-
-def _fabs(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    m = b.module
-    name = "llvm.fabs.f64"
-    fn = m.globals.get(name)
-    if fn is None:
-        fn = ir.Function(m, ir.FunctionType(F64, [F64]), name=name)
-    return b.call(fn, [x])
-
-
-def cast_value(b: ir.IRBuilder, v: ir.Value, src: DType, dst: DType) -> ir.Value:
-    """Convert a compute value of dtype src to dtype dst (numpy's astype semantics)."""
-    if src is dst:
-        return v
-    st, dt = compute_type(src), compute_type(dst)
-    if dst is DType.bool:
-        if src.is_floating:
-            return b.fcmp_unordered("!=", v, ir.Constant(st, 0.0))
-        return b.icmp_unsigned("!=", v, ir.Constant(st, 0))
-    if dst is DType.float16:
-        # NOTE: float16 computes in float32, but a cast to it must round to half precision.
-        # Only float32 -> half is converted (one instruction with F16C); float64 -> half and
-        # int -> half would be compiler-rt calls MCJIT cannot resolve, so they go through float32
-        # (a float64 source is rounded to float32 *to odd*, so that the second rounding gives
-        # the correctly rounded half, as numpy's direct conversion does).
-        f = _to_float32_round_to_odd(b, v) if src is DType.float64 else \
-            cast_value(b, v, src, DType.float32)
-        return b.fpext(b.fptrunc(f, F16), F32)
-    if src is DType.bool:
-        return b.uitofp(v, dt) if dst.is_floating else b.zext(v, dt)
-    if src.is_floating and dst.is_floating:
-        if st == dt:
-            return v
-        return b.fpext(v, dt) if dt == F64 else b.fptrunc(v, dt)
-    if src.is_floating:
-        return b.fptosi(v, dt)
-    if dst.is_floating:
-        return b.sitofp(v, dt)
-    if st.width < dt.width:
-        return b.sext(v, dt)
-    return b.trunc(v, dt)
-
-
-_FCMP = {Op.EQ: "==", Op.NE: "!=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
-_MATH_UNARY = {Op.EXP: "exp", Op.LOG: "log", Op.TANH: "tanh", Op.SIGMOID: "sigmoid",
-               Op.ERF: "erf", Op.SIN: "sin", Op.COS: "cos", Op.LOG1P: "log1p",
-               Op.EXPM1: "expm1"}
-_ROUNDING = {Op.FLOOR: "llvm.floor", Op.CEIL: "llvm.ceil", Op.TRUNC: "llvm.trunc",
-             Op.ROUND: "llvm.roundeven"}
-
-
-def _math(m: ir.Module, b: ir.IRBuilder, name: str, dtype: DType, args: list) -> ir.Value:
-    kind = "f64" if dtype is DType.float64 else "f32"  # float16 computes in float32
-    if llvm_math is not None and llvm_math.supports(name, kind):
-        return getattr(llvm_math, name)(b, *args)
-    if name == "sigmoid":
-        one = ir.Constant(args[0].type, 1.0)
-        return b.fdiv(one, b.fadd(one, _math(m, b, "exp", dtype, [b.fneg(args[0])])))
-    return libm(m, b, name, args)
-
-
-def elementwise(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> ir.Value:
-    """One elementwise primitive on compute values of input dtype `dtype`."""
-    if op in _FCMP:
-        x, y = args
-        if dtype.is_floating:
-            if op is Op.NE:
-                return b.fcmp_unordered("!=", x, y)
-            return b.fcmp_ordered(_FCMP[op], x, y)
-        if dtype is DType.bool:
-            return b.icmp_unsigned(_FCMP[op], x, y)
-        return b.icmp_signed(_FCMP[op], x, y)
-    if dtype.is_floating:
-        return _float_op(m, b, op, dtype, args)
-    return _int_op(m, b, op, dtype, args)
-
-
-def _float_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> ir.Value:
-    ty = args[0].type
-    one = ir.Constant(ty, 1.0)
-    if op is Op.ADD:
-        return b.fadd(*args)
-    if op is Op.SUB:
-        return b.fsub(*args)
-    if op is Op.MUL:
-        return b.fmul(*args)
-    if op is Op.DIV:
-        return b.fdiv(*args)
-    if op is Op.NEG:
-        return b.fneg(args[0])
-    if op is Op.COPY:
-        return args[0]
-    if op is Op.ABS:
-        return intrinsic(m, b, "llvm.fabs", args)
-    if op is Op.SQRT:
-        return intrinsic(m, b, "llvm.sqrt", args)
-    if op is Op.RSQRT:
-        return b.fdiv(one, intrinsic(m, b, "llvm.sqrt", args))
-    if op is Op.RECIPROCAL:
-        return b.fdiv(one, args[0])
-    if op in _ROUNDING:
-        return intrinsic(m, b, _ROUNDING[op], args)
-    if op is Op.MAXIMUM:
-        return intrinsic(m, b, "llvm.maximum", args)
-    if op is Op.MINIMUM:
-        return intrinsic(m, b, "llvm.minimum", args)
-    if op is Op.SIGN:
-        x = args[0]
-        zero = ir.Constant(ty, 0.0)
-        s = b.select(b.fcmp_ordered(">", x, zero), one,
-                     b.select(b.fcmp_ordered("<", x, zero), ir.Constant(ty, -1.0), zero))
-        return b.select(b.fcmp_unordered("uno", x, x), x, s)
-    if op in _MATH_UNARY:
-        return _math(m, b, _MATH_UNARY[op], dtype, args)
-    if op is Op.POW:
-        return _math(m, b, "pow", dtype, args)
-    if op is Op.ATAN2:
-        return _math(m, b, "atan2", dtype, args)
-    if op in (Op.FLOORDIV, Op.REMAINDER):
-        return _float_divmod(m, b, op, args)
-    raise NotImplementedError(f"codegen: {op.value} on {dtype.name}")
-
-
-def _float_divmod(m: ir.Module, b: ir.IRBuilder, op: Op, args: list) -> ir.Value:
-    """numpy's float floor_divide / remainder (npy_divmod): the quotient is rounded from
-    (x - fmod(x, y)) / y, the remainder takes the divisor's sign, y == 0 gives x / y and
-    fmod(x, 0)."""
-    x, y = args
-    ty = x.type
-    zero, one = ir.Constant(ty, 0.0), ir.Constant(ty, 1.0)
-    mod = b.frem(x, y)
-    y_zero = b.fcmp_ordered("==", y, zero)
-    if op is Op.REMAINDER:
-        mod_nz = b.fcmp_unordered("!=", mod, zero)
-        fix = b.and_(mod_nz, b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
-        fixed = b.select(fix, b.fadd(mod, y), mod)
-        signed_zero = intrinsic(m, b, "llvm.copysign", [zero, y])
-        return b.select(y_zero, mod, b.select(mod_nz, fixed, signed_zero))
-    div = b.fdiv(b.fsub(x, mod), y)
-    mod_nz = b.fcmp_unordered("!=", mod, zero)
-    fix = b.and_(mod_nz, b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
-    div = b.select(fix, b.fsub(div, one), div)
-    fl = intrinsic(m, b, "llvm.floor", [div])
-    fl = b.select(b.fcmp_ordered(">", b.fsub(div, fl), ir.Constant(ty, 0.5)), b.fadd(fl, one), fl)
-    quotient = b.fdiv(x, y)
-    signed_zero = intrinsic(m, b, "llvm.copysign", [zero, quotient])
-    res = b.select(b.fcmp_unordered("!=", div, zero), fl, signed_zero)
-    return b.select(y_zero, quotient, res)
-
-
-def _int_op(m: ir.Module, b: ir.IRBuilder, op: Op, dtype: DType, args: list) -> ir.Value:
-    ty = args[0].type
-    zero = ir.Constant(ty, 0)
-    if op is Op.ADD:
-        return b.or_(*args) if dtype is DType.bool else b.add(*args)
-    if op is Op.SUB:
-        return b.sub(*args)
-    if op is Op.MUL:
-        return b.and_(*args) if dtype is DType.bool else b.mul(*args)
-    if op is Op.NEG:
-        return b.sub(zero, args[0])
-    if op is Op.COPY:
-        return args[0]
-    if op is Op.ABS:
-        x = args[0]
-        return b.select(b.icmp_signed("<", x, zero), b.sub(zero, x), x)
-    if op is Op.SIGN:
-        x = args[0]
-        return b.select(b.icmp_signed(">", x, zero), ir.Constant(ty, 1),
-                        b.select(b.icmp_signed("<", x, zero), ir.Constant(ty, -1), zero))
-    if op in (Op.MAXIMUM, Op.MINIMUM):
-        x, y = args
-        cmp = "icmp_unsigned" if dtype is DType.bool else "icmp_signed"
-        gt = getattr(b, cmp)(">", x, y)
-        return b.select(gt, x, y) if op is Op.MAXIMUM else b.select(gt, y, x)
-    if op is Op.AND:
-        return b.and_(*args)
-    if op is Op.OR:
-        return b.or_(*args)
-    if op is Op.XOR:
-        return b.xor(*args)
-    if op is Op.NOT:
-        return b.xor(args[0], ir.Constant(ty, 1))
-    if op in (Op.FLOORDIV, Op.REMAINDER):
-        x, y = args
-        # NOTE: numpy gives 0 for a zero divisor and wraps MIN // -1 to MIN; sdiv would trap
-        # (SIGFPE) on both, so those divisors are replaced by 1 and the -1 case fixed up.
-        minus_one = b.icmp_signed("==", y, ir.Constant(ty, -1))
-        safe = b.select(b.or_(b.icmp_signed("==", y, zero), minus_one), ir.Constant(ty, 1), y)
-        q, r = b.sdiv(x, safe), b.srem(x, safe)
-        q = b.select(minus_one, b.sub(zero, x), q)
-        adjust = b.and_(b.icmp_signed("!=", r, zero),
-                        b.xor(b.icmp_signed("<", r, zero), b.icmp_signed("<", safe, zero)))
-        if op is Op.FLOORDIV:
-            return b.select(b.icmp_signed("==", y, zero), zero,
-                            b.select(adjust, b.sub(q, ir.Constant(ty, 1)), q))
-        return b.select(b.icmp_signed("==", y, zero), zero,
-                        b.select(adjust, b.add(r, safe), r))
-    if op is Op.POW:
-        # square-and-multiply over the exponent's bits: numpy's wrapping integer power; a
-        # negative exponent truncates 1 / x ** -y as PyTorch does (1 for x == 1, +-1 for
-        # x == -1, else 0)
-        x, y = args
-        result, base = ir.Constant(ty, 1), x
-        for bit in range(ty.width - 1):
-            on = b.icmp_unsigned("!=", b.and_(y, ir.Constant(ty, 1 << bit)), zero)
-            result = b.select(on, b.mul(result, base), result)
-            if bit < ty.width - 2:
-                base = b.mul(base, base)
-        one, minus_one = ir.Constant(ty, 1), ir.Constant(ty, -1)
-        odd = b.icmp_unsigned("!=", b.and_(y, one), zero)
-        neg_pow = b.select(b.icmp_signed("==", x, one), one,
-                           b.select(b.icmp_signed("==", x, minus_one),
-                                    b.select(odd, minus_one, one), zero))
-        return b.select(b.icmp_signed("<", y, zero), neg_pow, result)
-    raise NotImplementedError(f"codegen: {op.value} on {dtype.name}")
 
 
 def generate(kernels: list[Kernel], module_name: str = "hybrid", noalias: bool = True) -> str:

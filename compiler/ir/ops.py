@@ -1,5 +1,13 @@
-"""The primitive op set: one enum, one table row per op (kind, arity, shape/dtype rule), and the
-reference implementations bound per array module. Everything a user calls is composed of these."""
+"""The primitive op set: one enum and one table row per op, the registry every layer reads.
+
+A row declares the op's kind, arity, shape/dtype rule, whether it is differentiable, its cost
+class (what fusion pays to inline it), its reference implementation (an array-API name, a
+`special:` function, or by default the op's entry in reference.make_impls) and the frontend it
+gets (`frontend=`: a public hybrid function, Tensor method, in-place method and out= form made
+from the row by hybrid/ops/elementwise.py). Gradients are registered beside it in
+hybrid/ops/vjp.py and lowerings per backend (compiler/codegen/llvm_cpu.py); the registry test
+(tests/compiler/test_registry.py) checks that every row has all three. Everything a user calls is
+composed of these."""
 
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ class Op(enum.Enum):
     COS = "cos"
     TANH = "tanh"
     ERF = "erf"
+    ERFC = "erfc"
     SIGMOID = "sigmoid"
     LOG1P = "log1p"
     EXPM1 = "expm1"
@@ -107,6 +116,13 @@ class Kind(enum.Enum):
     SOURCE = "source"
 
 
+# Cost classes: the size fusion charges for inlining an op's expression into a consumer kernel
+# (passes/fuse.py recomputes shared values up to a budget instead of storing them).
+FREE = 0  # index arithmetic only (movement, a broadcast scalar)
+CHEAP = 1  # one or two instructions
+EXPENSIVE = 6  # a transcendental, a division, a data-dependent load
+
+
 @dataclass(frozen=True)
 class OpDef:
     """One row of the op table."""
@@ -115,25 +131,42 @@ class OpDef:
     arity: int | None  # number of tensor inputs; None = variadic (concat)
     rule: Callable[..., TensorType]
     differentiable: bool = True
+    cost: int = CHEAP
+    # The reference implementation: None = reference.make_impls()[op.value]; "name" = the array
+    # module's function of that name (numpy and CuPy share it); "special:name" = scipy.special's
+    # (cupyx.scipy.special's) function, its result cast back to the input dtype.
+    ref: str | None = None
+    # The public function made from the row: None = written by hand in hybrid/ops; "float" =
+    # f(x) applies the op after promoting integers and bools to the default float dtype.
+    frontend: str | None = None
 
 
 _U, _B = Kind.UNARY, Kind.BINARY
+_X = EXPENSIVE
+
+
+def _float_unary(ref: str | None = None, cost: int = _X) -> OpDef:
+    """A unary float op with a public function of its own name (exp, erf, ...)."""
+    return OpDef(_U, 1, infer.unary_float, cost=cost, ref=ref, frontend="float")
+
+
 OPS: dict[Op, OpDef] = {
     Op.NEG: OpDef(_U, 1, infer.unary_numeric),
     Op.ABS: OpDef(_U, 1, infer.unary_numeric),
     Op.SIGN: OpDef(_U, 1, infer.unary_numeric),
-    Op.EXP: OpDef(_U, 1, infer.unary_float),
-    Op.LOG: OpDef(_U, 1, infer.unary_float),
-    Op.SQRT: OpDef(_U, 1, infer.unary_float),
-    Op.RSQRT: OpDef(_U, 1, infer.unary_float),
-    Op.SIN: OpDef(_U, 1, infer.unary_float),
-    Op.COS: OpDef(_U, 1, infer.unary_float),
-    Op.TANH: OpDef(_U, 1, infer.unary_float),
-    Op.ERF: OpDef(_U, 1, infer.unary_float),
-    Op.SIGMOID: OpDef(_U, 1, infer.unary_float),
-    Op.LOG1P: OpDef(_U, 1, infer.unary_float),
-    Op.EXPM1: OpDef(_U, 1, infer.unary_float),
-    Op.RECIPROCAL: OpDef(_U, 1, infer.unary_float),
+    Op.EXP: _float_unary("exp"),
+    Op.LOG: _float_unary("log"),
+    Op.SQRT: _float_unary("sqrt"),
+    Op.RSQRT: _float_unary(),
+    Op.SIN: _float_unary("sin"),
+    Op.COS: _float_unary("cos"),
+    Op.TANH: _float_unary("tanh"),
+    Op.ERF: _float_unary("special:erf"),
+    Op.ERFC: _float_unary("special:erfc"),
+    Op.SIGMOID: _float_unary(),
+    Op.LOG1P: _float_unary("log1p"),
+    Op.EXPM1: _float_unary("expm1"),
+    Op.RECIPROCAL: _float_unary("reciprocal", cost=CHEAP),
     Op.FLOOR: OpDef(_U, 1, infer.unary_float),
     Op.CEIL: OpDef(_U, 1, infer.unary_float),
     Op.ROUND: OpDef(_U, 1, infer.unary_float),
@@ -143,13 +176,13 @@ OPS: dict[Op, OpDef] = {
     Op.ADD: OpDef(_B, 2, infer.binary_any),
     Op.SUB: OpDef(_B, 2, infer.binary_numeric),
     Op.MUL: OpDef(_B, 2, infer.binary_any),
-    Op.DIV: OpDef(_B, 2, infer.binary_float),
-    Op.POW: OpDef(_B, 2, infer.binary_numeric),
+    Op.DIV: OpDef(_B, 2, infer.binary_float, cost=_X),
+    Op.POW: OpDef(_B, 2, infer.binary_numeric, cost=_X),
     Op.MAXIMUM: OpDef(_B, 2, infer.binary_any),
     Op.MINIMUM: OpDef(_B, 2, infer.binary_any),
     Op.FLOORDIV: OpDef(_B, 2, infer.binary_numeric, differentiable=False),
     Op.REMAINDER: OpDef(_B, 2, infer.binary_numeric),
-    Op.ATAN2: OpDef(_B, 2, infer.binary_float),
+    Op.ATAN2: OpDef(_B, 2, infer.binary_float, cost=_X),
     Op.AND: OpDef(_B, 2, infer.binary_bitwise, differentiable=False),
     Op.OR: OpDef(_B, 2, infer.binary_bitwise, differentiable=False),
     Op.XOR: OpDef(_B, 2, infer.binary_bitwise, differentiable=False),
@@ -164,20 +197,20 @@ OPS: dict[Op, OpDef] = {
     Op.SUM: OpDef(Kind.REDUCE, 1, infer.reduce),
     Op.PROD: OpDef(Kind.REDUCE, 1, infer.reduce),
     Op.MAX: OpDef(Kind.REDUCE, 1, infer.reduce),
-    Op.RESHAPE: OpDef(Kind.MOVEMENT, 1, infer.reshape),
-    Op.PERMUTE: OpDef(Kind.MOVEMENT, 1, infer.permute),
-    Op.EXPAND: OpDef(Kind.MOVEMENT, 1, infer.expand),
-    Op.SLICE: OpDef(Kind.MOVEMENT, 1, infer.slice_),
-    Op.PAD: OpDef(Kind.MOVEMENT, 1, infer.pad),
+    Op.RESHAPE: OpDef(Kind.MOVEMENT, 1, infer.reshape, cost=FREE),
+    Op.PERMUTE: OpDef(Kind.MOVEMENT, 1, infer.permute, cost=FREE),
+    Op.EXPAND: OpDef(Kind.MOVEMENT, 1, infer.expand, cost=FREE),
+    Op.SLICE: OpDef(Kind.MOVEMENT, 1, infer.slice_, cost=FREE),
+    Op.PAD: OpDef(Kind.MOVEMENT, 1, infer.pad, cost=_X),
     Op.CONCAT: OpDef(Kind.MOVEMENT, None, infer.concat),
     Op.MATMUL: OpDef(Kind.MATMUL, 2, infer.matmul),
-    Op.GATHER: OpDef(Kind.INDEX, 2, infer.gather),
+    Op.GATHER: OpDef(Kind.INDEX, 2, infer.gather, cost=_X),
     Op.SCATTER: OpDef(Kind.INDEX, 3, infer.scatter),
     Op.SCATTER_ADD: OpDef(Kind.INDEX, 3, infer.scatter),
     Op.CONSTANT: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
-    Op.FULL: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
+    Op.FULL: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False, cost=FREE),
     Op.IOTA: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
-    Op.RAND: OpDef(Kind.SOURCE, 1, infer.rand, differentiable=False),
+    Op.RAND: OpDef(Kind.SOURCE, 1, infer.rand, differentiable=False, cost=_X),
 }
 
 ELEMENTWISE = frozenset(
@@ -232,15 +265,23 @@ def _same_dtype(fn: Callable) -> Callable:
 def impls(xp: Any) -> dict[Op, Callable]:
     """The reference implementations bound to array module `xp` (numpy or cupy), keyed by Op."""
     if xp is np:
-        from scipy.special import erf as _erf
+        import scipy.special as special
 
-        by_name = make_impls(np, _same_dtype(_erf), np.add.at)
+        by_name = make_impls(np, np.add.at)
     else:  # CuPy
         import cupyx
-        from cupyx.scipy.special import erf as _erf
+        import cupyx.scipy.special as special
 
-        by_name = make_impls(xp, _same_dtype(_erf), cupyx.scatter_add)
-    return {op: by_name[op.value] for op in Op}
+        by_name = make_impls(xp, cupyx.scatter_add)
+    table = {}
+    for op, d in OPS.items():
+        if d.ref is None:
+            table[op] = by_name[op.value]
+        elif d.ref.startswith("special:"):
+            table[op] = _same_dtype(getattr(special, d.ref.removeprefix("special:")))
+        else:
+            table[op] = getattr(xp, d.ref)
+    return table
 
 
 def dtype_of(x: Any) -> DType:
@@ -249,4 +290,4 @@ def dtype_of(x: Any) -> DType:
 
 
 __all__ = ["Op", "Kind", "OpDef", "OPS", "ELEMENTWISE", "infer_type", "impls", "Literal",
-           "OpError", "DType", "TensorType"]
+           "OpError", "DType", "TensorType", "FREE", "CHEAP", "EXPENSIVE"]

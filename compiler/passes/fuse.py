@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.graph import Graph, Node
-from compiler.ir.ops import ELEMENTWISE, Op
+from compiler.ir.ops import ELEMENTWISE, EXPENSIVE, OPS, Op
 from compiler.ir.types import DType, TensorType
 from compiler.kernel import (  # Gemm and kernel_reads are imported from here too
     Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, NotReindexable, Padded, Rand, Row, Stage,
@@ -102,9 +102,6 @@ def _realized(graph: Graph) -> set[int]:
 # that reads them rather than stored (a compare, a cast, a select of loads: cheaper than a
 # memory round trip and a kernel of their own).
 RECOMPUTE_COST = 6
-_EXPENSIVE = frozenset({Op.EXP, Op.LOG, Op.TANH, Op.ERF, Op.SIGMOID, Op.SIN, Op.COS, Op.LOG1P,
-                        Op.EXPM1, Op.POW, Op.ATAN2, Op.DIV, Op.SQRT, Op.RSQRT, Op.RAND,
-                        Op.GATHER, Op.PAD})
 
 
 def _inline_costs(graph: Graph, realized: set[int]) -> dict[int, int]:
@@ -114,7 +111,7 @@ def _inline_costs(graph: Graph, realized: set[int]) -> dict[int, int]:
         if n.out.id in realized:
             cost[n.out.id] = 0
             continue
-        own = 6 if n.op in _EXPENSIVE else (0 if n.op in MOVEMENT or n.op is Op.FULL else 1)
+        own = OPS[n.op].cost  # the op table's cost class
         cost[n.out.id] = own + sum(cost.get(v.id, 0) for v in n.inputs)
     return cost
 
@@ -547,7 +544,7 @@ def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKern
 
 
 def _expensive(e: Any) -> bool:
-    return any(isinstance(x, Apply) and x.op in _EXPENSIVE for x in walk(e))
+    return any(isinstance(x, Apply) and OPS[x.op].cost >= EXPENSIVE for x in walk(e))
 
 
 def _loads_of(s: Stage, arg_ids: set[int]) -> list:

@@ -33,9 +33,9 @@ class _State(threading.local):
 
 STATE = _State()
 
-# Ops whose vjp rule uses the op's output; only those keep it alive on the tape.
-SAVES_OUTPUT = frozenset({Op.EXP, Op.TANH, Op.SIGMOID, Op.SQRT, Op.RSQRT, Op.MAX, Op.DIV,
-                          Op.RECIPROCAL, Op.EXPM1, Op.POW, Op.PROD})
+# Ops whose vjp rule uses the op's output; only those keep it alive on the tape. Filled by the
+# rules' registration (hybrid/ops/vjp.py: rule(..., saves_output=True)), imported by hybrid.tensor.
+SAVES_OUTPUT: set[Op] = set()
 
 
 class Node:

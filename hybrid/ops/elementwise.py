@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.ops import Op
+from compiler.ir.ops import OPS, Op
 from compiler.ir.types import DType
 from hybrid import errors
 from hybrid.dtypes import get_default_dtype, result_type
@@ -161,7 +161,7 @@ def pow(a, b):  # noqa: A001
         if b == 1:
             return a * 1
         if b == 0.5 and a.dtype.is_floating:
-            return sqrt(a)
+            return apply(Op.SQRT, a)
     return binary(Op.POW, a, b)
 
 
@@ -282,39 +282,33 @@ def _float_unary(op: Op):
     def fn(x):
         return apply(op, to_float(x))
 
-    fn.__name__ = op.value
+    fn.__name__ = fn.__qualname__ = op.value
+    fn.__doc__ = f"Elementwise {op.value}; integer and bool tensors promote to the default float."
     return fn
 
 
-exp = _float_unary(Op.EXP)
-log = _float_unary(Op.LOG)
-sqrt = _float_unary(Op.SQRT)
-rsqrt = _float_unary(Op.RSQRT)
-sin = _float_unary(Op.SIN)
-cos = _float_unary(Op.COS)
-tanh = _float_unary(Op.TANH)
-erf = _float_unary(Op.ERF)
-sigmoid = _float_unary(Op.SIGMOID)
-log1p = _float_unary(Op.LOG1P)
-expm1 = _float_unary(Op.EXPM1)
-reciprocal = _float_unary(Op.RECIPROCAL)
+# The public functions made from the op table (compiler/ir/ops.py rows with frontend="float"):
+# exp, log, sqrt, erf, ... Each is also bound as a Tensor method and an in-place method
+# (hybrid/tensor.py), and exported with out= and as an in-place function form (api_extra.py).
+FROM_TABLE = {op.value: _float_unary(op) for op, d in OPS.items() if d.frontend == "float"}
+globals().update(FROM_TABLE)
 
 
 def tan(x):
     x = to_float(x)
-    return sin(x) / cos(x)
+    return apply(Op.SIN, x) / apply(Op.COS, x)
 
 
 def log2(x):
-    return log(x) * (1 / math.log(2))
+    return apply(Op.LOG, to_float(x)) * (1 / math.log(2))
 
 
 def log10(x):
-    return log(x) * (1 / math.log(10))
+    return apply(Op.LOG, to_float(x)) * (1 / math.log(10))
 
 
 def exp2(x):
-    return exp(to_float(x) * math.log(2))
+    return apply(Op.EXP, to_float(x) * math.log(2))
 
 
 def square(x):

@@ -130,7 +130,7 @@ def bind(Tensor: Any) -> None:  # noqa: N803
         setattr(Tensor, n, getattr(api_extra, n))
     Tensor.arctan2 = ew.atan2
     inplace = ("sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin arccos arctan "
-               "rsqrt erf log1p expm1 log2 log10 exp2 floor_divide atan2 bitwise_and bitwise_or "
+               "log2 log10 exp2 floor_divide atan2 bitwise_and bitwise_or "
                "bitwise_xor bitwise_not logical_and logical_or logical_xor logical_not "
                "nan_to_num clip cumsum cumprod tril triu addmm baddbmm negative absolute "
                "multiply subtract divide").split()

@@ -10,29 +10,28 @@ from typing import Any
 from compiler.ir.ops import Op
 from hybrid.ops import elementwise as ew
 from hybrid.ops import shape as sh
-from hybrid.ops.core import STATE, Node, apply
+from hybrid.ops.core import SAVES_OUTPUT, STATE, Node, apply
 
 VJP: dict[Op, Callable[[Any, Node], tuple]] = {}
 
-# The inputs whose values each rule reads (default: all of them). Autograd checks only these for
+# The inputs whose values each rule reads (absent: all of them). Autograd checks only these for
 # in-place modification: the others contribute their shapes, which an in-place op never changes.
-READS: dict[Op, tuple[int, ...]] = {
-    **{op: () for op in (Op.NEG, Op.COPY, Op.ADD, Op.SUB, Op.SUM, Op.RESHAPE, Op.PERMUTE,
-                         Op.EXPAND, Op.SLICE, Op.PAD, Op.CONCAT, Op.CAST, Op.SIGN, Op.FLOOR,
-                         Op.CEIL, Op.ROUND, Op.TRUNC, Op.EXP, Op.TANH, Op.SIGMOID, Op.SQRT,
-                         Op.RSQRT, Op.EXPM1, Op.RECIPROCAL)},
-    Op.DIV: (1,),
-    Op.WHERE: (0,),
-    Op.GATHER: (1,),
-    Op.SCATTER: (1,),
-    Op.SCATTER_ADD: (1,),
-}
+READS: dict[Op, tuple[int, ...]] = {}
 
 
-def rule(*ops: Op):
+def rule(*ops: Op, reads: tuple[int, ...] | None = None, saves_output: bool = False):
+    """Register the decorated function as the vector-Jacobian rule of `ops`.
+
+    `reads`: the inputs whose values the rule reads (None: all); `saves_output`: the rule reads
+    the op's output (`_out(n)`), so the tape keeps it alive (core.SAVES_OUTPUT)."""
+
     def register(fn):
         for op in ops:
             VJP[op] = fn
+            if reads is not None:
+                READS[op] = reads
+            if saves_output:
+                SAVES_OUTPUT.add(op)
         return fn
 
     return register
@@ -72,12 +71,12 @@ def _zeros(x: Any) -> Any:
     return zeros_like(x)
 
 
-@rule(Op.NEG)
+@rule(Op.NEG, reads=())
 def _neg(g, n):
     return (-g,)
 
 
-@rule(Op.COPY)
+@rule(Op.COPY, reads=())
 def _copy(g, n):
     return (g,)
 
@@ -87,12 +86,12 @@ def _abs(g, n):
     return (g * ew.sign(_x(n)),)
 
 
-@rule(Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC)
+@rule(Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, reads=())
 def _piecewise_constant(g, n):
     return (g * 0,)
 
 
-@rule(Op.EXP)
+@rule(Op.EXP, reads=(), saves_output=True)
 def _exp(g, n):
     return (g * _out(n),)
 
@@ -102,12 +101,12 @@ def _log(g, n):
     return (g / _x(n),)
 
 
-@rule(Op.SQRT)
+@rule(Op.SQRT, reads=(), saves_output=True)
 def _sqrt(g, n):
     return (g * 0.5 / _out(n),)
 
 
-@rule(Op.RSQRT)
+@rule(Op.RSQRT, reads=(), saves_output=True)
 def _rsqrt(g, n):
     o = _out(n)
     return (g * -0.5 * o * o * o,)
@@ -123,7 +122,7 @@ def _cos(g, n):
     return (-(g * ew.sin(_x(n))),)
 
 
-@rule(Op.TANH)
+@rule(Op.TANH, reads=(), saves_output=True)
 def _tanh(g, n):
     o = _out(n)
     return (g * (1 - o * o),)
@@ -135,7 +134,13 @@ def _erf(g, n):
     return (g * (2 / math.sqrt(math.pi)) * ew.exp(-(x * x)),)
 
 
-@rule(Op.SIGMOID)
+@rule(Op.ERFC)
+def _erfc(g, n):
+    x = _x(n)
+    return (g * (-2 / math.sqrt(math.pi)) * ew.exp(-(x * x)),)
+
+
+@rule(Op.SIGMOID, reads=(), saves_output=True)
 def _sigmoid(g, n):
     o = _out(n)
     return (g * o * (1 - o),)
@@ -146,23 +151,23 @@ def _log1p(g, n):
     return (g / (_x(n) + 1),)
 
 
-@rule(Op.EXPM1)
+@rule(Op.EXPM1, reads=(), saves_output=True)
 def _expm1(g, n):
     return (g * (_out(n) + 1),)
 
 
-@rule(Op.RECIPROCAL)
+@rule(Op.RECIPROCAL, reads=(), saves_output=True)
 def _reciprocal(g, n):
     o = _out(n)
     return (-(g * o * o),)
 
 
-@rule(Op.ADD)
+@rule(Op.ADD, reads=())
 def _add(g, n):
     return unbroadcast(g, _x(n, 0).shape), unbroadcast(g, _x(n, 1).shape)
 
 
-@rule(Op.SUB)
+@rule(Op.SUB, reads=())
 def _sub(g, n):
     return unbroadcast(g, _x(n, 0).shape), unbroadcast(-g, _x(n, 1).shape)
 
@@ -173,13 +178,13 @@ def _mul(g, n):
     return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
 
 
-@rule(Op.DIV)
+@rule(Op.DIV, reads=(1,), saves_output=True)
 def _div(g, n):
     a, b = n.inputs
     return unbroadcast(g / b, a.shape), unbroadcast(-(g * _out(n)) / b, b.shape)
 
 
-@rule(Op.POW)
+@rule(Op.POW, saves_output=True)
 def _pow(g, n):
     a, b = n.inputs
     ga = g * b * ew.pow(a, b - 1)
@@ -220,30 +225,30 @@ def _atan2(g, n):
     return unbroadcast(g * x / d, y.shape), unbroadcast(-(g * y) / d, x.shape)
 
 
-@rule(Op.WHERE)
+@rule(Op.WHERE, reads=(0,))
 def _where(g, n):
     c, a, b = n.inputs
     return (None, unbroadcast(ew.where(c, g, 0.0), a.shape),
             unbroadcast(ew.where(c, 0.0, g), b.shape))
 
 
-@rule(Op.CAST)
+@rule(Op.CAST, reads=())
 def _cast(g, n):
     x = _x(n)
     return (ew.cast(g, x.dtype) if x.dtype.is_floating else None,)
 
 
-@rule(Op.SUM)
+@rule(Op.SUM, reads=())
 def _sum(g, n):
     return (sh.expand(g, _x(n).shape),)
 
 
-@rule(Op.PROD)
+@rule(Op.PROD, saves_output=True)
 def _prod(g, n):
     return (sh.expand(g * _out(n), _x(n).shape) / _x(n),)
 
 
-@rule(Op.MAX)
+@rule(Op.MAX, saves_output=True)
 def _max(g, n):
     x = _x(n)
     hit = ew.cast(x == _out(n), x.dtype)
@@ -251,12 +256,12 @@ def _max(g, n):
     return (hit * (g / count),)
 
 
-@rule(Op.RESHAPE)
+@rule(Op.RESHAPE, reads=())
 def _reshape(g, n):
     return (sh.reshape(g, _x(n).shape),)
 
 
-@rule(Op.PERMUTE)
+@rule(Op.PERMUTE, reads=())
 def _permute(g, n):
     perm = n.attrs["perm"]
     inv = [0] * len(perm)
@@ -265,12 +270,12 @@ def _permute(g, n):
     return (sh.permute(g, inv),)
 
 
-@rule(Op.EXPAND)
+@rule(Op.EXPAND, reads=())
 def _expand(g, n):
     return (unbroadcast(g, _x(n).shape),)
 
 
-@rule(Op.SLICE)
+@rule(Op.SLICE, reads=())
 def _slice(g, n):
     x = _x(n)
     if g.numel() == 0:
@@ -282,7 +287,7 @@ def _slice(g, n):
     return (apply(Op.PAD, g, pads=pads, value=0),)
 
 
-@rule(Op.PAD)
+@rule(Op.PAD, reads=())
 def _pad(g, n):
     x = _x(n)
     pads = n.attrs["pads"]
@@ -292,7 +297,7 @@ def _pad(g, n):
     return (apply(Op.SLICE, g, starts=starts, stops=stops, steps=steps),)
 
 
-@rule(Op.CONCAT)
+@rule(Op.CONCAT, reads=())
 def _concat(g, n):
     axis = n.attrs["axis"]
     out, start = [], 0
@@ -309,13 +314,13 @@ def _matmul(g, n):
     return apply(Op.MATMUL, g, sh.transpose(b, -1, -2)), apply(Op.MATMUL, sh.transpose(a, -1, -2), g)
 
 
-@rule(Op.GATHER)
+@rule(Op.GATHER, reads=(1,))
 def _gather(g, n):
     x, idx = n.inputs
     return apply(Op.SCATTER_ADD, _zeros(x), idx, g, axis=n.attrs["axis"]), None
 
 
-@rule(Op.SCATTER)
+@rule(Op.SCATTER, reads=(1,))
 def _scatter(g, n):
     x, idx, src = n.inputs
     axis = n.attrs["axis"]
@@ -323,7 +328,7 @@ def _scatter(g, n):
             apply(Op.GATHER, g, idx, axis=axis))
 
 
-@rule(Op.SCATTER_ADD)
+@rule(Op.SCATTER_ADD, reads=(1,))
 def _scatter_add(g, n):
     x, idx, src = n.inputs
     return g, None, apply(Op.GATHER, g, idx, axis=n.attrs["axis"])

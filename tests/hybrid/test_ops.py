@@ -128,6 +128,10 @@ def np_erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
+def np_erfc(x):
+    return np.vectorize(math.erfc, otypes=[np.float64])(x)
+
+
 def ref_sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
@@ -176,6 +180,7 @@ add(
     OpInfo("sigmoid_wide", hybrid.sigmoid, ref_sigmoid,
            lambda rng, dt: [S(np.array([-800.0, -30.0, 0.0, 30.0, 800.0]))], (F64,), grad=False),
     OpInfo("erf", hybrid.erf, np_erf, unary()),
+    OpInfo("erfc", hybrid.erfc, np_erfc, unary()),
     OpInfo("log1p", hybrid.log1p, np.log1p, unary("unit")),
     OpInfo("expm1", hybrid.expm1, np.expm1, unary()),
     OpInfo("reciprocal", hybrid.reciprocal, lambda x: 1 / x, unary("nonzero")),
