@@ -77,8 +77,16 @@ class CompiledFunction:
                         self._eager_keys.add(key)  # unstable, fallback='eager': run eagerly
                         del self._cache[key]
                         return self.fn(*args, **kwargs)
+                    self._touch(key)
                     return run_entry(entry, targets)
         return self._miss(key, args, kwargs, entries)
+
+    def _touch(self, key: tuple) -> None:
+        """Mark `key` most recently used, so the cap drops the variant used least recently."""
+        try:
+            self._cache.move_to_end(key)  # one C call: atomic under the GIL
+        except KeyError:  # another thread's compile evicted it meanwhile
+            pass
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else types.MethodType(self, obj)
@@ -94,6 +102,7 @@ class CompiledFunction:
                 for entry in entries:
                     targets = entry.targets(args, kwargs)
                     if entry.mismatch(targets) is None:
+                        self._touch(key)
                         return run_entry(entry, targets)
             return self._compile_and_run(key, args, kwargs, entries)
 
@@ -139,11 +148,15 @@ class CompiledFunction:
                                f"signature is {self.name}{sig}") from None
 
     def _store(self, key: tuple, entry: Entry) -> None:
-        """Keep `entry` under `key`, dropping the least recently compiled variants past the cap."""
+        """Keep `entry` under `key`, dropping the least recently used variants past the cap.
+
+        Calls that hit move their key to the end (`_touch`) without the lock, so the cache is
+        only read here through single C calls (`list(...)`, `next(iter(...))`).
+        """
         self._compiles += 1
         self._cache.setdefault(key, []).append(entry)
         self._cache.move_to_end(key)
-        while sum(len(v) for v in self._cache.values()) > max(1, config.cache_size_limit):
+        while sum(map(len, list(self._cache.values()))) > max(1, config.cache_size_limit):
             oldest = next(iter(self._cache))
             self._cache[oldest].pop(0)
             if not self._cache[oldest]:

@@ -471,6 +471,48 @@ def test_recompile_limit_from_the_environment_in_a_subprocess(limit):
     assert lines[12] == f"limit {want}"
 
 
+# --- the variant cap drops the least recently used variant ----------------------------------
+
+
+def test_variant_cap_evicts_the_least_recently_used(monkeypatch):
+    """With a cap of 2, calling A again after A, B makes B (not A) the one the third variant
+    drops: re-calling A is a hit and re-calling B compiles, with eager's values throughout."""
+    monkeypatch.setattr(config, "cache_size_limit", 2)
+    f = h.compile(lambda x: x * 2 + 1)
+    a, b, c = h.ones(1), h.ones(2) * 3, h.ones(3) * 5
+    f(a), f(b), f(a), f(c)
+    assert (f.compile_count, f.cache_size()) == (3, 2)
+    np.testing.assert_array_equal(f(a).numpy(), [3.0])
+    assert f.compile_count == 3, "the most recently used variant was evicted (FIFO, not LRU)"
+    np.testing.assert_array_equal(f(b).numpy(), [7.0, 7.0])
+    assert f.compile_count == 4, "B was least recently used and should have been dropped"
+    np.testing.assert_array_equal(f(c).numpy(), [11.0] * 3)
+    assert f.compile_count == 5 and f.cache_size() == 2
+
+
+LRU_CHILD = """
+import hybrid as h
+f = h.compile(lambda x: x + 1)
+xs = [h.ones(n) for n in range(1, 6)]
+for x in xs:
+    f(x)
+for x in xs[::-1]:
+    f(x)
+print(h.config.cache_size_limit, f.cache_size(), f.compile_count)
+"""
+
+
+def test_cache_size_limit_from_the_environment_in_a_subprocess():
+    """HYBRID_CACHE_SIZE_LIMIT=3 keeps 3 of 5 shapes: going back over them, the 3 most recent
+    hit and the 2 oldest compile again (5 + 2); the default (64) keeps all 5."""
+    r = run_python(LRU_CHILD, HYBRID_CACHE_SIZE_LIMIT="3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "3", "7"]
+    r = run_python(LRU_CHILD)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["64", "5", "5"]
+
+
 # --- no leak when re-decorating --------------------------------------------------------------
 
 
