@@ -238,6 +238,33 @@ def test_concurrent_first_calls_compile_once_and_eager_ops_are_unaffected():
     assert f.compile_count == 1
 
 
+def test_eager_ops_on_one_thread_while_another_traces_stay_eager():
+    """Tracing state is per thread: while the main thread traces 20 fresh functions, a second
+    thread's eager ops return plain values (never traced ones, never a TraceError)."""
+    stop, wrong, errors, done = threading.Event(), [], [], []
+
+    def eager_loop():
+        while not stop.is_set():
+            try:
+                v = a(h.ones(4) * 3.0 + 1.0)
+                if not np.array_equal(v, np.full(4, 4.0)):
+                    wrong.append(v)
+                done.append(1)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e)[:200])
+
+    t = threading.Thread(target=eager_loop)
+    t.start()
+    try:
+        for i in range(20):
+            f = h.compile(lambda x, i=i: sum((x * k + i).relu() for k in range(40)).sum())
+            np.testing.assert_allclose(a(f(h.ones(8))), 8 * sum(k + i for k in range(40)))
+    finally:
+        stop.set()
+        t.join(60)
+    assert len(done) > 0 and not errors and not wrong, (len(done), errors[:2], len(wrong))
+
+
 def test_grad_mode_is_per_thread():
     seen = []
     with h.no_grad():
