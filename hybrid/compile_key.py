@@ -404,10 +404,17 @@ def _hyper_key(v: Any) -> Any:
     return v
 
 
+# Hyperparameters no step branches on, not even as `!= 0`: any number, 0 included (a schedule
+# that anneals the learning rate to exactly 0), is the same key; the step reads it at run time.
+_READ_AT_RUN_TIME = frozenset({"lr"})
+_RUNTIME = ("number",)
+
+
 def _optimizer_sig(opt: Any) -> tuple:
     groups = []
     for g in opt.param_groups:
-        hyper = tuple((k, _hyper_key(v)) for k, v in g.items()
+        hyper = tuple((k, _RUNTIME if k in _READ_AT_RUN_TIME and v.__class__ in (int, float)
+                       else _hyper_key(v)) for k, v in g.items()
                       if k != "params" and (v.__class__ in _SCALAR_SET or isinstance(v, tuple)))
         groups.append((hyper, tuple(id(p) for p in g["params"])))
     return (id(opt), tuple(groups))
