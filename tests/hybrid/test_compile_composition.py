@@ -135,7 +135,28 @@ def test_guard_flipping_storm_warns():
         for i in range(h.config.recompile_limit + 3):
             state["w"] = h.ones(i + 1)
             f(h.ones(2))
-    assert sum(issubclass(w.category, h.RecompileWarning) for w in caught) == 1
+    (storm,) = [w for w in caught if issubclass(w.category, h.RecompileWarning)]
+    text = str(storm.message)
+    assert "compiled 8 times (limit 8)" in text and "closure variable 'state' keeps changing" in text
+    assert "{'w': f32[8]} -> {'w': f32[9]}" in text and "What to do" in text
+
+
+def test_flipping_one_guarded_attribute_back_and_forth_compiles_each_state_once():
+    """`w.grad` None / not None on alternate calls (the zero_grad-first mechanism, flipped):
+    each state compiles once and is reused afterwards, with eager's value every call."""
+    w = nn.Parameter(h.ones(3))
+
+    @h.compile
+    def g(x):
+        return x * w.grad if w.grad is not None else x * 2
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(12):
+            w.grad = None if i % 2 else h.ones(3) * i
+            assert a(g(h.ones(3))).tolist() == [2.0 if i % 2 else float(i)] * 3, i
+    assert (g.compile_count, g.cache_size()) == (2, 2)
+    assert not [m for m in caught if issubclass(m.category, h.RecompileWarning)]
 
 
 def test_dynamic_net_depth_drawn_while_tracing_is_caught():

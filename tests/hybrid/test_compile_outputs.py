@@ -167,6 +167,25 @@ def test_aliasing_pattern_of_three():
     assert float(f([a1, b1, b1])) == 122.0
 
 
+def test_aliasing_in_nested_containers_changes_between_calls():
+    """The same tensor reached through a list inside a dict, a tuple inside a list and a keyword
+    is one input; a different tensor in one of those places is another: eager's values."""
+    f = h.compile(lambda d, pairs, k: d["xs"][0] * 1000 + d["xs"][1] * 100
+                  + pairs[0][1] * 10 + k)
+    p, q = h.ones(1), h.full((1,), 2.0)
+    cases = [({"xs": [p, p]}, [(q, p)], p), ({"xs": [p, q]}, [(q, p)], p),
+             ({"xs": [p, q]}, [(p, q)], p), ({"xs": [q, q]}, [(p, q)], q),
+             ({"xs": [p, p]}, [(q, p)], p)]
+    for d, pairs, k in cases:
+        want = float(d["xs"][0]) * 1000 + float(d["xs"][1]) * 100 + float(pairs[0][1]) * 10 \
+            + float(k)
+        assert float(f(d, pairs, k)) == want, (d, pairs, k)
+    in_place = h.compile(lambda d: d["a"][0].add_(1) + d["b"][1])
+    x = h.zeros(1)
+    assert float(in_place({"a": [x], "b": (h.ones(1), x)})) == 2.0  # reads x after the update
+    assert float(x) == 1.0
+
+
 def test_argument_that_is_also_a_global_updated_in_place():
     global W
     W = h.ones(2)

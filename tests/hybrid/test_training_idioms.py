@@ -135,15 +135,6 @@ IDIOMS = {"zero_grad_first": zero_grad_first, "zero_grad_last": zero_grad_last,
           "zero_grad_set_to_none_false": zero_grad_keep_tensors, "zero_grad_outside": no_zero_grad}
 
 
-def run_loop(fn, model, opt, batches, outside_zero=False):
-    losses = []
-    for x, y in batches:
-        if outside_zero:
-            opt.zero_grad()
-        losses.append(fn(model, opt, x, y).item())  # loss.item() read after the call
-    return losses
-
-
 @pytest.mark.parametrize("opt_name", OPTIMIZERS)
 @pytest.mark.parametrize("idiom", list(IDIOMS))
 def test_idiom_matches_eager_and_compiles_at_most_twice(idiom, opt_name):
@@ -168,29 +159,106 @@ def test_idiom_matches_eager_and_compiles_at_most_twice(idiom, opt_name):
         assert step.compile_count == 1
 
 
-@pytest.mark.parametrize("opt_name", ["sgd_momentum", "adam"])
-def test_idiom_matches_pytorch(opt_name):
+def _torch_opt(torch, name, params):
+    O = torch.optim
+    return {
+        "sgd": lambda p: O.SGD(p, lr=0.1),
+        "sgd_momentum": lambda p: O.SGD(p, lr=0.1, momentum=0.9),
+        "sgd_nesterov_wd": lambda p: O.SGD(p, lr=0.1, momentum=0.9, nesterov=True,
+                                           weight_decay=0.01),
+        "adam": lambda p: O.Adam(p, lr=1e-2),
+        "adamw": lambda p: O.AdamW(p, lr=1e-2, weight_decay=0.1),
+        "rmsprop": lambda p: O.RMSprop(p, lr=1e-2, momentum=0.5),
+        "adagrad": lambda p: O.Adagrad(p, lr=0.1),
+    }[name](params)
+
+
+def _torch_twin(torch, model, opt_name):
+    """A torch.nn.Sequential with `model`'s parameters, and its optimizer."""
+    tm = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+    if opt_name in FLOAT64:
+        tm.double()
+    with torch.no_grad():
+        for tp, p in zip(tm.parameters(), model.parameters()):
+            tp.copy_(torch.from_numpy(arr(p).copy()))
+    return tm, _torch_opt(torch, opt_name, tm.parameters())
+
+
+def _torch_step(torch, idiom, tm, to, x, y, clip=None):
+    """The idiom as a PyTorch user writes it (the same statements, in the same order)."""
+    if idiom == "zero_grad_first":
+        to.zero_grad()
+    elif idiom == "model_zero_grad_first":
+        tm.zero_grad()
+    elif idiom == "zero_grad_set_to_none_false":
+        to.zero_grad(set_to_none=False)
+    loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x.numpy())),
+                                             torch.from_numpy(y.numpy()))
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(tm.parameters(), clip)
+    to.step()
+    if idiom == "zero_grad_last":
+        to.zero_grad()
+    return loss
+
+
+def assert_same_as_torch(m, tm, where):
+    for (name, p), tp in zip(m.named_parameters(), tm.parameters()):
+        np.testing.assert_allclose(arr(p), tp.detach().numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=where + name)
+        assert (p.grad is None) == (tp.grad is None), where + name + ".grad is None"
+        if p.grad is not None:
+            np.testing.assert_allclose(arr(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-5,
+                                       err_msg=where + name + ".grad")
+
+
+@pytest.mark.parametrize("opt_name", OPTIMIZERS)
+@pytest.mark.parametrize("idiom", list(IDIOMS))
+def test_idiom_matches_pytorch(idiom, opt_name):
+    """Each idiom x optimizer, compiled, against the same loop in PyTorch: loss, parameters and
+    gradients (None where PyTorch's are None) after every step."""
     torch = pytest.importorskip("torch")
     batches = data()
     m, o = make(opt_name)
-    tm = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
-    with torch.no_grad():
-        for tp, p in zip(tm.parameters(), m.parameters()):
-            tp.copy_(torch.from_numpy(arr(p).copy()))
-    to = {"sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-          "adam": lambda p: torch.optim.Adam(p, lr=1e-2)}[opt_name](tm.parameters())
-    step = h.compile(zero_grad_first)
-    for x, y in batches:
+    if opt_name in FLOAT64:
+        batches = [(x.double(), y) for x, y in batches]
+    tm, to = _torch_twin(torch, m, opt_name)
+    step = h.compile(IDIOMS[idiom])
+    for i, (x, y) in enumerate(batches):
+        if idiom == "zero_grad_outside":
+            o.zero_grad()
+            to.zero_grad()
         lc = step(m, o, x, y)
-        to.zero_grad()
-        lt = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x.numpy())),
-                                               torch.from_numpy(y.numpy()))
-        lt.backward()
-        to.step()
+        lt = _torch_step(torch, idiom, tm, to, x, y)
         np.testing.assert_allclose(lc.item(), lt.item(), rtol=1e-4, atol=1e-5)
-    for tp, p in zip(tm.parameters(), m.parameters()):
-        np.testing.assert_allclose(arr(p), tp.detach().numpy(), rtol=1e-4, atol=1e-5)
-    assert step.compile_count == 2
+        assert_same_as_torch(m, tm, f"step {i}: ")
+    assert step.compile_count == (1 if idiom in ("zero_grad_last", "zero_grad_outside") else 2)
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam", "adamw"])
+def test_clip_grad_norm_step_matches_pytorch(opt_name):
+    """zero_grad; backward; clip_grad_norm_(params, 0.5); step — compiled, against PyTorch."""
+    torch = pytest.importorskip("torch")
+    clip = nn.utils.clip_grad_norm_
+
+    def step(model, opt, x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        norm = clip(model.parameters(), 0.5)
+        opt.step()
+        return loss, norm
+
+    m, o = make(opt_name)
+    tm, to = _torch_twin(torch, m, opt_name)
+    cstep = h.compile(step)
+    for i, (x, y) in enumerate(data()):
+        lc, _ = cstep(m, o, x, y)
+        lt = _torch_step(torch, "zero_grad_first", tm, to, x, y, clip=0.5)
+        np.testing.assert_allclose(lc.item(), lt.item(), rtol=1e-4, atol=1e-5)
+        assert_same_as_torch(m, tm, f"step {i}: ")
+    assert cstep.compile_count == 2
 
 
 def test_gradient_accumulation_over_micro_batches():
@@ -242,7 +310,8 @@ def test_gradient_accumulation_inside_one_step():
     assert cstep.compile_count <= 2
 
 
-def test_clip_grad_norm_inside_the_step():
+@pytest.mark.parametrize("opt_name", ["sgd", "adam", "adamw"])
+def test_clip_grad_norm_inside_the_step(opt_name):
     clip = getattr(getattr(nn, "utils", None), "clip_grad_norm_", None)
     if clip is None:
         pytest.fail("hybrid.nn.utils.clip_grad_norm_ is missing")
@@ -255,8 +324,8 @@ def test_clip_grad_norm_inside_the_step():
         opt.step()
         return loss, norm
 
-    m1, o1 = make("sgd")
-    m2, o2 = make("sgd")
+    m1, o1 = make(opt_name)
+    m2, o2 = make(opt_name)
     cstep = h.compile(step)
     for x, y in data():
         le, ne = step(m1, o1, x, y)
