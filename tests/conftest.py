@@ -127,8 +127,20 @@ class NativeFallback(AssertionError):
 def _use_backend(request, monkeypatch, backend: str) -> None:
     """Set hybrid.config.backend for this test; on native, fail on a fallback (see below)."""
     monkeypatch.setattr(hybrid.config, "backend", backend)
-    if backend != "native":
-        return
+    if backend == "native":
+        _fail_on_fallback(request, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _native_fallback_fails(request, monkeypatch):
+    """Every test that compiles without choosing a backend runs on native (the default), and a
+    fallback to the interpreter fails it as in `compiled_backend`: a compiled test can never
+    pass by silently running the reference."""
+    if not {"compiled_backend", "run_mode"} & set(request.fixturenames):
+        _fail_on_fallback(request, monkeypatch)
+
+
+def _fail_on_fallback(request, monkeypatch) -> None:
     module = sys.modules["hybrid.compile"]
     original = module._executable
     expected = request.node.get_closest_marker("expect_fallback") is not None
@@ -138,8 +150,8 @@ def _use_backend(request, monkeypatch, backend: str) -> None:
             warnings.simplefilter("always")
             out = original(graph, *args, **kwargs)
         for w in seen:
-            fell_back = (issubclass(w.category, RuntimeWarning)
-                         and FALLBACK_MESSAGE in str(w.message))
+            fell_back = (issubclass(w.category, RuntimeWarning) and hybrid.config.backend ==
+                         "native" and FALLBACK_MESSAGE in str(w.message))
             if fell_back and not expected:
                 raise NativeFallback(f"native backend fell back: {w.message} (mark the test "
                                      "@pytest.mark.expect_fallback if that is intended)")

@@ -27,12 +27,12 @@ import warnings
 
 import numpy as np
 import pytest
+from subproc import child_env
 from test_disk_cache import GRAPH_SRC, numpy_reference
 
 from compiler.codegen import cache as cache_mod
 from compiler.codegen.cache import DiskCache
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = int(os.environ.get("CACHE_FUZZ_CASES", "48"))
 SEED = int(os.environ.get("CACHE_FUZZ_SEED", "0"))
 CASE_TIMEOUT = 60.0
@@ -103,9 +103,9 @@ __attribute__((constructor)) static void on_load(void) { mark(); }
 class Zygote:
     """A process that forks one victim per request and reports how it ended."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], cwd: str):
         self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+                                     stdout=subprocess.PIPE, text=True, cwd=cwd, env=env)
 
     def run(self, req: dict) -> dict:
         self.proc.stdin.write(json.dumps(req) + "\n")
@@ -421,10 +421,9 @@ def attack(h: Harness, rng: np.random.Generator, which: str) -> tuple[str, bool]
 def harness(tmp_path_factory):
     work = str(tmp_path_factory.mktemp("fuzz"))
     secret_file = os.path.join(str(tmp_path_factory.mktemp("fuzz-secret")), "cache-secret")
-    env = dict(os.environ, HYBRID_CACHE_SECRET_FILE=secret_file, OPENBLAS_NUM_THREADS="1",
-               OMP_NUM_THREADS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH",
-                                                                                 ""))
-    zygote = Zygote(env)
+    env = child_env(HYBRID_CACHE_SECRET_FILE=secret_file, OPENBLAS_NUM_THREADS="1",
+                    OMP_NUM_THREADS="1")
+    zygote = Zygote(env, cwd=work)
     h = Harness(work, secret_file, zygote)
     for which in SCALES:
         before = set(glob.glob(os.path.join(h.root, "v*", "*", "*")))
@@ -447,7 +446,8 @@ def test_the_planted_object_would_run_code_if_loaded(harness):
             "e = _load_object(open(sys.argv[1], 'rb').read())\n"
             "f = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)"
             "(e.get_function_address(sys.argv[2]))\nf(0, 0, None)\n")
-    subprocess.run([sys.executable, "-c", code, obj, symbol], check=True, cwd=ROOT, timeout=120)
+    subprocess.run([sys.executable, "-c", code, obj, symbol], check=True, cwd=harness.work,
+                   env=child_env(), timeout=120)
     assert os.path.exists(harness.marker)
     os.remove(harness.marker)
 

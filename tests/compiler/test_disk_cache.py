@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 from native import assert_match, reference
+from subproc import child_env
 
 import compiler.backend_cpu as backend_cpu
 from compiler.backend_cpu import CpuExecutable
@@ -90,10 +91,9 @@ def entries(root: str) -> list[str]:
 
 
 def run_child(root: str, seed: int = 0) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-c", CHILD, root, str(seed)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(root), env=child_env())
 
 
 def child_result(p: subprocess.Popen) -> dict:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-import os
-import subprocess
-import sys
 import warnings
 import weakref
 
@@ -22,7 +19,6 @@ from hybrid.config import config
 from subproc import run_python
 from tolerance import assert_matches_eager
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Every test runs on each backend (tests/conftest.py): the native one fails on a fallback.
 pytestmark = pytest.mark.usefixtures("compiled_backend")
@@ -408,9 +404,7 @@ def test_env_hybrid_log_recompiles_in_a_subprocess():
         "f(h.ones(2), 1)\n"
         "f(h.ones(2), 2)\n"
     )
-    env = dict(os.environ, HYBRID_LOG="recompiles", PYTHONPATH=ROOT)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120, cwd=ROOT, check=False)
+    r = run_python(code, timeout=120, HYBRID_LOG="recompiles")
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "recompiling" in ln]
     assert len(lines) == 1

@@ -9,6 +9,8 @@ import os
 import sys
 import tempfile
 
+import pytest
+
 import hybrid
 
 
@@ -50,3 +52,42 @@ def test_the_installed_package_is_imported():
         assert len(without_root) == len(sys.path)  # conftest took the root off
     else:
         assert os.path.dirname(os.path.dirname(os.path.abspath(hybrid.__file__))) == ROOT
+
+
+# --- the native-fallback rule (tests/conftest.py) ---------------------------------------------
+
+
+def _force_fallback(monkeypatch):
+    """Make the native backend refuse every graph, as it does one with an op it cannot lower."""
+    import compiler.backend_cpu as backend_cpu
+
+    monkeypatch.setattr(backend_cpu, "unsupported", lambda graph: ["an op for this test"])
+
+
+def test_a_native_fallback_fails_a_test_that_compiles(monkeypatch):
+    """Without any backend fixture, a compile that falls back to the interpreter raises the
+    conftest's NativeFallback (so the test would fail), naming the warning."""
+    _force_fallback(monkeypatch)
+    f = hybrid.compile(lambda x: x * 2 + 1)
+    with pytest.raises(AssertionError, match="native backend fell back.*on the interpreter") as e:
+        f(hybrid.ones(3))
+    assert type(e.value).__name__ == "NativeFallback"  # tests/conftest.py's, not a plain assert
+
+
+@pytest.mark.expect_fallback
+def test_expect_fallback_lets_the_interpreter_run_and_keeps_the_warning(monkeypatch):
+    _force_fallback(monkeypatch)
+    f = hybrid.compile(lambda x: x * 2 + 1)
+    with pytest.warns(RuntimeWarning, match="on the interpreter"):
+        assert f(hybrid.ones(3)).tolist() == [3.0, 3.0, 3.0]
+
+
+def test_a_native_fallback_fails_under_compiled_backend_too(monkeypatch, compiled_backend):
+    _force_fallback(monkeypatch)
+    f = hybrid.compile(lambda x: x * 2 + 1)
+    if compiled_backend == "native":
+        with pytest.raises(AssertionError, match="native backend fell back") as e:
+            f(hybrid.ones(3))
+        assert type(e.value).__name__ == "NativeFallback"
+        return
+    assert f(hybrid.ones(3)).tolist() == [3.0, 3.0, 3.0]  # the interpreter never falls back

@@ -227,6 +227,72 @@ def test_like_forms_are_distributed_as_their_plain_forms():
     assert stats.chisquare(counts).pvalue > P_MIN
 
 
+@pytest.mark.parametrize("dtype", [h.float32, h.float64])
+def test_in_place_normal_and_uniform_fill_with_their_distribution(dtype):
+    """Tensor.normal_(mean, std) / uniform_(a, b) write into the same tensor (dtype kept) the
+    distribution asked for; two fills in a row are different draws."""
+    h.manual_seed(106)
+    t = h.zeros(N, dtype=dtype)
+    assert t.normal_(2.0, 0.5) is t and t.dtype == dtype
+    z = arr(t).astype(np.float64)
+    assert stats.kstest(z, "norm", args=(2.0, 0.5)).pvalue > P_MIN
+    assert t.uniform_(-3.0, 1.0) is t and t.dtype == dtype
+    u = arr(t).astype(np.float64)
+    assert u.min() >= -3.0 and u.max() < 1.0
+    assert stats.kstest(u, "uniform", args=(-3.0, 4.0)).pvalue > P_MIN
+    u2 = arr(t.uniform_(-3.0, 1.0)).astype(np.float64)
+    assert not np.array_equal(u, u2) and abs(np.corrcoef(u, u2)[0, 1]) < 4 / math.sqrt(N)
+
+
+def test_nn_init_normal_and_uniform_are_distributed_as_asked():
+    h.manual_seed(107)
+    w = h.nn.Parameter(h.full((200, 100), 7.0))
+    h.nn.init.normal_(w, mean=-1.0, std=0.2)
+    assert stats.kstest(arr(w).ravel().astype(np.float64), "norm",
+                        args=(-1.0, 0.2)).pvalue > P_MIN
+    h.nn.init.uniform_(w, a=0.5, b=2.5)
+    assert stats.kstest(arr(w).ravel().astype(np.float64), "uniform",
+                        args=(0.5, 2.0)).pvalue > P_MIN
+
+
+@pytest.mark.parametrize("fn,shape", [(F.dropout1d, (50, 40, 6)),
+                                      (F.dropout2d, (50, 40, 3, 2))])
+@pytest.mark.parametrize("p", [0.2, 0.7])
+def test_channel_dropout_zeroes_whole_channels_at_rate_p(fn, shape, p):
+    """Each (sample, channel) is all zero or all x / (1 - p); the zeroed count is Binomial(n, p)
+    and which channels are zeroed does not depend on the channel index (chi-square)."""
+    h.manual_seed(108)
+    out = arr(fn(h.ones(*shape), p=p, training=True)).reshape(shape[0], shape[1], -1)
+    zero = (out == 0).all(-1)
+    kept = (out == np.float32(1 / (1 - p))).all(-1)
+    assert (zero | kept).all(), "a channel is partly dropped or wrongly scaled"
+    n = zero.size
+    assert stats.binomtest(int(zero.sum()), n, p).pvalue > P_MIN
+    per_channel = zero.sum(0)
+    expected = np.full(shape[1], per_channel.sum() / shape[1])
+    assert stats.chisquare(per_channel, expected).pvalue > P_MIN
+
+
+def test_random_split_is_a_uniform_random_partition():
+    """random_split(range(6), [2, 4]): the parts partition the dataset, the same generator seed
+    gives the same split, and each index lands in the first part with probability 2/6."""
+    data = list(range(6))
+    first = np.zeros(6, dtype=np.int64)
+    reps = 3000
+    g = h.Generator().manual_seed(109)
+    for _ in range(reps):
+        a, b = h.utils.data.random_split(data, [2, 4], generator=g)
+        ia, ib = list(a.indices), list(b.indices)
+        assert sorted(ia + ib) == data and len(ia) == 2
+        first[ia] += 1
+    assert stats.chisquare(first).pvalue > P_MIN
+    same = [list(s.indices) for s in h.utils.data.random_split(
+        data, [2, 4], generator=h.Generator().manual_seed(5))]
+    again = [list(s.indices) for s in h.utils.data.random_split(
+        data, [2, 4], generator=h.Generator().manual_seed(5))]
+    assert same == again
+
+
 # --- eager == compiled on every backend --------------------------------------------------------
 
 DRAWS = {

@@ -148,6 +148,7 @@ def test_finfo_iinfo_match_torch() -> None:
         hybrid.iinfo(hybrid.float32)
 
 
+@pytest.mark.expect_fallback
 def test_new_dtypes_compile_or_fall_back_to_eagers_answer() -> None:
     """The native code generator and runtime have no uint8/int8/int16: compiled elementwise code
     on them must still give eager's answer (through the interpreter), never a crash."""
