@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random as _random
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hybrid import errors
@@ -29,7 +28,6 @@ class Traced:
     out_rg: list[bool]
     effects: Effects
     views: frozenset[int] = frozenset()
-    random_calls: list[str] = field(default_factory=list)
 
     @property
     def n_out(self) -> int:
@@ -43,7 +41,8 @@ def trace_call(cf: Any, args: tuple, kwargs: dict) -> Traced:
     leaves, _ = flatten((args, kwargs))
     names = cf._keys.arg_paths(args, kwargs)
     n_args = 0
-    with tracer, _watch_random(cf.name) as random_calls:
+    random_state = _random.getstate()
+    with tracer, _watch_random() as random_calls:
         for t, path in zip(leaves, names):
             if t.__class__ in _TENSOR_CLASSES and not is_traced(t):
                 tracer.lift(t, path)
@@ -54,7 +53,10 @@ def trace_call(cf: Any, args: tuple, kwargs: dict) -> Traced:
         extra, extra_names, fx = tracer.effects()
         tracer.graph.set_outputs(values + extra,
                                  [f"out{i}" for i in range(len(values))] + extra_names)
-    return Traced(tracer, n_args, out_spec, kinds, rg, fx, frozenset(views), random_calls)
+    if random_calls:
+        _random.setstate(random_state)  # an eager run after this (fallback) draws as eager would
+        raise errors.error(errors.TraceError, _random_message(cf.name, random_calls))
+    return Traced(tracer, n_args, out_spec, kinds, rg, fx, frozenset(views))
 
 
 def _outputs(tracer: Tracer, leaves: list) -> tuple[list, list, list, set]:
@@ -99,8 +101,17 @@ _RANDOM_FUNCTIONS = ("random", "randint", "randrange", "uniform", "choice", "cho
                      "sample", "gauss", "normalvariate", "betavariate", "expovariate")
 
 
+def _random_message(name: str, calls: list[str]) -> str:
+    more = f" (and {len(calls) - 1} more)" if len(calls) > 1 else ""
+    return (f"hybrid.compile({name}): the traced code called {calls[0]}{more}; a compiled graph "
+            "would bake the value drawn while tracing into every call, where eager draws a new "
+            "one each time. What to do: pass the value as an argument (a changed argument "
+            "recompiles), draw it with hybrid.rand*/randint (fresh on every call), or compile "
+            "with fallback='eager' (this function then runs eagerly, drawing as eager does)")
+
+
 @contextlib.contextmanager
-def _watch_random(name: str):
+def _watch_random():
     """Record calls of Python's `random` module made by the traced code on this thread: the
     value drawn while tracing would be baked into the graph."""
     calls: list[str] = []
@@ -126,15 +137,6 @@ def _watch_random(name: str):
     finally:
         for fn_name, fn in saved.items():
             setattr(_random, fn_name, fn)
-        if calls:
-            warnings.warn(
-                f"hybrid.compile({name}): the traced code called {calls[0]}"
-                f"{f' (and {len(calls) - 1} more)' if len(calls) > 1 else ''}; the value drawn "
-                "while tracing is baked into the compiled graph and reused on every call. What "
-                "to do: pass the value as an argument (a changed argument recompiles), draw it "
-                "with hybrid.rand*/randint (fresh on every call), or compile with "
-                "fallback='eager' / run this function eagerly.",
-                TraceStabilityWarning, stacklevel=3)
 
 
 class TraceStabilityWarning(UserWarning):

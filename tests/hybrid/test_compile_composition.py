@@ -5,6 +5,7 @@ storms warn once; a program that depends on Python state outside the key is caug
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 import warnings
@@ -170,12 +171,65 @@ def test_dynamic_net_depth_drawn_while_tracing_is_caught():
             y = y * w
         return y
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(3):
-            forward(h.ones(1))
-    msgs = [str(w.message) for w in caught if issubclass(w.category, TraceStabilityWarning)]
-    assert msgs and "random.randint" in msgs[0]
+    random.seed(3)
+    with pytest.raises(h.TraceError, match=r"called random\.randint at .*test_compile_compositi"
+                       r"on\.py:\d+.*fallback='eager'") as info:
+        forward(h.ones(1))
+    assert "test_compile_composition.py" in str(info.value).split("What to do")[0]
+    random.seed(3)
+    first = random.random()
+    random.seed(3)
+    with pytest.raises(h.TraceError):
+        forward(h.ones(1))
+    assert random.random() == first, "the failed trace consumed Python random draws"
+
+
+class _DynamicNet(nn.Module):
+    """PyTorch's examples_nn/dynamic_net.py as written: the depth is drawn inside forward."""
+
+    def __init__(self):
+        super().__init__()
+        for name in "abcde":
+            setattr(self, name, nn.Parameter(h.randn(())))
+
+    def forward(self, x):
+        y = self.a + self.b * x + self.c * x ** 2 + self.d * x ** 3
+        for exp in range(4, random.randint(4, 6)):
+            y = y + self.e * x ** exp
+        return y
+
+
+def test_literal_dynamic_net_with_fallback_eager_trains_exactly_as_eager():
+    """The tutorial unchanged, its step compiled with fallback='eager': it warns once and every
+    call runs eagerly, with eager's random depths, so losses and parameters are eager's."""
+    def train(compile_it):
+        h.manual_seed(0)
+        random.seed(0)
+        x = h.linspace(-math.pi, math.pi, 200)
+        y = h.sin(x)
+        model = _DynamicNet()
+        opt = h.optim.SGD(model.parameters(), lr=1e-8, momentum=0.9)
+
+        def step(x, y):
+            loss = ((model(x) - y) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = h.compile(step, fallback="eager") if compile_it else step
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            losses = [step(x, y).item() for _ in range(30)]
+        return losses, [a(p) for p in model.parameters()], caught
+
+    le, pe, _ = train(False)
+    lc, pc, caught = train(True)
+    assert lc == le
+    for p, q in zip(pc, pe):
+        np.testing.assert_array_equal(p, q)
+    msgs = [str(w.message) for w in caught if "running eagerly" in str(w.message)]
+    assert len(msgs) == 1 and "random.randint" in msgs[0]
 
 
 def test_python_counter_that_changes_the_program_is_caught_on_the_second_call():
