@@ -14,6 +14,16 @@ from compiler.ir.ops import impls
 from compiler.ir.types import DType, TensorType
 
 
+def node_note(graph: Graph, node: Any) -> str:
+    """Which node failed, with its input types and the user's line that traced it (added to a
+    failing reference implementation's exception, as torch.fx's Interpreter does)."""
+    ins = ", ".join(f"%{v.id}: {v.type}" for v in node.inputs)
+    attrs = "".join(f", {k}={v!r}" for k, v in node.attrs.items())
+    where = f", traced at {node.loc}" if node.loc else ""
+    return (f"while running {graph.name}: %{node.out.id} = {node.op.value}({ins}{attrs}) in the "
+            f"reference interpreter{where}")
+
+
 def _type_of(x: Any) -> str:
     try:
         return str(TensorType(tuple(x.shape), DType.from_np(x.dtype)))
@@ -64,10 +74,12 @@ def interpret(graph: Graph, inputs: Sequence[Any], xp: Any = np) -> list[Any]:
         try:
             out = table[n.op](*(env[v.id] for v in n.inputs), **n.attrs)
         except Exception as e:
-            if not hasattr(e, "run_kind"):
-                raise
-            # an index out of range, an integer division by zero: at the op's traced line
-            raise run_error(e.run_kind, e.run_message, n.loc) from None
+            if hasattr(e, "run_kind"):
+                # an index out of range, an integer division by zero: at the op's traced line
+                raise run_error(e.run_kind, e.run_message, n.loc) from None
+            if hasattr(e, "add_note"):  # Python >= 3.11; the exception keeps its type
+                e.add_note(node_note(graph, n))
+            raise
         out = xp.asarray(out)  # ufuncs on 0-d arrays return scalars
         t = n.out.type
         if tuple(out.shape) != t.shape or out.dtype != t.dtype.np:

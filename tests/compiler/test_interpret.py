@@ -109,3 +109,27 @@ def test_values_are_freed_after_last_use():
     assert held == [0, 1, 1, 1, 1]  # only the argument of the running node
     gc.collect()
     assert sum(r() is not None for r in alive) == 0  # the returned output was dropped too
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python 3.11+")
+def test_a_failing_node_names_itself_its_inputs_and_the_users_line(monkeypatch):
+    """An exception from a reference implementation keeps its type and gains a note naming the
+    node, its input types and the line that traced it (as torch.fx's Interpreter does)."""
+    import sys
+
+    interp_mod = sys.modules["compiler.ir.interpret"]  # the package re-exports the function
+    g, (x,) = graph("step", "f32[2,3]")
+    e = g.add(Op.EXP, [x], loc="train.py:12")
+    g.set_outputs([g.add(Op.ADD, [e, x])])
+    table = dict(interp_mod.impls(np))
+
+    def broken(a):
+        raise FloatingPointError("overflow in exp")
+
+    table[Op.EXP] = broken
+    monkeypatch.setattr(interp_mod, "impls", lambda xp: table)
+    with pytest.raises(FloatingPointError, match="overflow in exp") as info:
+        interpret(g, [np.ones((2, 3), np.float32)])
+    (note,) = info.value.__notes__
+    assert f"%{e.id} = exp(%{x.id}: f32[2,3])" in note and "traced at train.py:12" in note
+    assert note.startswith("while running step:")
