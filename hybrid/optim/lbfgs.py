@@ -11,7 +11,7 @@ from hybrid import errors
 from hybrid.autograd import enable_grad, no_grad
 from hybrid.ops import shape as sh
 from hybrid.ops.creation import zeros
-from hybrid.optim.optimizer import Optimizer, check, check_lr, tracing
+from hybrid.optim.optimizer import STEPPED, Optimizer, check, check_lr, tracing
 from hybrid.tensor import Tensor
 
 __all__ = ["LBFGS"]
@@ -170,6 +170,7 @@ class LBFGS(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Run L-BFGS iterations; `closure` (required) zeroes grads, computes and backprops the
         loss, and returns it. Returns the loss of the first evaluation."""
+        STEPPED.add(self)
         if tracing():
             raise errors.TraceError(errors.at_user(
                 "LBFGS.step cannot run inside @hybrid.compile: it calls the closure a number of "

@@ -13,6 +13,7 @@ training step:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,6 +44,11 @@ class _Required:
 
 
 required = _Required()
+
+
+# Optimizers whose step() has run (a compiled step's trace counts), for the schedulers' check
+# that they schedule an optimizer in use. NOTE: not an attribute: the compile key would see it.
+STEPPED: weakref.WeakSet = weakref.WeakSet()
 
 
 def tracing() -> bool:
@@ -170,6 +176,7 @@ class Optimizer:
 
     def step(self, closure: Any = None) -> Any:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss."""
+        STEPPED.add(self)
         loss = None
         if closure is not None:
             from hybrid.autograd import enable_grad

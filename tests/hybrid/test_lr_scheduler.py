@@ -310,3 +310,70 @@ def test_a_torch_optimizer_is_refused():
 def test_invalid_arguments(make, match):
     with pytest.raises(hybrid.HybridError, match=match):
         make(hybrid_opt())
+
+
+def _train_epochs(opt_stepped, sched, make_step, epochs=3):
+    """Train a small model for `epochs` epochs of 2 steps with `opt_stepped`, stepping `sched`
+    after each epoch, as PyTorch's tutorials do; returns the warnings raised."""
+    model = hybrid.nn.Linear(3, 1)
+    opt_stepped = opt_stepped(model)
+    step = make_step(model, opt_stepped)
+    x, y = hybrid.randn(4, 3), hybrid.randn(4, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(epochs):
+            for _ in range(2):
+                step(x, y)
+            sched.step(1.0) if isinstance(sched, hs.ReduceLROnPlateau) else sched.step()
+    return [w for w in caught if "has never stepped" in str(w.message)]
+
+
+def _plain_step(model, opt):
+    def step(x, y):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+    return step
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("kind", ["StepLR", "ReduceLROnPlateau"])
+def test_a_scheduler_given_another_models_optimizer_warns_once(kind, compiled):
+    """The scheduler was built on model A's optimizer while the loop trains model B: after two
+    epochs with no step of A's optimizer, one warning at the user's line says so."""
+    other = optim.SGD(hybrid.nn.Linear(3, 1).parameters(), lr=0.1)
+    sched = hs.StepLR(other, step_size=1) if kind == "StepLR" else hs.ReduceLROnPlateau(other)
+
+    def make_step(model, opt):
+        s = _plain_step(model, opt)
+        return hybrid.compile(s) if compiled else s
+
+    got = _train_epochs(lambda m: optim.SGD(m.parameters(), lr=0.1), sched, make_step)
+    assert len(got) == 1
+    text = str(got[0].message)
+    assert f"{kind}.step() has run 2 times" in text and "optimizer of another model" in text
+    assert "test_lr_scheduler.py" in text
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_scheduler_of_the_optimizer_in_use_does_not_warn(compiled):
+    holder = {}
+
+    def make_opt(model):
+        holder["opt"] = optim.SGD(model.parameters(), lr=0.1)
+        holder["sched"] = hs.StepLR(holder["opt"], step_size=1)
+        return holder["opt"]
+
+    model = hybrid.nn.Linear(3, 1)
+    opt = make_opt(model)
+    step = _plain_step(model, opt)
+    step = hybrid.compile(step) if compiled else step
+    x, y = hybrid.randn(4, 3), hybrid.randn(4, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            step(x, y)
+            step(x, y)
+            holder["sched"].step()
+    assert not [w for w in caught if "has never stepped" in str(w.message)]
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1 ** 3)

@@ -7,13 +7,15 @@ step reads them as runtime hyperparameters, so a schedule never recompiles it.""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from hybrid import errors
-from hybrid.optim.optimizer import Optimizer
+from hybrid.optim.optimizer import STEPPED, Optimizer
 from hybrid.tensor import Tensor
 
-__all__ = ["LRScheduler", "bad_argument", "check_optimizer", "per_group"]
+__all__ = ["LRScheduler", "bad_argument", "check_optimizer", "per_group",
+           "warn_if_optimizer_never_stepped"]
 
 
 def bad_argument(scheduler: str, message: str) -> errors.HybridError:
@@ -29,6 +31,27 @@ def check_optimizer(scheduler: str, optimizer: Any) -> None:
             f"{scheduler}: expected a hybrid.optim optimizer, got {kind.__module__}."
             f"{kind.__qualname__}; build the optimizer with hybrid.optim (e.g. "
             f"hybrid.optim.SGD(model.parameters(), lr=0.1)) and pass that"))
+
+
+# What a scheduler holds that is not its state: the optimizer, and the bookkeeping of the
+# warning below (PyTorch's state_dict has neither).
+_NOT_STATE = frozenset({"optimizer", "_warned_idle", "_plateau_steps"})
+
+
+def warn_if_optimizer_never_stepped(scheduler: Any, steps: int) -> None:
+    """After `steps` (>= 2) scheduler steps with not one optimizer.step() in between, warn once:
+    the schedule changes the lr of an optimizer that nothing uses, usually one built for
+    another model (or a second optimizer left over in a notebook)."""
+    opt = scheduler.optimizer
+    if steps < 2 or opt in STEPPED or scheduler.__dict__.get("_warned_idle"):
+        return
+    scheduler.__dict__["_warned_idle"] = True
+    params = sum(len(g["params"]) for g in opt.param_groups)
+    warnings.warn(errors.at_user(
+        f"{type(scheduler).__name__}.step() has run {steps} times, but the {type(opt).__name__} "
+        f"it schedules (over {params} parameters) has never stepped, so the new learning rates "
+        "reach no training. Was the scheduler given the optimizer of another model? Pass the "
+        "optimizer whose step() your training loop calls"), UserWarning, stacklevel=3)
 
 
 def per_group(scheduler: str, name: str, optimizer: Optimizer, value: Any) -> list[Any]:
@@ -100,6 +123,7 @@ class LRScheduler:
         """Advance the schedule by one epoch (or jump to `epoch`, with the closed form)."""
         self._step_count += 1
         self._update_lr(epoch)
+        warn_if_optimizer_never_stepped(self, self._step_count - 1)
 
     def _update_lr(self, epoch: int | None = None) -> None:
         if epoch is None:
@@ -118,7 +142,7 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the scheduler holds except the optimizer (PyTorch's format)."""
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""

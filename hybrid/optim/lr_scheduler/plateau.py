@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hybrid.optim.lr_scheduler.base import LRScheduler, bad_argument, check_optimizer, set_value
+from hybrid.optim.lr_scheduler.base import (
+    LRScheduler, bad_argument, check_optimizer, set_value, warn_if_optimizer_never_stepped,
+)
 from hybrid.optim.optimizer import Optimizer
 
 __all__ = ["ReduceLROnPlateau"]
@@ -67,6 +69,8 @@ class ReduceLROnPlateau(LRScheduler):
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record this epoch's metric (a number or a 1-element tensor, read eagerly)."""
         current = float(metrics)
+        self._plateau_steps = self.__dict__.get("_plateau_steps", 0) + 1
+        warn_if_optimizer_never_stepped(self, self._plateau_steps)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(current, self.best):
             self.best, self.num_bad_epochs = current, 0
