@@ -27,6 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_training import ORDERS, _step_fn  # noqa: E402
 from common import Row, interleave, peers, setup_threads, table  # noqa: E402
 
 BATCH, SIZES = 128, (784, 512, 512, 10)
@@ -73,19 +74,7 @@ def build(t, idiom: str, compile_fn):
                           nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
     opt = OPTIMIZERS[opt_name](t, model.parameters())
 
-    def first(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    def last(x, y):
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
+    first, last, keep = (_step_fn(model, opt, F, order) for order in ORDERS)
 
     def outside(x, y):
         loss = F.cross_entropy(model(x), y)
@@ -95,13 +84,6 @@ def build(t, idiom: str, compile_fn):
 
     def model_first(x, y):
         model.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    def keep(x, y):
-        opt.zero_grad(set_to_none=False)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()

@@ -130,6 +130,15 @@ def no_zero_grad(model, opt, x, y):  # zero_grad outside, in the loop
     return loss
 
 
+def clip_step(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    norm = nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    opt.step()
+    return loss, norm
+
+
 IDIOMS = {"zero_grad_first": zero_grad_first, "zero_grad_last": zero_grad_last,
           "model_zero_grad_first": model_zero_grad_first,
           "zero_grad_set_to_none_false": zero_grad_keep_tensors, "zero_grad_outside": no_zero_grad}
@@ -240,19 +249,9 @@ def test_idiom_matches_pytorch(idiom, opt_name):
 def test_clip_grad_norm_step_matches_pytorch(opt_name):
     """zero_grad; backward; clip_grad_norm_(params, 0.5); step — compiled, against PyTorch."""
     torch = pytest.importorskip("torch")
-    clip = nn.utils.clip_grad_norm_
-
-    def step(model, opt, x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        norm = clip(model.parameters(), 0.5)
-        opt.step()
-        return loss, norm
-
     m, o = make(opt_name)
     tm, to = _torch_twin(torch, m, opt_name)
-    cstep = h.compile(step)
+    cstep = h.compile(clip_step)
     for i, (x, y) in enumerate(data()):
         lc, _ = cstep(m, o, x, y)
         lt = _torch_step(torch, "zero_grad_first", tm, to, x, y, clip=0.5)
@@ -312,18 +311,7 @@ def test_gradient_accumulation_inside_one_step():
 
 @pytest.mark.parametrize("opt_name", ["sgd", "adam", "adamw"])
 def test_clip_grad_norm_inside_the_step(opt_name):
-    clip = getattr(getattr(nn, "utils", None), "clip_grad_norm_", None)
-    if clip is None:
-        pytest.fail("hybrid.nn.utils.clip_grad_norm_ is missing")
-
-    def step(model, opt, x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        norm = clip(model.parameters(), 0.5)
-        opt.step()
-        return loss, norm
-
+    step = clip_step
     m1, o1 = make(opt_name)
     m2, o2 = make(opt_name)
     cstep = h.compile(step)
