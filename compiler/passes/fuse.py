@@ -6,14 +6,13 @@ value is inlined into the expression of the kernel that computes a realized valu
 (permute, expand, slice, contiguous reshape) are folded into the strides of the loads they reach.
 A reshape that strides cannot express realizes its input first.
 
-Row fusion then merges kernels over the same space: a reduction and the elementwise work feeding
-it become one kernel; an elementwise consumer at the reduction's output shape becomes a per-row
-stage; and a consumer over the reduction's input space absorbs the whole row program, so softmax,
-log_softmax and layer norm are one kernel each."""
+Row fusion (passes/row_fusion.py) then merges kernels over the same space: a reduction and the
+elementwise work feeding it become one kernel; an elementwise consumer at the reduction's output
+shape becomes a per-row stage; and a consumer over the reduction's input space absorbs the whole
+row program, so softmax, log_softmax and layer norm are one kernel each."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,14 +20,15 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.graph import Graph, Node
-from compiler.ir.ops import ELEMENTWISE, EXPENSIVE, OPS, Op
+from compiler.ir.ops import ELEMENTWISE, OPS, Op
 from compiler.ir.types import DType, TensorType
 from compiler.kernel import (  # Gemm and kernel_reads are imported from here too
-    Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, NotReindexable, Padded, Rand, Row, Stage,
-    kernel_reads, walk,
+    Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, Padded, Rand, Row, Stage,
+    kernel_reads,  # noqa: F401
 )
 from compiler.passes.gemm_epilogue import accumulating_gemms
 from compiler.passes.loop_order import finish
+from compiler.passes.row_fusion import RowKernel, row_fusion
 from compiler.view import View, contiguous_strides
 
 REDUCE_OPS = (Op.SUM, Op.PROD, Op.MAX)
@@ -248,18 +248,6 @@ class _Builder:
 # --- building kernels ----------------------------------------------------------------------------
 
 
-@dataclass
-class _RowKernel:
-    """A kernel during fusion: its space in the order of the original dims of the value it
-    computes (`dims`), which of them are reduced, and the permutation into loop order."""
-
-    kernel: Kernel
-    shape: tuple[int, ...]  # original space shape
-    reduced: tuple[int, ...]  # original dims reduced (empty for elementwise)
-    stores: dict[int, int]  # buffer id -> stage index that stores it
-    rows: dict[int, int]  # buffer id -> Row stage whose value the store writes (row kernels)
-
-
 class _Fuser:
     def __init__(self, graph: Graph, realized: set[int]):
         self.graph = graph
@@ -298,8 +286,8 @@ class _Fuser:
             else:
                 self._elementwise(vid, vid, node.out.type.shape)
             self.buffers_ready.add(vid)
-        steps = _row_fusion(self.steps, self.graph)
-        kernels = [finish(s) if isinstance(s, _RowKernel) else s for s in steps]
+        steps = row_fusion(self.steps, self.graph)
+        kernels = [finish(s) if isinstance(s, RowKernel) else s for s in steps]
         kernels = accumulating_gemms(kernels, {v.id for v in self.graph.outputs}, self.types)
         owner = {}
         for s in kernels:
@@ -312,9 +300,9 @@ class _Fuser:
         buffers = {v: self.types[v] for v in self.realized if v in used}
         return Program(self.graph, kernels, buffers, self.constants, owner)
 
-    def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> _RowKernel:
+    def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> RowKernel:
         k = Kernel(self.name(), b.args, (), (), stages, nodes=b.nodes)
-        return _RowKernel(k, tuple(shape), tuple(reduced), stores, rows)
+        return RowKernel(k, tuple(shape), tuple(reduced), stores, rows)
 
     def _elementwise(self, vid: int, out: int, shape: tuple[int, ...]) -> None:
         b = _Builder(self)
@@ -455,375 +443,6 @@ def _gemm_view(view: View) -> View | None:
     if not (row_major or col_major):  # e.g. broadcast (stride 0) rows: BLAS cannot read them
         return None
     return View((merged.shape[0], r, c), (merged.strides[0], rs, cs), view.offset)
-
-
-# --- row fusion ----------------------------------------------------------------------------------
-
-
-def _readers(steps: list, buf: int, start: int, stop: int) -> bool:
-    for s in steps[start:stop]:
-        reads = kernel_reads(s.kernel) if isinstance(s, _RowKernel) else s.reads()
-        if buf in reads:
-            return True
-    return False
-
-
-def _row_fusion(steps: list, graph: Graph) -> list:
-    """Merge row kernels into later kernels over the same (or the row) space, to a fixed point."""
-    outputs = {v.id for v in graph.outputs}
-    changed = True
-    while changed:
-        changed = False
-        for j, c in enumerate(steps):
-            if not isinstance(c, _RowKernel) or c.kernel.serial:
-                continue
-            for i in range(j - 1, -1, -1):
-                p = steps[i]
-                if not isinstance(p, _RowKernel) or p.kernel.serial:
-                    continue
-                if not p.reduced and (p.shape != c.shape or not p.stores):
-                    continue  # elementwise producers merge only into consumers of their space
-                if not _reads_any(c, p):
-                    continue
-                merged = _try_merge(p, c)
-                if merged is None:
-                    continue
-                produced = [a.buffer for a in p.kernel.args if a.writes]
-                if any(_readers(steps, buf, i + 1, j) for buf in produced):
-                    continue
-                steps = steps[:i] + steps[i + 1:j] + [merged] + steps[j + 1:]
-                changed = True
-                break
-            if changed:
-                break
-    return [_cleanup(s, steps, k, outputs) if isinstance(s, _RowKernel) else s
-            for k, s in enumerate(steps)]
-
-
-def _read_elsewhere(steps: list, k: int, buf: int, outputs: set[int]) -> bool:
-    return buf in outputs or any(
-        _readers(steps, buf, i, i + 1) for i in range(len(steps)) if i != k)
-
-
-def _cleanup(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKernel:
-    """Inside one kernel: a buffer stored and re-read at the same positions, and read by no other
-    step, is recomputed from its expression instead (no memory round trip); stores nobody reads
-    are dropped."""
-    args = rk.kernel.args
-    stages = list(rk.kernel.stages)
-    for i in range(len(stages)):
-        st = stages[i]  # NOTE: read from the current list: earlier inlining rewrote later stages
-        if st is None or st.kind != "store":
-            continue
-        buf = args[st.arg].buffer
-        if _read_elsewhere(steps, k, buf, outputs):
-            continue
-        same = [a for a, x in enumerate(args) if x.buffer == buf]
-
-        def inline(e: Any) -> Any:
-            if isinstance(e, Load) and e.arg in same:
-                if e.strides == st.strides and e.offset == st.offset:
-                    return st.expr
-                raise _Keep()
-            return e
-
-        # NOTE: only stores that give each outer index positions of its own (no stride 0 over
-        # a kept dim): another thread's outer index must never overwrite the kept value.
-        private = all(x != 0 or d in rk.reduced or rk.shape[d] == 1
-                      for d, x in enumerate(st.strides))
-        target = _scratch_target(stages, i, args) if private and _expensive(st.expr) else None
-        if target is not None:  # keep the value in memory, in the buffer a later stage writes
-            stages = _store_into(stages, i, target, same)
-            continue
-        try:
-            later = [None if s is None else s.map_exprs(inline) for s in stages[i + 1:]]
-        except _Keep:
-            continue
-        stages = stages[:i] + [None] + later
-    return _drop_dead_stores(_with_stages(rk, stages), steps, k, outputs)
-
-
-def _expensive(e: Any) -> bool:
-    return any(isinstance(x, Apply) and OPS[x.op].cost >= EXPENSIVE for x in walk(e))
-
-
-def _loads_of(s: Stage, arg_ids: set[int]) -> list:
-    found = [x for x in walk(s.expr) if isinstance(x, (Load, Gather, Padded))
-             and x.arg in arg_ids]
-    if s.index is not None:
-        found += [x for x in walk(s.index) if isinstance(x, (Load, Gather)) and x.arg in arg_ids]
-    return found
-
-
-def _scratch_target(stages: list, i: int, args: list) -> int | None:
-    """A later store stage t whose buffer can hold stage i's value until t overwrites it: no
-    store in between reads that value or touches t's buffer, and every read of stage i's
-    buffer lies in (i, t] at the stored positions. A store followed by a reduction and a
-    rescale (softmax's exp, then the sum, then exp * 1/sum) then computes its expensive value
-    once and keeps it in the output, as PyTorch's kernel does, rather than twice. Returns t,
-    or None."""
-    st = stages[i]
-    buf = args[st.arg].buffer
-    mine = {a for a, x in enumerate(args) if x.buffer == buf}
-    for t in range(i + 1, len(stages)):
-        out = stages[t]
-        if out is None or out.kind == "row" or out.kind == "reduce":
-            continue
-        if out.kind != "store" or out.strides != st.strides or out.offset != st.offset or \
-                args[out.arg].buffer == buf or args[out.arg].dtype is not args[st.arg].dtype:
-            # NOTE: a store in between may be inlined into stages after t later on: one that
-            # reads stage i's value would then read the overwritten one.
-            if _loads_of(out, mine):
-                return None
-            continue
-        theirs = {a for a, x in enumerate(args) if x.buffer == args[out.arg].buffer}
-        between = [s for s in stages[i + 1:t + 1] if s is not None]
-        after = [s for s in stages[t + 1:] if s is not None]
-        if any(_loads_of(s, theirs) or s.arg in theirs for s in between[:-1]):
-            return None  # its buffer is in use before t
-        reads = [x for s in between for x in _loads_of(s, mine)]
-        if any(_loads_of(s, mine) for s in after) or not reads or not all(
-                isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset
-                for x in reads):
-            return None
-        return t
-    return None
-
-
-def _store_into(stages: list, i: int, t: int, mine: list) -> list:
-    """Stage i stores into stage t's argument, and the reads of its own buffer in (i, t] read
-    that argument instead."""
-    target = stages[t].arg
-
-    def conv(e: Any) -> Any:
-        if isinstance(e, Load) and e.arg in mine:
-            return Load(target, e.dtype, e.strides, e.offset)
-        return e
-
-    out = list(stages)
-    out[i] = dataclasses.replace(stages[i], arg=target)
-    for j in range(i + 1, t + 1):
-        if out[j] is not None:
-            out[j] = out[j].map_exprs(conv)
-    return out
-
-
-class _Keep(Exception):
-    """A buffer is also read at other positions: it stays in memory."""
-
-
-def _with_stages(rk: _RowKernel, stages: list) -> _RowKernel:
-    """rk with some stages removed (None), Row references renumbered."""
-    remap, n = {}, 0
-    for i, s in enumerate(stages):
-        if s is not None:
-            remap[i] = n
-            n += 1
-
-    def conv(e: Any) -> Any:
-        return Row(remap[e.stage], e.dtype) if isinstance(e, Row) else e
-
-    new = [s.map_exprs(conv) for s in stages if s is not None]
-    k = Kernel(rk.kernel.name, rk.kernel.args, (), (), new, nodes=rk.kernel.nodes,
-               serial=rk.kernel.serial)
-    rows = {b: remap[r] for b, r in rk.rows.items() if r in remap}
-    return _RowKernel(k, rk.shape, rk.reduced, {}, rows)
-
-
-def _reads_any(c: _RowKernel, p: _RowKernel) -> bool:
-    """Whether kernel c reads a buffer kernel p writes."""
-    written = {a.buffer for a in p.kernel.args if a.writes}
-    return bool(written & kernel_reads(c.kernel))
-
-
-def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(s for s in shape if s != 1)
-
-
-def _over_row_shape(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
-    """c (elementwise) re-indexed over p's row shape when its space is that shape up to size-1
-    dims (a reduction without keepdim is a reshape of the row: [12,1] -> [12]), else None."""
-    row = tuple(1 if d in p.reduced else s for d, s in enumerate(p.shape))
-    if c.reduced or c.kernel.serial or c.shape == row or _squeezed(c.shape) != _squeezed(row):
-        return None
-    # c dim -> p dim, pairing the dims of size > 1 in order (size-1 dims have coordinate 0)
-    big_p = [d for d, s in enumerate(row) if s != 1]
-    big_c = [d for d, s in enumerate(c.shape) if s != 1]
-    where = dict(zip(big_p, big_c))
-
-    def fix(strides: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(strides[where[d]] if d in where else 0 for d in range(len(row)))
-
-    try:
-        stages = [st.reindexed(fix, padded=False) for st in c.kernel.stages]
-    except NotReindexable:
-        return None
-    k = Kernel(c.kernel.name, c.kernel.args, (), (), stages, nodes=c.kernel.nodes)
-    return _RowKernel(k, row, (), dict(c.stores), dict(c.rows))
-
-
-def _try_merge(p: _RowKernel, c: _RowKernel) -> _RowKernel | None:
-    """p's row program followed by c, if c reads p's outputs only at p's row (or None)."""
-    if c.reduced and c.reduced != p.reduced:
-        return None
-    if p.reduced:
-        c = _over_row_shape(p, c) or c
-    if c.shape == p.shape:
-        c_map = None  # same original space
-    elif c.shape == tuple(1 if d in p.reduced else s for d, s in enumerate(p.shape)) and \
-            not c.reduced:
-        c_map = "row"  # c is over p's output (row) shape: a per-row stage
-    else:
-        return None
-    rows = dict(p.rows)
-    # remap c's args into p's argument list
-    args = list(p.kernel.args)
-    index = {a.buffer: i for i, a in enumerate(args)}
-    amap = {}
-    for k, a in enumerate(c.kernel.args):
-        if a.buffer not in index:
-            index[a.buffer] = len(args)
-            args.append(a)
-        elif a.writes and not args[index[a.buffer]].writes:
-            args[index[a.buffer]] = a
-        amap[k] = index[a.buffer]
-    offset = len(p.kernel.stages)
-    row_bufs = {args[amap[k]].buffer: k for k in range(len(c.kernel.args))}
-    stages = list(p.kernel.stages)
-    new_rows = dict(rows)
-    ok = [True]
-
-    written = {a.buffer for a in p.kernel.args if a.writes}
-
-    def conv(e: Any, row_space: bool) -> Any:
-        if isinstance(e, Load):
-            buf = args[amap[e.arg]].buffer
-            if buf in rows and _is_row_read(e, p, buf, row_space):
-                return Row(rows[buf], e.dtype)
-            if buf in written and (buf in rows or not _same_row(e, p, buf)):
-                ok[0] = False
-            return Load(amap[e.arg], e.dtype, e.strides, e.offset)
-        if isinstance(e, (Gather, Padded)) and args[amap[e.arg]].buffer in written:
-            ok[0] = False  # data-dependent reads of p's output may cross rows (and threads)
-        if isinstance(e, Apply):
-            return Apply(e.op, tuple(conv(a, row_space) for a in e.args), e.dtype, e.attrs)
-        if isinstance(e, Row):
-            return Row(e.stage + offset, e.dtype)
-        if isinstance(e, (Gather,)):
-            return Gather(amap[e.arg], e.dtype, e.strides, e.offset, e.axis_stride,
-                          e.axis_size, conv(e.index, row_space), e.site)
-        if isinstance(e, Padded):
-            return Padded(amap[e.arg], e.dtype, e.strides, e.offset, e.lows, e.steps, e.sizes,
-                          e.value)
-        if isinstance(e, Rand):
-            return Rand(amap[e.state], e.offset, e.lin, e.dtype)
-        return e
-
-    del row_bufs
-    for buf, r in c.rows.items():
-        new_rows[buf] = r + offset
-    stores = dict(p.stores)
-    for s in c.kernel.stages:
-        st = Stage(s.kind, conv(s.expr, c_map == "row"), op=s.op,
-                   arg=amap[s.arg] if s.arg is not None else None, strides=s.strides,
-                   offset=s.offset)
-        if c_map == "row" and st.kind == "store" and not any(
-                isinstance(x, (Load, Gather, Padded, Rand, Iota)) for x in walk(st.expr)):
-            # a pure per-row value: keep it as a Row so later kernels can read it
-            stages.append(Stage("row", st.expr))
-            stages.append(Stage("store", Row(len(stages) - 1, st.expr.dtype), arg=st.arg,
-                                strides=st.strides, offset=st.offset))
-            buf = args[st.arg].buffer
-            new_rows[buf] = len(stages) - 2
-            stores[buf] = len(stages) - 1
-            continue
-        stages.append(st)
-        if st.kind == "store":
-            stores[args[st.arg].buffer] = len(stages) - 1
-    if not ok[0]:
-        return None
-    if c_map == "row":
-        stages = [_row_strides(s, p) if i >= offset else s for i, s in enumerate(stages)]
-        if any(s is None for s in stages):
-            return None
-    nodes = p.kernel.nodes + [v for v in c.kernel.nodes if v not in p.kernel.nodes]
-    k = Kernel(c.kernel.name, args, (), (), stages, nodes=nodes)
-    return _RowKernel(k, p.shape, p.reduced, stores, new_rows)
-
-
-def _is_row_read(e: Load, p: _RowKernel, buf: int, row_space: bool) -> bool:
-    """Whether load `e` reads buffer `buf` exactly where p's row stores it."""
-    store = p.kernel.stages[p.stores[buf]]
-    if e.offset != store.offset:
-        return False
-    for d, (a, b) in enumerate(zip(e.strides, store.strides)):
-        if d in p.reduced:
-            if not row_space and a != 0:
-                return False
-        elif a != b and p.shape[d] != 1:
-            return False
-    return True
-
-
-def _same_row(e: Load, p: _RowKernel, buf: int) -> bool:
-    """Whether load `e` reads buffer `buf` only within the row p's full store of it just wrote."""
-    store = p.kernel.stages[p.stores[buf]] if buf in p.stores else None
-    if store is None or store.kind != "store" or e.offset != store.offset:
-        return False
-    return all(a == b for d, (a, b) in enumerate(zip(e.strides, store.strides))
-               if d not in p.reduced)
-
-
-def _row_strides(s: Stage, p: _RowKernel) -> Stage | None:
-    """A stage written over p's row shape, re-expressed over p's full space (0 on reduced)."""
-    try:
-        return s.reindexed(lambda t: tuple(0 if d in p.reduced else x for d, x in enumerate(t)),
-                           padded=False)
-    except NotReindexable:
-        return None
-
-
-def _drop_dead_stores(rk: _RowKernel, steps: list, k: int, outputs: set[int]) -> _RowKernel:
-    """Remove stores of buffers no one reads (their value lives in a register), and unused
-    arguments."""
-    args = rk.kernel.args
-    stages: list = list(rk.kernel.stages)
-    for i, s in enumerate(stages):
-        if s.kind == "store":
-            buf = args[s.arg].buffer
-            in_kernel = any(isinstance(x, (Load, Gather, Padded)) and args[x.arg].buffer == buf
-                            for st in stages if st is not None for x in walk(st.expr))
-            if not in_kernel and not _read_elsewhere(steps, k, buf, outputs):
-                stages[i] = None
-    rk = _with_stages(rk, stages)
-    stages = rk.kernel.stages
-    used = set()
-    for s in stages:
-        if s.arg is not None:
-            used.add(s.arg)
-        for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
-            if isinstance(e, (Load, Gather, Padded)):
-                used.add(e.arg)
-            elif isinstance(e, Rand):
-                used.add(e.state)
-    order = sorted(used)
-    amap = {old: new for new, old in enumerate(order)}
-    new_args = [args[i] for i in order]
-    stages = [_remap_args(s, amap) for s in stages]
-    kern = Kernel(rk.kernel.name, new_args, (), (), stages, nodes=rk.kernel.nodes,
-                  serial=rk.kernel.serial)
-    return _RowKernel(kern, rk.shape, rk.reduced, {}, rk.rows)
-
-
-def _remap_args(s: Stage, amap: dict[int, int]) -> Stage:
-    def conv(e: Any) -> Any:
-        if isinstance(e, (Load, Gather, Padded)):
-            return dataclasses.replace(e, arg=amap[e.arg])
-        if isinstance(e, Rand):
-            return dataclasses.replace(e, state=amap[e.state])
-        return e
-
-    return s.map_exprs(conv, arg=amap[s.arg] if s.arg is not None else None)
 
 
 def fuse(graph: Graph) -> Program:
