@@ -16,6 +16,10 @@ import warnings
 HYPOTHESIS_PROFILE = os.environ.get("HYBRID_HYPOTHESIS_PROFILE", "ci")
 # HYBRID_TEST_REQUIRE_TORCH=1 (the torch phase of .ci/run): torch must import, no silent skips.
 REQUIRE_TORCH = os.environ.get("HYBRID_TEST_REQUIRE_TORCH", "") not in ("", "0")
+# HYBRID_TEST_REQUIRE_MKL=1 (the MKL phase of .ci/run): the MKL provider tests may not skip.
+# Passed on as TESTS_REQUIRE_MKL, which hybrid never reads, for tests/runtime/test_gemm_split.py.
+if os.environ.get("HYBRID_TEST_REQUIRE_MKL", "") not in ("", "0"):
+    os.environ["TESTS_REQUIRE_MKL"] = "1"
 for _name in [k for k in os.environ if k.startswith("HYBRID_")]:
     del os.environ[_name]
 # Compiled kernels go to a fresh cache private to this test session (always: never a user's).

@@ -270,6 +270,38 @@ def test_unstable_function_with_fallback_eager_runs_eagerly_from_then_on():
     assert len(msgs) == 1 and "runs eagerly from now on" in msgs[0]
 
 
+_CALLS = {"n": 0}
+
+
+def _call_number():  # read through a function: the cache key does not see into it
+    return _CALLS["n"]
+
+
+@pytest.mark.parametrize("mode", ["first", "always", "off"])
+@pytest.mark.parametrize("change_at", [2, 3])
+def test_check_retrace_modes(monkeypatch, mode, change_at):
+    """A Python flag the key does not see flips the program from call `change_at` on: "first"
+    (the default) catches it only on a variant's second call, "always" on any call, "off"
+    never; the warning comes once, on the call that sees it."""
+    monkeypatch.setattr(h.config, "check_retrace", mode)
+
+    def f(x):
+        return x * 2 if _call_number() < change_at else x + 2
+
+    cf = h.compile(f)
+    seen = []
+    for i in range(1, 6):
+        _CALLS["n"] = i
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cf(h.ones(1))
+        if any(issubclass(w.category, TraceStabilityWarning) for w in caught):
+            seen.append(i)
+    want = {("first", 2): [2], ("first", 3): [], ("always", 2): [2], ("always", 3): [3],
+            ("off", 2): [], ("off", 3): []}[mode, change_at]
+    assert seen == want
+
+
 def test_stable_function_is_not_flagged():
     @h.compile
     def f(x):

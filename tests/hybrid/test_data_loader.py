@@ -502,6 +502,41 @@ def test_prefetch_in_order_false_and_options():
         loader.batch_size = 4
 
 
+class Counted(D.Dataset):
+    """Counts the items the workers have fetched, in shared memory (fork)."""
+
+    def __init__(self, n, counter):
+        self.n, self.counter = n, counter
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        with self.counter.get_lock():
+            self.counter.value += 1
+        return i
+
+
+@pytest.mark.parametrize("prefetch_factor", [1, 3])
+def test_prefetch_factor_bounds_the_batches_fetched_ahead(prefetch_factor):
+    """While the loop holds its first batch, the workers fetch at most prefetch_factor batches
+    each ahead of it (PyTorch's meaning), and then wait: 2 workers, batches of 2 items."""
+    counter = multiprocessing.get_context("fork").Value("i", 0)
+    loader = D.DataLoader(Counted(40, counter), batch_size=2, num_workers=2,
+                          prefetch_factor=prefetch_factor)
+    it = iter(loader)
+    assert next(it).tolist() == [0, 1]
+    bound = (prefetch_factor * 2 + 1) * 2  # the batch taken, its replacement, the rest ahead
+    for _ in range(100):  # let the workers run as far as they are allowed to (at most 2 s)
+        time.sleep(0.02)
+        if counter.value >= bound:
+            break
+    time.sleep(0.2)
+    fetched = counter.value
+    assert prefetch_factor * 2 * 2 <= fetched <= bound, (fetched, bound)
+    assert [b.tolist() for b in it] == [[i, i + 1] for i in range(2, 40, 2)]
+
+
 def test_batch_size_none_and_batch_sampler():
     x, y = next(iter(D.DataLoader(ArrayIntDataset(), batch_size=None)))
     assert x.shape == (4,) and y == 0  # default_convert: no batch dim, ints stay ints

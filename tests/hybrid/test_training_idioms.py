@@ -351,19 +351,24 @@ def test_train_step_alternating_with_no_grad_eval():
             return (model(x).argmax(1) == y).float().mean()
 
     cstep, ceval = h.compile(zero_grad_first), h.compile(evaluate)
-    h.manual_seed(5)
-    for x, y in batches:
-        m1.train()
-        zero_grad_first(m1, o1, x, y)
-        m1.eval()
-        acc1 = evaluate(m1, x, y)
-    h.manual_seed(5)
-    for x, y in batches:
-        m2.train()
-        cstep(m2, o2, x, y)
-        m2.eval()
-        acc2 = ceval(m2, x, y)
-    np.testing.assert_allclose(arr(acc2), arr(acc1))
+
+    def run(model, opt, step, ev):  # dropout draws: the same seed, the same stream
+        h.manual_seed(5)
+        per_step = []
+        for x, y in batches:
+            model.train()
+            loss = step(model, opt, x, y)
+            model.eval()
+            per_step.append((loss.item(), float(ev(model, x, y)),
+                             [arr(p).copy() for p in model.parameters()]))
+        return per_step
+
+    eager, compiled = run(m1, o1, zero_grad_first, evaluate), run(m2, o2, cstep, ceval)
+    for i, ((le, ae, pe), (lc, ac, pc)) in enumerate(zip(eager, compiled)):
+        np.testing.assert_allclose(lc, le, rtol=RTOL, atol=ATOL, err_msg=f"step {i} loss")
+        assert ac == ae, f"step {i}: eval accuracy {ac} != {ae}"
+        for a_, b_ in zip(pc, pe):
+            np.testing.assert_allclose(a_, b_, rtol=RTOL, atol=ATOL, err_msg=f"step {i}")
     assert_same(m1, o1, m2, o2)
     assert cstep.compile_count <= 2 and ceval.compile_count == 1
 

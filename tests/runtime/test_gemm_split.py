@@ -23,6 +23,8 @@ def _provider(name: str):
     try:
         return blas_mod._PROVIDERS[name]()
     except (ImportError, OSError, AttributeError) as e:
+        if name == "mkl" and os.environ.get("TESTS_REQUIRE_MKL"):
+            pytest.fail(f"HYBRID_TEST_REQUIRE_MKL=1 but MKL does not load: {e}")
         pytest.skip(f"{name} is not available here: {e}")
 
 
