@@ -402,15 +402,13 @@ class Dies(D.Dataset):
 @pytest.mark.parametrize("how,reason", [("kill", "was killed by signal SIGKILL"),
                                         ("exit", "exited with code 3")])
 def test_dead_worker_errors_without_hanging(how, reason):
-    t0 = time.monotonic()
-    loader = D.DataLoader(Dies(how), batch_size=2, num_workers=2)
+    loader = D.DataLoader(Dies(how), batch_size=2, num_workers=2)  # a hang: the 30 s alarm
     it = iter(loader)
     with pytest.raises(D.DataLoaderError, match=rf"worker 1 \(pid \d+\) {reason} unexpectedly"
                                                 r".*num_workers=0") as info:
         for _ in it:
             pass
     assert isinstance(info.value, hybrid.HybridError)
-    assert time.monotonic() - t0 < 10
     with pytest.raises(D.DataLoaderError):  # the iterator stays failed, it does not hang
         next(it)
     persistent = D.DataLoader(Dies(how), batch_size=2, num_workers=2, persistent_workers=True)
@@ -435,10 +433,9 @@ def test_timeout():
     loader = D.DataLoader(Slow(), batch_size=1, num_workers=1, timeout=1.0)
     it = iter(loader)
     assert next(it).tolist() == [0]
-    t0 = time.monotonic()
+    # item 1 takes 5 s: without the timeout, next() would return it instead of raising
     with pytest.raises(D.DataLoaderError, match="timed out after 1.0 seconds"):
         next(it)
-    assert time.monotonic() - t0 < 4
 
 
 class Pids(D.Dataset):
