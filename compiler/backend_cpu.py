@@ -167,6 +167,8 @@ def _compile_object(ir_text: str) -> bytes:
 class CpuExecutable:
     """A graph compiled for this CPU: call it with the input arrays, get the output arrays."""
 
+    backend = "native"  # the name of its backend (compiler/backends/cpu.py)
+
     def __init__(self, graph: Graph, cache: DiskCache | None = None, use_cache: bool = True,
                  donate: dict[int, int] | None = None):
         import hybrid_runtime

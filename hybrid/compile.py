@@ -217,7 +217,7 @@ class CompiledFunction:
             out_requires_grad=traced.out_rg, out_kinds=traced.out_kinds,
             grad_sources=grad_sources, grad_guards=tracer.grad_guards(), hypers=tracer.hypers,
             hyper_guards=hyper_guards(list({id(o): o for o in optimizers}.values()), runtime),
-            simple_args=simple,
+            simple_args=simple, backend=getattr(run, "backend", "interpreter"),
         )
 
 # --- inspecting ----------------------------------------------------------------------------
@@ -309,29 +309,36 @@ def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
 
 
 def _executable(graph: Graph, example: list | None = None,
-                donate: dict[int, int] | None = None, views: frozenset[int] = frozenset()
-                ) -> Any:
-    """How to run `graph`: the native CPU backend for numpy arrays (config.backend 'native'),
-    else the reference interpreter (numpy or CuPy). Outputs that are constants, inputs,
-    repeats or views of inputs are split off first (compiler.outputs)."""
+                donate: dict[int, int] | None = None, views: frozenset[int] = frozenset(),
+                backend: str | None = None) -> Any:
+    """How to run `graph`: on `backend` (default config.backend) when it takes the example
+    arrays and supports the graph, else on the reference interpreter (numpy or CuPy). Outputs
+    that are constants, inputs, repeats or views of inputs are split off first
+    (compiler.outputs); the executable's `backend` names the backend that runs it."""
     from compiler.outputs import RUN, is_trivial, split_outputs
 
     reduced, sources = split_outputs(graph, views, donate)
     if is_trivial(sources):
-        return _backend_for(graph, example, donate)
+        return _backend_for(graph, example, donate, backend)
     new_index = {k: s.index for k, s in enumerate(sources) if s.kind == RUN}
     donate = {new_index[k]: li for k, li in (donate or {}).items() if k in new_index}
-    inner = _backend_for(reduced, example, donate) if reduced.outputs else None
-    return _Assembled(inner, sources)
+    if reduced.outputs:
+        inner = _backend_for(reduced, example, donate, backend)
+        return _Assembled(inner, sources, inner.backend)
+    from compiler import backends  # nothing left to run: the backend the rest would run on
+
+    return _Assembled(None, sources, backends.choose(
+        graph, example, backend or config.backend)[0].name)
 
 
 class _Assembled:
     """An executable whose outputs are rebuilt from the backend's (compiler.outputs)."""
 
-    def __init__(self, inner: Any, sources: list):
+    def __init__(self, inner: Any, sources: list, backend: str):
         from compiler.outputs import INPUT
 
         self.inner = inner
+        self.backend = backend
         self.sources = sources
         self.has_inputs = any(s.kind == INPUT for s in sources)
 
@@ -348,35 +355,27 @@ class _Assembled:
         return getattr(self.inner, name)
 
 
-def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | None) -> Any:
-    import numpy as np
+def _backend_for(graph: Graph, example: list | None, donate: dict[int, int] | None,
+                 backend: str | None = None) -> Any:
+    """The executable of `graph` from `backend` (default hybrid.config.backend) through the
+    backend protocol (compiler/backends): the interpreter, with a warning, when that backend
+    cannot run the graph (it says so before fusion, or raises NotImplementedError)."""
+    from compiler import backends
 
-    from compiler.ir.interpret import interpret
-
-    on_cpu = example is None or all(a.__class__ is np.ndarray for a in example)
-    if config.backend == "native" and on_cpu:
+    try:
+        chosen, why = backends.choose(graph, example, backend or config.backend)
+    except ValueError as e:  # an unknown backend name
+        raise errors.error(ValueError, f"hybrid.compile: {e} (hybrid.config.backend / "
+                                       "HYBRID_BACKEND)") from None
+    if why is None and chosen.name != "interpreter":
         try:
-            from compiler.backend_cpu import CpuExecutable, unsupported
-
-            odd = unsupported(graph)  # before fusion: what the backend cannot lower
-            if odd:
-                raise NotImplementedError(f"the native backend has no {', '.join(odd)}")
-            return CpuExecutable(graph, donate=donate)
+            return chosen.compile(graph, donate)
         except NotImplementedError as e:  # an op the code generator lacks: stay correct
-            warnings.warn(f"hybrid.compile: running {graph.name} on the interpreter ({e})",
-                          RuntimeWarning, stacklevel=2)
-
-    def run(arrays: list) -> list:
-        xp = np if not arrays or arrays[0].__class__ is np.ndarray else _xp(arrays[0])
-        return interpret(graph, arrays, xp)
-
-    return run
-
-
-def _xp(a: Any) -> Any:
-    import cupy
-
-    return cupy
+            why, chosen = str(e), backends.get("interpreter")
+    if why is not None:
+        warnings.warn(f"hybrid.compile: running {graph.name} on the interpreter ({why})",
+                      RuntimeWarning, stacklevel=2)
+    return chosen.compile(graph, donate)
 
 
 def compile(fn: Any = None, *, fallback: str = "error", passes: Any = None) -> Any:

@@ -100,7 +100,7 @@ def _vjp(g: Any, node: Node) -> tuple:
 
         graph = backward_graph(entry.graph, record.rg_inputs, record.rg_outputs)
         graph, _ = _optimize(graph, None)
-        entry.backward = _executable(graph)
+        entry.backward = _executable(graph, backend=entry.backend)  # where the forward runs
     xp = _xp_like(g._value)
     cots = [xp.zeros(v.shape, v.dtype) for v in record.out_types]
     cots[node.attrs["position"]] = g._value

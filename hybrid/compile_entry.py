@@ -56,6 +56,7 @@ class Entry:
     hypers: list = field(default_factory=list)  # tracing.Hyper, refreshed before each call
     hyper_guards: list[tuple[dict, str, Any]] = field(default_factory=list)  # baked values
     backward: Any = None  # compiled on the first backward through a call (compile_backward)
+    backend: str = "interpreter"  # the backend that runs `run`; the backward runs there too
     checked: bool = False  # retraced once and compared (compile_stability)
     # constant per entry, precomputed for the hit path (see run_entry)
     simple_args: bool = False  # no keywords, every argument a distinct tensor
