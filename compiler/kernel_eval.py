@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.ops import Op, impls
-from compiler.ir.reference import GAMMA, MIX1, MIX2, splitmix_key
+from compiler.ir.reference import splitmix_uniform
 from compiler.kernel import (
     Apply, Const, Gather, Iota, Kernel, Load, Padded, Rand, Row, Stage, depends_on,
 )
@@ -34,16 +34,9 @@ def _affine(coords: list, strides: tuple[int, ...], offset: int) -> Any:
 def rand_values(state: np.ndarray, counters: Any, dtype: Any) -> np.ndarray:
     """The rand primitive's value at each counter (state = [seed, counter])."""
     u64 = np.uint64
-    key = u64(splitmix_key(int(state[0])))
     ctr = (np.asarray(counters).astype(np.uint64) + u64((int(state[1]) + 1) & (2**64 - 1)))
     with np.errstate(over="ignore"):
-        z = key + ctr * u64(GAMMA)
-        z = (z ^ (z >> u64(30))) * u64(MIX1)
-        z = (z ^ (z >> u64(27))) * u64(MIX2)
-        z = z ^ (z >> u64(31))
-    if dtype.np == np.float64:
-        return (z >> u64(11)).astype(np.float64) * (2.0**-53)
-    return ((z >> u64(40)).astype(np.float32) * np.float32(2.0**-24)).astype(dtype.np)
+        return splitmix_uniform(np, int(state[0]), ctr, dtype)
 
 
 def _eval(e: Any, coords: list, bufs: list, rows: dict, space: tuple) -> Any:

@@ -4,6 +4,7 @@ and CuPy share (`xp`). They are the spec: eager mode and the graph interpreter c
 from __future__ import annotations
 
 import math
+from typing import Any
 from collections.abc import Callable
 
 from compiler.errors import run_error
@@ -22,6 +23,22 @@ def splitmix_key(seed: int) -> int:
     z = ((z ^ (z >> 30)) * MIX1) & 0xFFFFFFFFFFFFFFFF
     z = ((z ^ (z >> 27)) * MIX2) & 0xFFFFFFFFFFFFFFFF
     return z ^ (z >> 31)
+
+
+def splitmix_uniform(xp: Any, seed: int, counters: Any, dtype: DType) -> Any:
+    """The uniforms in [0, 1) of `dtype` at the 64-bit `counters` (an unsigned array) of the
+    stream of `seed`: mix(key + counter * GAMMA), its top 53 (float64) or 24 bits. The one
+    array form of the spec: the interpreter and the kernel evaluator both call it; the LLVM
+    code generator emits the same arithmetic (codegen/llvm_cpu.py)."""
+    u64 = xp.uint64
+    key = xp.asarray(splitmix_key(seed), dtype=u64)
+    z = key + counters * u64(GAMMA)
+    z = (z ^ (z >> u64(30))) * u64(MIX1)
+    z = (z ^ (z >> u64(27))) * u64(MIX2)
+    z = z ^ (z >> u64(31))
+    if dtype is DType.float64:
+        return (z >> u64(11)).astype(xp.float64) * (2.0**-53)
+    return ((z >> u64(40)).astype(xp.float32) * xp.float32(2.0**-24)).astype(dtype.np)
 
 
 def _numel(shape) -> int:
@@ -105,18 +122,9 @@ def make_impls(xp, scatter_add: Callable) -> dict[str, Callable]:
 
     def rand(state, *, shape, dtype, offset):
         # state = [seed, counter]; element i of this draw uses counter + offset + i + 1.
-        key = xp.asarray(splitmix_key(int(state[0])), dtype=u64)
         start = (int(state[1]) + offset + 1) & 0xFFFFFFFFFFFFFFFF
         ctr = xp.arange(_numel(shape), dtype=u64) + u64(start)
-        z = key + ctr * u64(GAMMA)
-        z = (z ^ (z >> u64(30))) * u64(MIX1)
-        z = (z ^ (z >> u64(27))) * u64(MIX2)
-        z = z ^ (z >> u64(31))
-        if dtype is DType.float64:
-            u = (z >> u64(11)).astype(xp.float64) * (2.0**-53)
-        else:
-            u = ((z >> u64(40)).astype(xp.float32) * xp.float32(2.0**-24)).astype(dtype.np)
-        return u.reshape(shape)
+        return splitmix_uniform(xp, int(state[0]), ctr, dtype).reshape(shape)
 
     def constant(*, value, shape, dtype):
         return xp.asarray(value.array, dtype=dtype.np).reshape(shape)
