@@ -11,6 +11,7 @@ from compiler.kernel import Gather, Kernel, Load, Padded, Stage, checked, walk
 from compiler.passes.fuse import Gemm, Program, kernel_reads
 from compiler.passes.memory_plan import BufferUse, InplaceCandidate, MemoryPlan, plan_memory
 from compiler.plan import Buffer, CopyStep, GemmStep, KernelStep, Plan
+from compiler.view import blas_layout
 
 # A thread's chunk of a kernel should hold at least this many inner-loop iterations.
 GRAIN_ELEMENTS = 1 << 14
@@ -48,13 +49,10 @@ def _inplace_candidates(step: Kernel, index: int, nbytes: dict[int, int]) -> lis
 
 def _gemm_operand(view) -> tuple[bool, int]:
     """(transposed, leading dim) of a [batch, rows, cols] view for row-major BLAS."""
-    _, rows, cols = view.shape
-    _, rs, cs = view.strides
-    if cs == 1 or cols == 1:
-        return False, max(rs, cols, 1)
-    if rs == 1 or rows == 1:
-        return True, max(cs, rows, 1)
-    raise AssertionError(f"gemm operand view {view} is not BLAS-compatible")
+    layout = blas_layout(view.shape[1:], view.strides[1:])
+    if layout is None:
+        raise AssertionError(f"gemm operand view {view} is not BLAS-compatible")
+    return layout
 
 
 def _gemm_inplace(g: Gemm, index: int, nbytes: dict[int, int]) -> list[InplaceCandidate]:

@@ -84,3 +84,16 @@ class View:
         it = iter(new_strides)
         strides = tuple(next(it) if s != 1 else 0 for s in shape)
         return View(shape, strides, self.offset)
+
+
+def blas_layout(shape: tuple[int, int], strides: tuple[int, int]) -> tuple[bool, int] | None:
+    """How row-major BLAS reads a [rows, cols] matrix with these strides: (transposed, leading
+    dimension), or None when it cannot (e.g. broadcast rows of stride 0). The one rule both
+    fusion (which views may feed a GEMM) and lowering (the GEMM step's trans/ld) use."""
+    r, c = shape
+    rs, cs = strides
+    if (cs == 1 or c == 1) and (r == 1 or rs >= max(c, 1)):
+        return False, max(rs, c, 1)
+    if (rs == 1 or r == 1) and (c == 1 or cs >= max(r, 1)):
+        return True, max(cs, r, 1)
+    return None

@@ -29,7 +29,7 @@ from compiler.kernel import (  # Gemm and kernel_reads are imported from here to
 from compiler.passes.gemm_epilogue import accumulating_gemms
 from compiler.passes.loop_order import finish
 from compiler.passes.row_fusion import RowKernel, row_fusion
-from compiler.view import View, contiguous_strides
+from compiler.view import View, blas_layout, contiguous_strides
 
 REDUCE_OPS = (Op.SUM, Op.PROD, Op.MAX)
 MOVEMENT = (Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE)
@@ -436,13 +436,9 @@ def _gemm_view(view: View) -> View | None:
     merged = View(batch_shape, batch_strides, 0).reshape((math.prod(batch_shape),))
     if merged is None:
         return None
-    r, c = shape[-2:]
-    rs, cs = strides[-2:]
-    row_major = (cs == 1 or c == 1) and (r == 1 or rs >= max(c, 1))
-    col_major = (rs == 1 or r == 1) and (c == 1 or cs >= max(r, 1))
-    if not (row_major or col_major):  # e.g. broadcast (stride 0) rows: BLAS cannot read them
+    if blas_layout(shape[-2:], strides[-2:]) is None:  # e.g. broadcast (stride 0) rows
         return None
-    return View((merged.shape[0], r, c), (merged.strides[0], rs, cs), view.offset)
+    return View((merged.shape[0], *shape[-2:]), (merged.strides[0], *strides[-2:]), view.offset)
 
 
 def fuse(graph: Graph) -> Program:
