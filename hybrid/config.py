@@ -35,9 +35,6 @@ class Config:
         self.backend = os.environ.get("HYBRID_BACKEND", "native")
         self.cache_size_limit = int(os.environ.get("HYBRID_CACHE_SIZE_LIMIT", "64"))
         self.check_retrace = os.environ.get("HYBRID_CHECK_RETRACE", "first")
-        self.cache_dir = os.environ.get(
-            "HYBRID_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "hybrid")
-        )
 
     @property
     def verify(self) -> bool:
@@ -45,10 +42,28 @@ class Config:
 
     @verify.setter
     def verify(self, on: bool) -> None:
+        """One switch for both checks: eager ops' result types against their IR rules, and the
+        graph verifier after every compiler pass (HYBRID_VERIFY sets both at start-up)."""
+        from compiler.passes.manager import set_verify_enabled
         from hybrid.ops import core
 
         core._VERIFY = bool(on)  # threads started later
         STATE.verify = bool(on)
+        set_verify_enabled(bool(on))
+
+    @property
+    def cache_dir(self) -> str:
+        """Where compiled kernels are cached ($HYBRID_CACHE_DIR, else ~/.cache/hybrid); setting
+        it moves the caches opened from then on."""
+        from compiler.codegen.cache import default_dir
+
+        return default_dir()
+
+    @cache_dir.setter
+    def cache_dir(self, path: str) -> None:
+        from compiler.codegen.cache import set_default_dir
+
+        set_default_dir(path)
 
 
 config = Config()

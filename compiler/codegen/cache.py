@@ -53,8 +53,18 @@ class _Bad(Exception):
     """One entry is damaged, forged or not a set of regular files: remove and rebuild it."""
 
 
+_DIR_SET: list[str] = []  # a directory set by the frontend (hybrid.config.cache_dir = ...)
+
+
+def set_default_dir(path: str | None) -> None:
+    """Use `path` for caches opened from now on (None: back to $HYBRID_CACHE_DIR / default)."""
+    _DIR_SET[:] = [os.fspath(path)] if path is not None else []
+
+
 def default_dir() -> str:
-    """$HYBRID_CACHE_DIR, else ~/.cache/hybrid."""
+    """The directory set with `set_default_dir`, else $HYBRID_CACHE_DIR, else ~/.cache/hybrid."""
+    if _DIR_SET:
+        return _DIR_SET[0]
     return os.environ.get("HYBRID_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "hybrid")
 

@@ -38,8 +38,18 @@ class Stage:
         return f"# after {self.name} ({self.seconds * 1e3:.2f} ms)\n{format_graph(self.graph)}"
 
 
+_VERIFY_SET: list[bool] = []  # set by the frontend (hybrid.config.verify = ...)
+
+
+def set_verify_enabled(on: bool | None) -> None:
+    """Turn graph verification on or off for every pipeline (None: back to HYBRID_VERIFY)."""
+    _VERIFY_SET[:] = [bool(on)] if on is not None else []
+
+
 def verify_enabled() -> bool:
-    """True when `HYBRID_VERIFY` is set to something other than empty or 0."""
+    """`set_verify_enabled`'s value, else True when `HYBRID_VERIFY` is set (not empty or 0)."""
+    if _VERIFY_SET:
+        return _VERIFY_SET[0]
     return os.environ.get("HYBRID_VERIFY", "") not in ("", "0")
 
 

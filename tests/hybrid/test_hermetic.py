@@ -91,3 +91,34 @@ def test_a_native_fallback_fails_under_compiled_backend_too(monkeypatch, compile
         assert type(e.value).__name__ == "NativeFallback"
         return
     assert f(hybrid.ones(3)).tolist() == [3.0, 3.0, 3.0]  # the interpreter never falls back
+
+
+def test_config_cache_dir_moves_the_compile_cache(tmp_path, monkeypatch):
+    """hybrid.config.cache_dir is read by the cache: set, a new compile writes its entry there."""
+    import glob
+
+    from compiler.codegen import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_DIR_SET", [])  # restored after the test
+    hybrid.config.cache_dir = str(tmp_path)
+    assert hybrid.config.cache_dir == str(tmp_path)
+    f = hybrid.compile(lambda x: x * 3.25 + 0.5)
+    assert f(hybrid.ones(4)).tolist() == [3.75] * 4
+    assert glob.glob(str(tmp_path / "v*" / "*" / "*")), "no entry written in the new directory"
+
+
+def test_config_verify_turns_on_the_graph_verifier_too(monkeypatch):
+    from compiler.passes import manager
+    from hybrid.ops import core
+
+    monkeypatch.setattr(manager, "_VERIFY_SET", [])
+    monkeypatch.setattr(core, "_VERIFY", core._VERIFY)
+    assert not manager.verify_enabled()  # HYBRID_VERIFY is cleared in the test session
+    before = hybrid.config.verify
+    try:
+        hybrid.config.verify = True
+        assert manager.verify_enabled()
+        hybrid.config.verify = False
+        assert not manager.verify_enabled()
+    finally:
+        hybrid.config.verify = before
