@@ -12,6 +12,7 @@ from typing import Any
 
 from compiler.ir.graph import Graph
 from hybrid import errors
+from hybrid.device import array_module
 from hybrid.ops.core import STATE, Node, apply, wrap
 from hybrid.tracing import Tracer
 
@@ -101,21 +102,13 @@ def _vjp(g: Any, node: Node) -> tuple:
         graph = backward_graph(entry.graph, record.rg_inputs, record.rg_outputs)
         graph, _ = _optimize(graph, None)
         entry.backward = _executable(graph, backend=entry.backend)  # where the forward runs
-    xp = _xp_like(g._value)
+    xp = array_module(g._value)
     cots = [xp.zeros(v.shape, v.dtype) for v in record.out_types]
     cots[node.attrs["position"]] = g._value
     grads = entry.backward(list(record.primals) + cots)
     return tuple(wrap(a) for a in grads)
 
 
-def _xp_like(a: Any) -> Any:
-    import numpy as np
-
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy
-
-    return cupy
 
 
 def register() -> None:

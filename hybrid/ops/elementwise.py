@@ -11,6 +11,7 @@ import numpy as np
 from compiler.ir.ops import OPS, Op
 from compiler.ir.types import DType
 from hybrid import errors
+from hybrid.device import array_module
 from hybrid.dtypes import get_default_dtype, result_type
 from hybrid.ops import core
 from hybrid.ops.core import STATE, apply, wrap
@@ -29,10 +30,7 @@ def scalar(value: Any, dtype: DType, like: Any) -> Any:
     return wrap(xp.asarray(value, dtype=dtype.np))
 
 
-def _xp(v: Any) -> Any:
-    import cupy
-
-    return cupy
+_xp = array_module
 
 
 def need_tensor(op: str, x: Any) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from compiler.ir.types import DType
 from hybrid import errors
-from hybrid.ops import core
+from hybrid.device import array_module
 from hybrid.ops import indexing as ix
 from hybrid.ops import shape as sh
 from hybrid.ops.core import STATE, wrap
@@ -40,12 +40,7 @@ def eager_only(op: str, *xs: Any) -> list:
     return [x._value for x in xs]
 
 
-def _xp(v: Any) -> Any:
-    if v.__class__ is core.ndarray:
-        return np
-    import cupy
-
-    return cupy
+_xp = array_module
 
 
 def _order(v: Any, axis: int, descending: bool) -> Any:
