@@ -179,6 +179,7 @@ class CpuExecutable:
         self._memory = None
         cache = cache or DiskCache()
         donate = dict(donate or {})
+        self._donate = donate
         key = key_of(graph_key(graph), repr(sorted(donate.items())))
         hit = cache.get(key) if use_cache else None
         executor = None
@@ -287,8 +288,10 @@ class CpuExecutable:
             from compiler.lower import lower
             from compiler.passes.fuse import fuse
 
+            # NOTE: after a disk-cache hit the entry holds the plan, not the fused program or
+            # the memory plan's report: both are rebuilt here, once, with the same donation
             self.program = self.program or fuse(self.graph)
-            self._memory = lower(self.program).memory
+            self._memory = lower(self.program, self._donate).memory
         return self._memory
 
     @property

@@ -120,6 +120,18 @@ def test_second_executable_loads_from_cache(tmp_path):
     assert second.kernel_count == first.kernel_count
 
 
+@pytest.mark.parametrize("donate", [{}, {0: 0}])
+def test_describe_after_a_cache_hit_equals_the_fresh_compile(tmp_path, donate):
+    """A cache hit holds the plan, not the fused program or the memory report: describe() and
+    the memory plan rebuilt from it (with the same donation) are the fresh compile's."""
+    cache, graph = DiskCache(str(tmp_path)), make_graph()
+    first = CpuExecutable(graph, cache=cache, donate=donate)
+    second = CpuExecutable(graph, cache=cache, donate=donate)
+    assert second.from_cache and not first.from_cache
+    assert second.describe() == first.describe()
+    assert second.memory.describe() == first.memory.describe()
+
+
 def test_env_var_chooses_the_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
     CpuExecutable(make_graph())
