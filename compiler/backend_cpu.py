@@ -190,19 +190,31 @@ class CpuExecutable:
             except Exception:  # NOTE: authentic, yet not what this compiler writes: rebuild it
                 cache.discard(key)
         self.from_cache = executor is not None
+        # (stage, seconds) of the native compile, in order (hybrid.compile: `fn.graphs`)
+        self.timings: list[tuple[str, float]] = []
         if executor is None:
             from compiler.codegen.llvm_cpu import generate
             from compiler.lower import lower
             from compiler.passes.fuse import fuse
 
             self.program = fuse(graph)
+            t = [time.perf_counter()]
             low = lower(self.program, donate)
             plan, self._memory = _with_touches(low.plan, low.kernels), low.memory
-            obj = _compile_object(generate(low.kernels, module_name=graph.name))
+            t.append(time.perf_counter())
+            ir_text = generate(low.kernels, module_name=graph.name)
+            t.append(time.perf_counter())
+            obj = _compile_object(ir_text)
             engine = _load_object(obj)
             if use_cache:
                 cache.put(key, plan.to_json(), plan.constants, obj)
             executor = hybrid_runtime.Executor(_native(plan, engine))
+            t.append(time.perf_counter())
+            self.timings = self.program.timings + [
+                ("lower and plan memory", t[1] - t[0]), ("LLVM IR", t[2] - t[1]),
+                ("LLVM optimize and load", t[3] - t[2])]
+        else:
+            self.timings = [("from the disk cache", time.perf_counter() - t0)]
         self.plan = plan
         self._engine = engine
         self.executor = executor

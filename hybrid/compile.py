@@ -193,14 +193,12 @@ class CompiledFunction:
         stages += pass_stages
         if config.log_graphs:
             logger.info("compiled %s:\n%s", self.name, graph)
-        t1 = time.perf_counter()
         n_out = traced.n_out
         donate = {n_out + oi: li for li, oi in traced.effects.writes}
         run = _executable(graph, [rec.array for rec in tracer.lifted], donate,
                           views=traced.views)
-        if hasattr(run, "kernel_count"):
-            where = "native, from the disk cache" if run.from_cache else "native: fuse, plan, LLVM"
-            stages.append(Stage(where, graph, time.perf_counter() - t1))
+        stages += [Stage(f"native: {name}", graph, seconds)
+                   for name, seconds in getattr(run, "timings", ())]
         n_args = traced.n_args
         captured = [rec.tensor for rec in tracer.lifted[n_args:]]
         grad_sources = [(i, rec.grad_of) for i, rec in enumerate(tracer.lifted)

@@ -14,7 +14,8 @@ row program, so softmax, log_softmax and layer norm are one kernel each."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,9 @@ class Program:
     buffers: dict[int, TensorType]  # realized value id -> type (contiguous buffer)
     constants: dict[int, np.ndarray]
     owner: dict[int, str]  # graph value id -> name of the step that computes it
+    # (stage, seconds) of the native stages that made it: grouping, row fusion, loop order,
+    # GEMM epilogue (hybrid.compile lists them in `fn.graphs` as "native: <stage>")
+    timings: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def kernel_count(self) -> int:
@@ -267,6 +271,7 @@ class _Fuser:
         return f"k{len(self.steps)}"
 
     def run(self) -> Program:
+        t0 = time.perf_counter()
         for node in self.graph.nodes:
             vid = node.out.id
             if vid not in self.realized:
@@ -286,9 +291,15 @@ class _Fuser:
             else:
                 self._elementwise(vid, vid, node.out.type.shape)
             self.buffers_ready.add(vid)
+        t1 = time.perf_counter()
         steps = row_fusion(self.steps, self.graph)
+        t2 = time.perf_counter()
         kernels = [finish(s) if isinstance(s, RowKernel) else s for s in steps]
+        t3 = time.perf_counter()
         kernels = accumulating_gemms(kernels, {v.id for v in self.graph.outputs}, self.types)
+        t4 = time.perf_counter()
+        timings = [("fuse", t1 - t0), ("row fusion", t2 - t1), ("loop order", t3 - t2),
+                   ("gemm epilogue", t4 - t3)]
         owner = {}
         for s in kernels:
             for v in s.nodes:
@@ -298,7 +309,7 @@ class _Fuser:
         for s in kernels:
             used |= {a.buffer for a in s.args} if isinstance(s, Kernel) else {s.a, s.b, s.out}
         buffers = {v: self.types[v] for v in self.realized if v in used}
-        return Program(self.graph, kernels, buffers, self.constants, owner)
+        return Program(self.graph, kernels, buffers, self.constants, owner, timings)
 
     def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> RowKernel:
         k = Kernel(self.name(), b.args, (), (), stages, nodes=b.nodes)

@@ -81,3 +81,22 @@ def test_a_new_backend_is_a_sibling_registered_by_name(monkeypatch):
         np.testing.assert_allclose(g(x).numpy(), 2 * np.array(
             [0.1124629, 0.2227026, 0.3286268]), rtol=1e-6)
     assert len(counting.compiled) == 2 and g.last_entry.backend == "interpreter"
+
+
+def test_native_stages_are_named_and_timed_in_fn_graphs(tmp_path, monkeypatch):
+    """The native compile is not one opaque stage: fusion, row fusion, loop order, the GEMM
+    epilogue, lowering, LLVM IR and LLVM each appear in order with their time; a disk-cache hit
+    is one stage of its own."""
+    import time
+
+    monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
+    names = ["fuse", "row fusion", "loop order", "gemm epilogue", "lower and plan memory",
+             "LLVM IR", "LLVM optimize and load"]
+    for attempt, want in (("fresh", names), ("cached", ["from the disk cache"])):
+        f = hybrid.compile(lambda x, w: (x @ w).softmax(-1).sum(0))
+        t0 = time.perf_counter()
+        f(hybrid.ones(8, 4), hybrid.ones(4, 3))
+        wall = time.perf_counter() - t0
+        native = [s for s in f.graphs if s.name.startswith("native: ")]
+        assert [s.name[len("native: "):] for s in native] == want, attempt
+        assert all(s.seconds >= 0 for s in native) and sum(s.seconds for s in native) <= wall

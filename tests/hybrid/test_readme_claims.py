@@ -152,8 +152,8 @@ def test_disk_cache_is_reused_by_a_new_process(tmp_path):
     first = run_python(DISK_CACHE_CHILD, HYBRID_CACHE_DIR=cache)
     second = run_python(DISK_CACHE_CHILD, HYBRID_CACHE_DIR=cache)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert first.stdout.split("\n")[0] == "native: fuse, plan, LLVM"
-    assert second.stdout.split("\n")[0] == "native, from the disk cache"
+    assert first.stdout.split("\n")[0] == "native: LLVM optimize and load"
+    assert second.stdout.split("\n")[0] == "native: from the disk cache"
     assert first.stdout.split("\n")[1] == second.stdout.split("\n")[1]
     assert os.listdir(cache)
 
