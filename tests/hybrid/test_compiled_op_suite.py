@@ -134,6 +134,21 @@ def test_compiled_forward_and_backward_match_eager(info: OpInfo, compiled_backen
     _check_all(info, samples, dtype, compiled_backend)
 
 
+@pytest.mark.parametrize("info", _rows())
+def test_compiled_other_dtypes_match_eager(info: OpInfo, compiled_backend: str) -> None:
+    """Every further dtype of the row (float64, float16, integers, bool: the first is above),
+    its first sample, compiled with its backward inside."""
+    if len(info.dtypes) < 2 or info.name in UNTRACEABLE:
+        pytest.skip("the row has one dtype" if len(info.dtypes) < 2 else "untraceable")
+    for dtype in info.dtypes[1:]:
+        samples = info.samples(np.random.default_rng(6), dtype)
+        if info.name in EXPECTED_FALLBACK and compiled_backend == "native":
+            with pytest.warns(RuntimeWarning, match="on the interpreter"):
+                _check_all(info, samples[:1], dtype, compiled_backend)
+        else:
+            _check_all(info, samples[:1], dtype, compiled_backend)
+
+
 def _check_all(info: OpInfo, samples: list, dtype, backend: str) -> None:
     with np.errstate(all="ignore"):
         for sample in samples:
