@@ -59,6 +59,7 @@ class CompiledFunction:
         self._cache: OrderedDict[tuple, list[Entry]] = OrderedDict()  # LRU: newest last
         self._eager_keys: set[tuple] = set()
         self._last_key: tuple | None = None
+        self._mru: list | None = None  # the entries list of the most recently used key
         self._warned_budget = False
         self._compiles = 0
         self._changes: dict[str, int] = {}  # part of the key -> recompiles it caused
@@ -77,16 +78,19 @@ class CompiledFunction:
                         self._eager_keys.add(key)  # unstable, fallback='eager': run eagerly
                         del self._cache[key]
                         return self.fn(*args, **kwargs)
-                    self._touch(key)
+                    if entries is not self._mru:  # the same key again costs nothing
+                        self._touch(key, entries)
                     return run_entry(entry, targets)
         return self._miss(key, args, kwargs, entries)
 
-    def _touch(self, key: tuple) -> None:
-        """Mark `key` most recently used, so the cap drops the variant used least recently."""
+    def _touch(self, key: tuple, entries: list) -> None:
+        """Mark `key` (holding `entries`) most recently used, so the cap drops the variant used
+        least recently."""
         try:
             self._cache.move_to_end(key)  # one C call: atomic under the GIL
         except KeyError:  # another thread's compile evicted it meanwhile
             pass
+        self._mru = entries
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else types.MethodType(self, obj)
@@ -102,7 +106,7 @@ class CompiledFunction:
                 for entry in entries:
                     targets = entry.targets(args, kwargs)
                     if entry.mismatch(targets) is None:
-                        self._touch(key)
+                        self._touch(key, entries)
                         return run_entry(entry, targets)
             return self._compile_and_run(key, args, kwargs, entries)
 
@@ -154,7 +158,8 @@ class CompiledFunction:
         only read here through single C calls (`list(...)`, `next(iter(...))`).
         """
         self._compiles += 1
-        self._cache.setdefault(key, []).append(entry)
+        self._mru = self._cache.setdefault(key, [])
+        self._mru.append(entry)
         self._cache.move_to_end(key)
         while sum(map(len, list(self._cache.values()))) > max(1, config.cache_size_limit):
             oldest = next(iter(self._cache))
@@ -284,6 +289,7 @@ class CompiledFunction:
         self._compiles = 0
         self._eager_keys.clear()
         self._last_key = None
+        self._mru = None
         self._changes.clear()
         self._warned_budget = False
         self.last_entry = None
