@@ -159,9 +159,11 @@ def _with_touches(plan: Plan, kernels: list) -> Plan:
 
 
 def _compile_object(ir_text: str) -> bytes:
-    tm = jit.target_machine()
-    mod = jit.optimize(jit.parse(ir_text), tm)
-    return tm.emit_object(mod)
+    """Object code of `ir_text` (codegen/compile_worker.py: here, or in a helper process once
+    this process has compiled a few graphs, so llvmlite's per-module leak stays bounded)."""
+    from compiler.codegen.compile_worker import COMPILER
+
+    return COMPILER.compile(ir_text)
 
 
 class CpuExecutable:

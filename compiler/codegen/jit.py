@@ -70,8 +70,8 @@ def optimize(module_ref: llvm.ModuleRef, tm: llvm.TargetMachine) -> llvm.ModuleR
     # LLVMPY_CreatePassBuilder allocates a PassInstrumentationCallbacks that nothing frees, and
     # each run registers instrumentation callbacks into it. One shared PassBuilder is no way
     # out: the callbacks of earlier runs point to instrumentation objects already destroyed.
-    # The engines, executors and arenas of compiled entries are freed with them
-    # (tests/runtime/test_compiled_memory.py); this part is not, until llvmlite frees it.
+    # So past a process's first compiles this runs in a helper process that is replaced now
+    # and then (codegen/compile_worker.py); tests/runtime/test_compiled_memory.py checks it.
     if hasattr(llvm, "create_pass_builder"):  # llvmlite >= 0.45: the new pass manager
         pto = llvm.create_pipeline_tuning_options(speed_level=3)
         pto.loop_vectorization = True

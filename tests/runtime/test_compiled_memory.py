@@ -77,12 +77,9 @@ def test_entries_free_their_native_memory(inputs, tmp_path, monkeypatch, release
     assert grown < 4 * MiB, f"RSS grew {grown / MiB:.1f} MiB over 200 compiled entries"
 
 
-# NOTE: not strict: RSS growth of ~90 KiB per compile is near the bound, so it may pass on a quiet run
-@pytest.mark.xfail(strict=False, reason=(
-    "llvmlite (0.45-0.50) leaks ~50-90 KiB per optimized module: LLVMPY_CreatePassBuilder "
-    "allocates a PassInstrumentationCallbacks that nothing frees, and every run registers "
-    "callbacks into it; a fresh PassBuilder per module cannot be avoided (reusing one would "
-    "call callbacks of destroyed instrumentations). Remove this xfail when llvmlite frees it."))
+# NOTE: llvmlite leaks ~50-90 KiB per optimized module (codegen/jit.py); past the first
+# compiles of a process, codegen/compile_worker.py optimizes in a helper process that is
+# replaced every RESTART_AFTER compiles, so this process does not grow with fresh compiles.
 def test_fresh_compiles_do_not_grow_native_memory(inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
     a, w = inputs
