@@ -27,10 +27,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_training import ORDERS, _step_fn  # noqa: E402
+from bench_training import ORDERS, SIZES, _step_fn, mlp  # noqa: E402
 from common import Row, interleave, peers, setup_threads, table  # noqa: E402
 
-BATCH, SIZES = 128, (784, 512, 512, 10)
+BATCH = 128
 
 OPTIMIZERS = {
     "sgd": lambda t, p: t.optim.SGD(p, lr=0.01),
@@ -70,8 +70,7 @@ def build(t, idiom: str, compile_fn):
     y = t.from_numpy(rng.randint(0, SIZES[-1], size=(BATCH,)))
     t.manual_seed(0)
     nn, F = t.nn, t.nn.functional
-    model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]),
-                          nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
+    model = mlp(nn)
     opt = OPTIMIZERS[opt_name](t, model.parameters())
 
     first, last, keep = (_step_fn(model, opt, F, order) for order in ORDERS)

@@ -42,6 +42,12 @@ RNN_T, RNN_B, RNN_H, RNN_I = 50, 32, 128, 128
 ORDERS = ("zero_grad first", "zero_grad last", "zero_grad(set_to_none=False) first")
 
 
+def mlp(nn):
+    """The benchmark's MLP (SIZES, ReLU between layers) from `nn` (hybrid.nn or torch.nn)."""
+    return nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]),
+                         nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
+
+
 def _step_fn(model, opt, F, order):
     def first(x, y):
         opt.zero_grad()
@@ -79,8 +85,7 @@ def hybrid_mlp_step(compiled: bool, order: str = ORDERS[0]):
     x = h.tensor(rng.randn(BATCH, SIZES[0]).astype(np.float32))
     y = h.tensor(rng.randint(0, SIZES[-1], size=(BATCH,)))
     h.manual_seed(0)
-    model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]),
-                          nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
+    model = mlp(nn)
     opt = h.optim.SGD(model.parameters(), lr=LR)
     step = _step_fn(model, opt, F, order)
     return (h.compile(step) if compiled else step), x, y
@@ -103,8 +108,7 @@ def torch_mlp_step(torch, compiled: bool, order: str = ORDERS[0]):
     y = torch.from_numpy(rng.randint(0, SIZES[-1], size=(BATCH,)))
     torch.manual_seed(0)
     nn = torch.nn
-    model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]),
-                          nn.ReLU(), nn.Linear(SIZES[2], SIZES[3]))
+    model = mlp(nn)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     step = _step_fn(model, opt, nn.functional, order)
     return (torch.compile(step) if compiled else step), x, y

@@ -24,8 +24,10 @@ def _native():
     h.config.backend = prev
 
 
-def _opt(name):
-    O = h.optim
+def _opt(name, optim=None):
+    """The optimizer `name` (hyperparameters fixed here) of `optim`: hybrid.optim by default,
+    torch.optim for the PyTorch oracle, so both sides are built from the same table."""
+    O = optim or h.optim
     table = {
         "sgd": lambda p: O.SGD(p, lr=0.1),
         "sgd_momentum": lambda p: O.SGD(p, lr=0.1, momentum=0.9),
@@ -168,20 +170,6 @@ def test_idiom_matches_eager_and_compiles_at_most_twice(idiom, opt_name):
         assert step.compile_count == 1
 
 
-def _torch_opt(torch, name, params):
-    O = torch.optim
-    return {
-        "sgd": lambda p: O.SGD(p, lr=0.1),
-        "sgd_momentum": lambda p: O.SGD(p, lr=0.1, momentum=0.9),
-        "sgd_nesterov_wd": lambda p: O.SGD(p, lr=0.1, momentum=0.9, nesterov=True,
-                                           weight_decay=0.01),
-        "adam": lambda p: O.Adam(p, lr=1e-2),
-        "adamw": lambda p: O.AdamW(p, lr=1e-2, weight_decay=0.1),
-        "rmsprop": lambda p: O.RMSprop(p, lr=1e-2, momentum=0.5),
-        "adagrad": lambda p: O.Adagrad(p, lr=0.1),
-    }[name](params)
-
-
 def _torch_twin(torch, model, opt_name):
     """A torch.nn.Sequential with `model`'s parameters, and its optimizer."""
     tm = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
@@ -190,7 +178,7 @@ def _torch_twin(torch, model, opt_name):
     with torch.no_grad():
         for tp, p in zip(tm.parameters(), model.parameters()):
             tp.copy_(torch.from_numpy(arr(p).copy()))
-    return tm, _torch_opt(torch, opt_name, tm.parameters())
+    return tm, _opt(opt_name, torch.optim)(tm.parameters())
 
 
 def _torch_step(torch, idiom, tm, to, x, y, clip=None):
