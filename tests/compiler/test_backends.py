@@ -100,3 +100,24 @@ def test_native_stages_are_named_and_timed_in_fn_graphs(tmp_path, monkeypatch):
         native = [s for s in f.graphs if s.name.startswith("native: ")]
         assert [s.name[len("native: "):] for s in native] == want, attempt
         assert all(s.seconds >= 0 for s in native) and sum(s.seconds for s in native) <= wall
+
+
+def test_arrays_a_backend_does_not_take_go_to_the_interpreter_quietly(monkeypatch):
+    """A backend that does not accept the example arrays (the CPU one and CuPy arrays) is
+    passed over for the interpreter without a fallback warning: nothing was refused."""
+    class NumpyShy(CountingBackend):
+        name = "shy"
+
+        def accepts(self, arrays):
+            return False
+
+    shy = NumpyShy()
+    monkeypatch.setitem(backends._REGISTRY, "shy", shy)
+    monkeypatch.setattr(hybrid.config, "backend", "shy")
+    import warnings
+
+    f = hybrid.compile(lambda x: x * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert f(hybrid.ones(2)).tolist() == [3.0, 3.0]
+    assert shy.compiled == [] and f.last_entry.backend == "interpreter"

@@ -90,3 +90,10 @@ def test_the_compiled_kernel_from_the_helper_runs(fresh, monkeypatch):
     x = np.linspace(-1, 1, 16).astype(np.float32)
     np.testing.assert_allclose(f(hybrid.tensor(x)).numpy(), np.tanh(x * 2.5), rtol=1e-6)
     assert fresh.helped >= 1
+
+
+def test_hybrid_compile_worker_0_keeps_every_compile_here(fresh, monkeypatch):
+    monkeypatch.setenv("HYBRID_COMPILE_WORKER", "0")
+    ir = _ir(8.0)
+    assert fresh.compile(ir) == cw.compile_object_here(ir)
+    assert (fresh.here, fresh.helped, fresh.helpers_started) == (cw.IN_PROCESS + 1, 0, 0)
