@@ -144,15 +144,15 @@ def blas_choice(name: str | None):
     old = os.environ.get("HYBRID_BLAS")
     if name is not None:
         os.environ["HYBRID_BLAS"] = name
-    blas.blas_addresses.cache_clear()
+    blas.blas_library.cache_clear()
     try:
-        yield blas.blas_addresses()
+        yield blas.blas_library()
     finally:
         if old is None:
             os.environ.pop("HYBRID_BLAS", None)
         else:
             os.environ["HYBRID_BLAS"] = old
-        blas.blas_addresses.cache_clear()
+        blas.blas_library.cache_clear()
 
 
 def hybrid_variants() -> list[tuple[str, str | None]]:

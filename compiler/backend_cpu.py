@@ -23,7 +23,7 @@ from compiler.codegen.cache import DiskCache, key_of
 from compiler.ir.graph import Graph
 from compiler.ir.ops import Literal
 from compiler.ir.printer import format_graph
-from compiler.plan import PLAN_VERSION, KernelStep, Plan, PlanError
+from compiler.plan import PLAN_VERSION, GemmStep, KernelStep, Plan, PlanError
 
 # NOTE: fusion, lowering and code generation are imported where a graph is compiled, not here:
 # a process that finds its plans in the disk cache never needs them (10 ms of imports).
@@ -108,10 +108,18 @@ def _load_object(obj: bytes) -> Any:
     return engine
 
 
-def _native(plan: Plan, engine: Any) -> dict[str, Any]:
-    symbols = {s.symbol for s in plan.steps if hasattr(s, "symbol")}
+def _executor(plan: Plan, engine: Any, plan_bytes: bytes | None = None) -> Any:
+    """The runtime's executor of `plan` (its bytes, when already at hand), kernels from
+    `engine`, the process's BLAS when the plan has GEMMs."""
+    import hybrid_runtime
+
+    from compiler.blas import blas_library
+
+    symbols = {s.symbol for s in plan.steps if isinstance(s, KernelStep)}
     addresses = {name: engine.get_function_address(name) for name in symbols}
-    return plan.to_native(addresses, keepalive=engine)
+    blas = blas_library() if any(isinstance(s, GemmStep) for s in plan.steps) else None
+    return hybrid_runtime.Executor(plan_bytes or plan.to_bytes(), addresses, plan.constants,
+                                   blas=blas, keepalive=engine)
 
 
 def _check_signature(plan: Plan, graph: Graph) -> None:
@@ -128,8 +136,8 @@ def _check_signature(plan: Plan, graph: Graph) -> None:
 
 
 def _load_entry(graph: Graph, plan_json: str, constants: list, obj: bytes) -> tuple:
-    """(plan, engine, native description) of a cache entry, the plan validated against the
-    graph it must implement and against what its kernels may touch."""
+    """(plan, engine, executor) of a cache entry, the plan validated against the graph it must
+    implement and against what its kernels may touch."""
     plan = Plan.from_json(plan_json, constants)
     _check_signature(plan, graph)
     plan.check_kernel_ranges()
@@ -137,7 +145,7 @@ def _load_entry(graph: Graph, plan_json: str, constants: list, obj: bytes) -> tu
     if unchecked:  # this compiler records them for every kernel it writes
         raise PlanError(f"kernels {unchecked} do not say what they touch")
     engine = _load_object(obj)
-    return plan, engine, _native(plan, engine)
+    return plan, engine, _executor(plan, engine, plan_json.encode())
 
 
 def _with_touches(plan: Plan, kernels: list) -> Plan:
@@ -187,8 +195,7 @@ class CpuExecutable:
         executor = None
         if hit is not None:
             try:
-                plan, engine, native = _load_entry(graph, *hit)
-                executor = hybrid_runtime.Executor(native)
+                plan, engine, executor = _load_entry(graph, *hit)
             except Exception:  # NOTE: authentic, yet not what this compiler writes: rebuild it
                 cache.discard(key)
         self.from_cache = executor is not None
@@ -210,7 +217,7 @@ class CpuExecutable:
             engine = _load_object(obj)
             if use_cache:
                 cache.put(key, plan.to_json(), plan.constants, obj)
-            executor = hybrid_runtime.Executor(_native(plan, engine))
+            executor = _executor(plan, engine)
             t.append(time.perf_counter())
             self.timings = self.program.timings + [
                 ("lower and plan memory", t[1] - t[0]), ("LLVM IR", t[2] - t[1]),

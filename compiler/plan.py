@@ -5,8 +5,9 @@ range, split over the thread pool), `GemmStep` (a row-major, optionally batched 
 `CopyStep` (memcpy) — over a table of `Buffer`s: the call's inputs and outputs, views into
 one arena, and constants. Plans serialize to versioned JSON (`to_json` / `from_json`; the
 constant arrays travel separately) and are validated on load, so a malformed plan raises
-`PlanError` here, never crashes the runtime. `to_native` produces the description that
-`hybrid_runtime.Executor` is built from.
+`PlanError` here, never crashes the runtime. `to_bytes` is what `hybrid_runtime.Executor`
+parses (runtime_cpp/src/plan_format.cc, the C++ reader of the same format; kPlanVersion there
+must equal PLAN_VERSION here).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -419,34 +420,15 @@ class Plan:
 
     # ---- native executor --------------------------------------------------------------
 
-    def to_native(self, kernel_addresses: Mapping[str, int], blas: Any = None,
-                  keepalive: object = None) -> dict[str, Any]:
-        """Validate, then build the description `hybrid_runtime.Executor(desc)` takes.
+    def to_bytes(self) -> bytes:
+        """Validate, then the plan's bytes as the runtime reads them: `to_json`, UTF-8.
 
-        `kernel_addresses` maps each kernel symbol to its address (e.g. llvmlite's
-        `engine.get_function_address`); `blas` has `sgemm`/`dgemm` addresses (default: SciPy's,
-        via `compiler.blas.blas_addresses()`, looked up only when the plan has GEMMs);
-        `keepalive` (e.g. the JIT engine owning the kernels) is kept alive by the executor.
+        `hybrid_runtime.Executor(plan.to_bytes(), symbols, plan.constants, blas, keepalive)`
+        parses and validates them again in C++ (runtime_cpp/src/plan_format.cc), resolving each
+        kernel step's symbol in `symbols`; an exported artifact holds the same bytes.
         """
         self.validate()
-        desc = self.to_dict()
-        for i, (step, d) in enumerate(zip(self.steps, desc["steps"], strict=True)):
-            if isinstance(step, KernelStep):
-                address = kernel_addresses.get(step.symbol)
-                if not (_is_int(address) and address != 0):
-                    raise PlanError(f"step {i} (kernel): no address for symbol {step.symbol!r}")
-                d["fn"] = int(address)
-        if blas is None and any(isinstance(s, GemmStep) for s in self.steps):
-            from compiler.blas import blas_addresses
-
-            blas = blas_addresses()
-        desc["sgemm"] = int(blas.sgemm) if blas is not None else 0
-        desc["dgemm"] = int(blas.dgemm) if blas is not None else 0
-        desc["blas_serial"] = bool(getattr(blas, "serial", False))
-        desc["blas_threads_local"] = int(getattr(blas, "threads_local", 0))
-        desc["constants"] = [np.ascontiguousarray(c) for c in self.constants]
-        desc["keepalive"] = keepalive
-        return desc
+        return self.to_json().encode()
 
     # ---- printing ---------------------------------------------------------------------
 

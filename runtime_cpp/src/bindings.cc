@@ -1,4 +1,5 @@
-// pybind11 glue only: exposes the runtime as the top-level module `hybrid_runtime`.
+// pybind11 glue only: exposes the runtime as the top-level module `hybrid_runtime`. Plans
+// arrive as bytes and are parsed in plan_format.cc; nothing is parsed here.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,12 +11,16 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hybrid/arena.h"
+#include "hybrid/blas.h"
 #include "hybrid/executor.h"
 #include "hybrid/output_pool.h"
 #include "hybrid/plan.h"
+#include "hybrid/plan_format.h"
 #include "hybrid/thread_pool.h"
 
 namespace py = pybind11;
@@ -93,103 +98,23 @@ void parallel_for_raise_at(int64_t n, int64_t k) {
 }
 
 
-// ---- Executor: Plan.to_native() dict -> hybrid::PlanDesc, numpy in/out around run() ------
+// ---- Executor: plan bytes (parsed by plan_format.cc) + numpy in/out around run() ----------
 
-[[noreturn]] void bad_desc(const std::string& where, const std::string& what) {
-  throw py::value_error("Executor: malformed plan description: " + where + ": " + what);
+[[noreturn]] void bad_plan(const std::string& where, const std::string& what) {
+  throw py::value_error("Executor: " + where + ": " + what);
 }
 
-// desc[key] as T; ValueError naming `where` and the key when missing or of the wrong type.
-template <typename T>
-T field(const py::dict& d, const char* key, const std::string& where) {
-  if (!d.contains(key)) bad_desc(where, std::string("missing '") + key + "'");
-  try {
-    return d[key].cast<T>();
-  } catch (const py::cast_error&) {
-    bad_desc(where, std::string("'") + key + "' has the wrong type (" +
-                        std::string(py::str(py::type::of(d[key]).attr("__name__"))) + ")");
-  }
-}
-
-template <typename T>
-T parse_name(T (*parse)(const std::string&), const std::string& name, const std::string& where) {
-  try {
-    return parse(name);
-  } catch (const std::invalid_argument& err) {
-    bad_desc(where, err.what());
-  }
-}
-
-hybrid::Step parse_step(const py::dict& d, const std::string& where) {
-  const auto op = field<std::string>(d, "op", where);
-  if (op == "kernel") {
-    hybrid::KernelStep s;
-    s.symbol = field<std::string>(d, "symbol", where);
-    s.fn = field<std::uintptr_t>(d, "fn", where);
-    s.n = field<int64_t>(d, "n", where);
-    s.args = field<std::vector<int64_t>>(d, "args", where);
-    s.grain = field<int64_t>(d, "grain", where);
-    s.parallel = field<bool>(d, "parallel", where);
-    return s;
-  }
-  if (op == "gemm") {
-    hybrid::GemmStep s;
-    s.dtype = parse_name(hybrid::parse_dtype, field<std::string>(d, "dtype", where), where);
-    s.trans_a = field<bool>(d, "trans_a", where);
-    s.trans_b = field<bool>(d, "trans_b", where);
-    int64_t* ints[] = {&s.m, &s.n, &s.k, &s.a, &s.b, &s.c, &s.a_offset, &s.b_offset,
-                       &s.c_offset, &s.lda, &s.ldb, &s.ldc, &s.batch, &s.stride_a,
-                       &s.stride_b, &s.stride_c};
-    const char* names[] = {"m", "n", "k", "a", "b", "c", "a_offset", "b_offset",
-                           "c_offset", "lda", "ldb", "ldc", "batch", "stride_a",
-                           "stride_b", "stride_c"};
-    for (std::size_t i = 0; i < std::size(ints); ++i) *ints[i] = field<int64_t>(d, names[i], where);
-    s.alpha = field<double>(d, "alpha", where);
-    s.beta = field<double>(d, "beta", where);
-    return s;
-  }
-  if (op == "copy") {
-    hybrid::CopyStep s;
-    s.src = field<int64_t>(d, "src", where);
-    s.dst = field<int64_t>(d, "dst", where);
-    s.src_offset = field<int64_t>(d, "src_offset", where);
-    s.dst_offset = field<int64_t>(d, "dst_offset", where);
-    s.nbytes = field<int64_t>(d, "nbytes", where);
-    return s;
-  }
-  bad_desc(where, "unknown op '" + op + "'");
-}
-
-hybrid::PlanDesc parse_plan(const py::dict& desc) {
-  hybrid::PlanDesc plan;
-  plan.arena_bytes = field<int64_t>(desc, "arena_bytes", "plan");
-  const auto buffers = field<py::list>(desc, "buffers", "plan");
-  for (std::size_t i = 0; i < buffers.size(); ++i) {
-    const std::string where = "buffer b" + std::to_string(i);
-    const auto d = py::reinterpret_borrow<py::object>(buffers[i]).cast<py::dict>();
-    hybrid::BufferDesc buf;
-    buf.kind = parse_name(hybrid::parse_buffer_kind, field<std::string>(d, "kind", where), where);
-    buf.index = field<int64_t>(d, "index", where);
-    buf.offset = field<int64_t>(d, "offset", where);
-    buf.nbytes = field<int64_t>(d, "nbytes", where);
-    buf.dtype = parse_name(hybrid::parse_dtype, field<std::string>(d, "dtype", where), where);
-    buf.shape = field<std::vector<int64_t>>(d, "shape", where);
-    plan.buffers.push_back(std::move(buf));
-  }
-  const auto steps = field<py::list>(desc, "steps", "plan");
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    const auto d = py::reinterpret_borrow<py::object>(steps[i]).cast<py::dict>();
-    plan.steps.push_back(parse_step(d, "step " + std::to_string(i)));
-  }
-  plan.inputs = field<std::vector<int64_t>>(desc, "inputs", "plan");
-  plan.outputs = field<std::vector<int64_t>>(desc, "outputs", "plan");
-  plan.sgemm = field<std::uintptr_t>(desc, "sgemm", "plan");
-  plan.dgemm = field<std::uintptr_t>(desc, "dgemm", "plan");
-  plan.blas_serial = desc.contains("blas_serial") && field<bool>(desc, "blas_serial", "plan");
-  if (desc.contains("blas_threads_local")) {
-    plan.blas_threads_local = field<std::uintptr_t>(desc, "blas_threads_local", "plan");
-  }
-  return plan;
+// symbol -> address, for parse_plan; 0 when the dict lacks the symbol or its value is bad.
+hybrid::SymbolResolver resolver(const py::dict& symbols) {
+  return [&symbols](const std::string& symbol) -> std::uintptr_t {
+    py::str key(symbol);
+    if (!symbols.contains(key)) return 0;
+    try {
+      return symbols[key].cast<std::uintptr_t>();
+    } catch (const py::cast_error&) {
+      return 0;
+    }
+  };
 }
 
 // Expected dtype and shape of one input or output array.
@@ -206,10 +131,12 @@ struct ArraySig {
   }
 };
 
-ArraySig signature_of(const hybrid::BufferDesc& buf) {
-  return {py::dtype(hybrid::dtype_numpy_name(buf.dtype)),
-          std::vector<Py_intptr_t>(buf.shape.begin(), buf.shape.end())};
+ArraySig signature_of(hybrid::DType dtype, const std::vector<int64_t>& shape) {
+  return {py::dtype(hybrid::dtype_numpy_name(dtype)),
+          std::vector<Py_intptr_t>(shape.begin(), shape.end())};
 }
+
+ArraySig signature_of(const hybrid::BufferDesc& buf) { return signature_of(buf.dtype, buf.shape); }
 
 std::string describe_array(const py::array& a) {
   std::string text = std::string(py::str(a.dtype())) + "[";
@@ -226,35 +153,39 @@ struct OutputSource {
 // The Python-facing executor: a hybrid::Executor plus the numpy glue.
 class PyExecutor {
  public:
-  explicit PyExecutor(const py::dict& desc) {
-    hybrid::PlanDesc plan = parse_plan(desc);
-    const auto constants = field<py::list>(desc, "constants", "plan");
+  PyExecutor(const py::bytes& plan_bytes, const py::dict& symbols, const py::list& constants,
+             const py::object& blas, py::object keepalive)
+      : keepalive_(std::move(keepalive)) {
+    hybrid::PlanDesc plan;
+    try {
+      plan = hybrid::parse_plan(std::string_view(plan_bytes), resolver(symbols));
+    } catch (const std::invalid_argument& err) {
+      throw py::value_error(std::string("Executor: ") + err.what());
+    }
     std::vector<hybrid::ConstantData> data;
     std::vector<py::array> arrays;  // kept alive until the Executor has copied them
+    if (constants.size() != plan.constants.size()) {
+      bad_plan("constants", "the plan declares " + std::to_string(plan.constants.size()) + ", " +
+                                std::to_string(constants.size()) + " given");
+    }
     for (std::size_t i = 0; i < constants.size(); ++i) {
+      const std::string where = "constant " + std::to_string(i);
+      if (!py::isinstance<py::array>(constants[i])) bad_plan(where, "not a numpy array");
       auto array = py::array::ensure(constants[i], py::array::c_style);
-      if (!array) bad_desc("constant " + std::to_string(i), "not convertible to an array");
+      if (!array) bad_plan(where, "not convertible to a C-contiguous array");
+      const ArraySig sig = signature_of(plan.constants[i].dtype, plan.constants[i].shape);
+      if (!array.dtype().equal(sig.dtype) ||
+          static_cast<std::size_t>(array.ndim()) != sig.shape.size() ||
+          !std::equal(sig.shape.begin(), sig.shape.end(), array.shape())) {
+        bad_plan(where, "expected " + sig.str() + ", got " + describe_array(array));
+      }
       data.push_back({array.data(), static_cast<std::size_t>(array.nbytes())});
       arrays.push_back(std::move(array));
     }
-    for (std::size_t i = 0; i < plan.buffers.size(); ++i) {
-      const hybrid::BufferDesc& buf = plan.buffers[i];
-      if (buf.kind != hybrid::BufferKind::kConstant || buf.index < 0 ||
-          buf.index >= static_cast<int64_t>(arrays.size())) {
-        continue;  // out-of-range indices are reported by validate_plan
-      }
-      const py::array& array = arrays[buf.index];
-      const ArraySig sig = signature_of(buf);
-      if (!array.dtype().equal(sig.dtype) ||
-          !std::equal(sig.shape.begin(), sig.shape.end(), array.shape(),
-                      array.shape() + array.ndim()) ||
-          static_cast<std::size_t>(array.ndim()) != sig.shape.size()) {
-        bad_desc("constant " + std::to_string(buf.index),
-                 "expected " + sig.str() + ", got " + describe_array(array));
-      }
-    }
+    hybrid::BlasLibrary library;
+    if (!blas.is_none()) library = blas.cast<hybrid::BlasLibrary>();
     try {
-      core_ = std::make_unique<hybrid::Executor>(std::move(plan), data);
+      core_ = std::make_unique<hybrid::Executor>(std::move(plan), data, std::move(library));
     } catch (const std::invalid_argument& err) {
       throw py::value_error(std::string("Executor: ") + err.what());
     }
@@ -276,7 +207,6 @@ class PyExecutor {
       }
       output_sigs_.push_back(signature_of(buf));
     }
-    if (desc.contains("keepalive")) keepalive_ = desc["keepalive"];
   }
 
   py::list run(const py::sequence& inputs) {
@@ -504,12 +434,46 @@ PYBIND11_MODULE(hybrid_runtime, m) {
         "without the GIL.");
   m.def("parallel_add_f32", &parallel_add_f32, py::arg("a"), py::arg("b"), py::arg("out"),
         "out[...] = a + b for float32 arrays, split over the pool; returns out.");
+  m.attr("PLAN_VERSION") = hybrid::kPlanVersion;
+  py::class_<hybrid::BlasLibrary>(m, "BlasLibrary",
+                                  "A BLAS opened by the runtime (load_blas): its entry points.")
+      .def_readonly("provider", &hybrid::BlasLibrary::provider)
+      .def_readonly("path", &hybrid::BlasLibrary::path)
+      .def_readonly("name", &hybrid::BlasLibrary::name)
+      .def_readonly("serial", &hybrid::BlasLibrary::serial,
+                    "The library runs on its calling thread: GEMMs are split over the pool.")
+      .def_readonly("sgemm", &hybrid::BlasLibrary::sgemm)
+      .def_readonly("dgemm", &hybrid::BlasLibrary::dgemm)
+      .def_readonly("threads_local", &hybrid::BlasLibrary::threads_local,
+                    "Address of an int f(int) setting the calling thread's BLAS threads (0: none).")
+      .def("__repr__", [](const hybrid::BlasLibrary& self) {
+        return "BlasLibrary(" + self.provider + ": " + self.name + ")";
+      });
+  m.def("load_blas", &hybrid::load_blas, py::arg("provider"), py::arg("path"),
+        "Opens the BLAS shared library at `path` for `provider` (openblas, mkl, scipy) and "
+        "resolves its sgemm/dgemm; RuntimeError naming what is missing otherwise.");
+  m.def(
+      "check_plan",
+      [](const py::bytes& plan_bytes, const py::dict& symbols) {
+        try {
+          hybrid::validate_plan(hybrid::parse_plan(std::string_view(plan_bytes), resolver(symbols)));
+        } catch (const std::invalid_argument& err) {
+          throw py::value_error(err.what());
+        }
+      },
+      py::arg("plan"), py::arg("symbols"),
+      "Parses and validates plan bytes as Executor does; ValueError if malformed.");
   py::class_<PyExecutor>(m, "Executor",
-                         "Runs a compiled Plan: build once from Plan.to_native(...), then "
+                         "Runs a compiled Plan: build once from the plan's bytes, then "
                          "run(inputs) many times.")
-      .def(py::init<const py::dict&>(), py::arg("desc"),
-           "desc: the dict made by compiler.plan.Plan.to_native (buffers, steps, inputs, "
-           "outputs, constants, kernel and BLAS addresses, keepalive). ValueError if malformed.")
+      .def(py::init<const py::bytes&, const py::dict&, const py::list&, const py::object&,
+                    py::object>(),
+           py::arg("plan"), py::arg("symbols"), py::arg("constants"),
+           py::arg("blas") = py::none(), py::arg("keepalive") = py::none(),
+           "plan: compiler.plan.Plan.to_bytes() (versioned JSON, parsed and validated here); "
+           "symbols: kernel symbol -> address; constants: the arrays the plan declares; blas: a "
+           "BlasLibrary (needed when the plan has GEMMs); keepalive: kept alive with the "
+           "executor (the JIT engine owning the kernels). ValueError if malformed.")
       .def("run", &PyExecutor::run, py::arg("inputs"),
            "Checks the inputs (count, dtype, shape, C-contiguity), allocates the outputs, runs "
            "every step without the GIL and returns the list of outputs.")

@@ -30,6 +30,34 @@ std::size_t align_up(std::size_t n) {
   return checked_add(n, kArenaAlignment - 1, "constant size") / kArenaAlignment * kArenaAlignment;
 }
 
+// validate_plan, then the checks that need what comes with the plan: the constants and BLAS.
+const PlanDesc& checked(const PlanDesc& plan, const std::vector<ConstantData>& constants,
+                        const BlasLibrary& blas) {
+  validate_plan(plan);
+  if (constants.size() != plan.constants.size()) {
+    throw std::invalid_argument("the plan declares " + std::to_string(plan.constants.size()) +
+                                " constants, " + std::to_string(constants.size()) + " given");
+  }
+  for (std::size_t i = 0; i < constants.size(); ++i) {
+    const ConstantSig& sig = plan.constants[i];
+    std::size_t nbytes = dtype_itemsize(sig.dtype);
+    for (int64_t d : sig.shape) nbytes = checked_mul(nbytes, static_cast<std::size_t>(d), "constant");
+    if (constants[i].nbytes != nbytes) {
+      throw std::invalid_argument("constant " + std::to_string(i) + " has " +
+                                  std::to_string(constants[i].nbytes) + " bytes, its declared " +
+                                  dtype_name(sig.dtype) + " shape needs " +
+                                  std::to_string(nbytes));
+    }
+  }
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    if (std::holds_alternative<GemmStep>(plan.steps[i]) && !blas.loaded()) {
+      throw std::invalid_argument("step " + std::to_string(i) +
+                                  " is a GEMM and no BLAS library is loaded");
+    }
+  }
+  return plan;
+}
+
 std::size_t constants_bytes(const std::vector<ConstantData>& constants) {
   std::size_t total = 0;
   for (const ConstantData& c : constants) {
@@ -52,9 +80,10 @@ Registry& registry() {
 
 }  // namespace
 
-Executor::Executor(PlanDesc plan, const std::vector<ConstantData>& constants)
+Executor::Executor(PlanDesc plan, const std::vector<ConstantData>& constants, BlasLibrary blas)
     : plan_(std::move(plan)),
-      arena_((validate_plan(plan_, constants.size()), static_cast<std::size_t>(plan_.arena_bytes))),
+      blas_(std::move(blas)),
+      arena_(static_cast<std::size_t>(checked(plan_, constants, blas_).arena_bytes)),
       constants_(constants_bytes(constants)) {
   // Constants: one aligned copy each.
   std::vector<std::byte*> constant_base;
@@ -76,12 +105,6 @@ Executor::Executor(PlanDesc plan, const std::vector<ConstantData>& constants)
         base_[i] = arena_.data() + buf.offset;
         break;
       case BufferKind::kConstant:
-        if (constants[buf.index].nbytes != static_cast<std::size_t>(buf.nbytes)) {
-          throw std::invalid_argument("constant " + std::to_string(buf.index) + " has " +
-                                      std::to_string(constants[buf.index].nbytes) +
-                                      " bytes, its buffer b" + std::to_string(i) + " needs " +
-                                      std::to_string(buf.nbytes));
-        }
         base_[i] = constant_base[buf.index];
         break;
       case BufferKind::kInput:
@@ -194,9 +217,9 @@ void Executor::run_step(std::size_t i) {
                          [fn, table](int64_t start, int64_t end) { fn(start, end, table); });
           },
           [&](const GemmStep& s) {
-            const std::uintptr_t blas = s.dtype == DType::kFloat32 ? plan_.sgemm : plan_.dgemm;
-            if (plan_.blas_serial) {
-              gemm_row_major_parallel(blas, plan_.blas_threads_local, s, base_[s.a], base_[s.b],
+            const std::uintptr_t blas = s.dtype == DType::kFloat32 ? blas_.sgemm : blas_.dgemm;
+            if (blas_.serial) {
+              gemm_row_major_parallel(blas, blas_.threads_local, s, base_[s.a], base_[s.b],
                                       base_[s.c]);
             } else {
               gemm_row_major(blas, s, base_[s.a], base_[s.b], base_[s.c]);

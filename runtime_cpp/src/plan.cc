@@ -37,6 +37,12 @@ const DTypeInfo& info(DType dtype) { return kDTypes.at(static_cast<std::size_t>(
 
 std::string b(int64_t id) { return "b" + std::to_string(id); }
 
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 // NOTE: every bound is computed with overflow checks so that hostile values cannot wrap
 // around into a pass.
 int64_t mul(int64_t x, int64_t y, const std::string& where) {
@@ -58,7 +64,8 @@ void check_id(const PlanDesc& plan, int64_t id, const std::string& where) {
   }
 }
 
-void validate_buffer(const PlanDesc& plan, std::size_t i, std::size_t num_constants) {
+void validate_buffer(const PlanDesc& plan, std::size_t i) {
+  const std::size_t num_constants = plan.constants.size();
   const BufferDesc& buf = plan.buffers[i];
   const std::string where = "buffer " + b(static_cast<int64_t>(i));
   if (buf.index < 0 || buf.offset < 0 || buf.nbytes < 0) fail(where + ": negative field");
@@ -84,6 +91,25 @@ void validate_buffer(const PlanDesc& plan, std::size_t i, std::size_t num_consta
   if (buf.kind == BufferKind::kConstant && buf.index >= static_cast<int64_t>(num_constants)) {
     fail(where + ": constant index " + std::to_string(buf.index) + " out of range (" +
          std::to_string(num_constants) + " constants)");
+  }
+  if (buf.kind == BufferKind::kConstant) {
+    const ConstantSig& sig = plan.constants[buf.index];
+    if (sig.dtype != buf.dtype || sig.shape != buf.shape) {
+      fail(where + ": constant " + std::to_string(buf.index) + " is declared " +
+           dtype_name(sig.dtype) + shape_str(sig.shape) + ", the buffer is " +
+           dtype_name(buf.dtype) + shape_str(buf.shape));
+    }
+  }
+}
+
+void validate_error_flag(const PlanDesc& plan) {
+  const int64_t f = plan.error_flag;
+  if (f == -1) return;
+  check_id(plan, f, "error_flag");
+  const BufferDesc& buf = plan.buffers[f];
+  if (plan.inputs.empty() || plan.inputs.back() != f || buf.dtype != DType::kInt64 ||
+      buf.shape != std::vector<int64_t>{2}) {
+    fail("error_flag " + b(f) + " must be the last input, an i64[2] buffer");
   }
 }
 
@@ -127,11 +153,25 @@ void validate_signature(const PlanDesc& plan) {
 void validate_step(const PlanDesc& plan, const KernelStep& s, const std::string& where) {
   if (s.fn == 0) fail(where + ": kernel '" + s.symbol + "' has a null address");
   if (s.n < 0 || s.grain < 0) fail(where + ": n and grain must be >= 0");
+  if (!s.touches.empty() && s.touches.size() != s.args.size()) {
+    fail(where + ": kernel '" + s.symbol + "' has " + std::to_string(s.touches.size()) +
+         " touches for " + std::to_string(s.args.size()) + " args");
+  }
   int64_t longest = 0;
   for (int64_t id : s.args) {
     check_id(plan, id, where);
     const BufferDesc& buf = plan.buffers[id];
     longest = std::max(longest, buf.nbytes / static_cast<int64_t>(dtype_itemsize(buf.dtype)));
+  }
+  // NOTE: `touches` is what the compiler proved each argument's kernel may reach
+  // (compiler/kernel_extent.py): a buffer smaller than that would be read or written past its end.
+  for (std::size_t j = 0; j < s.touches.size(); ++j) {
+    const BufferDesc& buf = plan.buffers[s.args[j]];
+    if (s.touches[j] < 0 || s.touches[j] > buf.nbytes) {
+      fail(where + ": kernel '" + s.symbol + "' may reach byte " + std::to_string(s.touches[j]) +
+           " of arg " + std::to_string(j) + " (" + b(s.args[j]) + ", " +
+           std::to_string(buf.nbytes) + " bytes)");
+    }
   }
   // NOTE: each outer index of a kernel writes an element of an output or reads one of an
   // input, so a range longer than its largest argument can only read or write out of bounds
@@ -144,8 +184,6 @@ void validate_step(const PlanDesc& plan, const KernelStep& s, const std::string&
 
 void validate_step(const PlanDesc& plan, const GemmStep& s, const std::string& where) {
   if (s.dtype != DType::kFloat32 && s.dtype != DType::kFloat64) fail(where + ": dtype not f32/f64");
-  const std::uintptr_t fn = s.dtype == DType::kFloat32 ? plan.sgemm : plan.dgemm;
-  if (fn == 0) fail(where + ": no BLAS address for " + dtype_name(s.dtype) + " gemm");
   for (int64_t v : {s.m, s.n, s.k, s.lda, s.ldb, s.ldc}) {
     if (v < 0 || v > kBlasIntMax) fail(where + ": m, n, k and leading dims must be in [0, 2^31)");
   }
@@ -215,10 +253,11 @@ const char* buffer_kind_name(BufferKind kind) {
   return kKindNames.at(static_cast<std::size_t>(kind));
 }
 
-void validate_plan(const PlanDesc& plan, std::size_t num_constants) {
+void validate_plan(const PlanDesc& plan) {
   if (plan.arena_bytes < 0) fail("arena_bytes must be >= 0");
-  for (std::size_t i = 0; i < plan.buffers.size(); ++i) validate_buffer(plan, i, num_constants);
+  for (std::size_t i = 0; i < plan.buffers.size(); ++i) validate_buffer(plan, i);
   validate_signature(plan);
+  validate_error_flag(plan);
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     const std::string where = "step " + std::to_string(i);
     std::visit([&](const auto& step) { validate_step(plan, step, where); }, plan.steps[i]);

@@ -153,16 +153,13 @@ def test_validate_catches_hand_built_mistakes():
     assert sample_plan().validate().steps  # returns the plan
 
 
-def test_to_native_resolves_kernels_and_blas():
-    class Blas:
-        sgemm, dgemm = 111, 222
-
-    desc = sample_plan().to_native({"relu_0": 1234}, Blas(), keepalive="engine")
-    assert desc["steps"][1]["fn"] == 1234
-    assert (desc["sgemm"], desc["dgemm"], desc["keepalive"]) == (111, 222, "engine")
-    assert desc["constants"][0].flags.c_contiguous
-    with pytest.raises(PlanError, match=r"step 1 \(kernel\): no address for symbol 'relu_0'"):
-        sample_plan().to_native({}, Blas())
+def test_to_bytes_validates_and_is_the_json():
+    plan = sample_plan()
+    assert plan.to_bytes() == plan.to_json().encode()
+    assert Plan.from_json(plan.to_bytes().decode(), plan.constants) == plan
+    broken = dataclasses.replace(plan, outputs=[9])
+    with pytest.raises(PlanError):
+        broken.to_bytes()
 
 
 def test_describe_lists_buffers_and_steps():

@@ -1,15 +1,17 @@
 """hybrid_runtime.Executor: real llvmlite kernels, BLAS GEMMs and copies, checked against numpy."""
 
+import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import hybrid_runtime
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
+from compiler.blas import blas_library
 from compiler.ir.types import DType
-from compiler.plan import Buffer, CopyStep, GemmStep, KernelStep, Plan, PlanError
+from compiler.plan import PLAN_VERSION, Buffer, CopyStep, GemmStep, KernelStep, Plan, PlanError
 
 F32, F64 = DType.float32, DType.float64
 LL_TYPE = {F32: "float", F64: "double"}
@@ -78,7 +80,8 @@ def jit() -> Jit:
 
 
 def executor(plan: Plan, jit: Jit) -> hybrid_runtime.Executor:
-    return hybrid_runtime.Executor(plan.to_native(jit.addresses, keepalive=jit.engine))
+    return hybrid_runtime.Executor(plan.to_bytes(), jit.addresses, plan.constants,
+                                   blas=blas_library(), keepalive=jit.engine)
 
 
 def buf(kind, index, shape, dtype=F32, offset=0):
@@ -395,55 +398,127 @@ def test_malformed_plans_fail_before_reaching_cpp(jit):
         executor(overflow, jit)
 
 
-def good_desc(jit):
+@dataclass
+class Desc:
+    """What an Executor is built from, as plain data a test can spoil: the plan's JSON object
+    (written to bytes by build()), the kernel symbols, the constants and the BLAS."""
+
+    plan: dict
+    symbols: dict
+    constants: list = field(default_factory=list)
+    blas: object = None
+
+    def build(self, raw: bytes | None = None) -> hybrid_runtime.Executor:
+        data = json.dumps(self.plan).encode() if raw is None else raw
+        return hybrid_runtime.Executor(data, self.symbols, self.constants, blas=self.blas)
+
+
+def good_desc(jit) -> Desc:
     plan = Plan(32, [buf("input", 0, (4,)), buf("arena", 0, (4,)), buf("output", 0, (4,)),
                      buf("output", 1, (2, 2))],
                 [KernelStep("double_f32", 4, (0, 1)), CopyStep(1, 2, 0, 0, 16),
                  GemmStep(F32, False, False, 2, 2, 2, 0, 0, 3, 0, 0, 0, 2, 2, 2)],
                 [0], [2, 3])
-    return plan.to_native(jit.addresses)
+    return Desc(plan.validate().to_dict(), dict(jit.addresses), [], blas_library())
+
+
+def _no_blas(d: Desc) -> None:
+    d.blas = None
+
+
+def _no_symbols(d: Desc) -> None:
+    d.symbols = {}
 
 
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d["steps"][0].update(args=[0, 9]), r"step 0: buffer id 9 out of range"),
-        (lambda d: d["buffers"][1].update(offset=32), r"b1: \[32, 48\) overflows the arena"),
-        (lambda d: d.update(arena_bytes=8), r"overflows the arena of 8 bytes"),
-        (lambda d: d["steps"][1].update(nbytes=20), r"step 1: copy range overflows"),
-        (lambda d: d["steps"][2].update(m=3), r"step 2: A \(b0\) is accessed up to element 6"),
-        (lambda d: d["steps"][2].update(ldc=1), r"step 2: C: leading dimension too small"),
-        (lambda d: d.update(sgemm=0), r"step 2: no BLAS address for f32 gemm"),
-        (lambda d: d["steps"][0].update(fn=0), r"kernel 'double_f32' has a null address"),
-        (lambda d: d["buffers"][0].update(dtype="f128"), r"unknown dtype 'f128'"),
-        (lambda d: d["buffers"][0].update(kind="weird"), r"unknown buffer kind 'weird'"),
-        (lambda d: d["steps"][0].pop("n"), r"step 0: missing 'n'"),
-        (lambda d: d["steps"][0].update(n="four"), r"step 0: 'n' has the wrong type \(str\)"),
-        (lambda d: d["steps"][1].update(op="jump"), r"step 1: unknown op 'jump'"),
-        (lambda d: d.update(inputs=[1]), r"inputs\[0\] = b1 must be an input buffer"),
-        (lambda d: d.update(outputs=[2]), r"output buffer b3 is not listed in outputs"),
-        (lambda d: d["buffers"][2].update(nbytes=12), r"b2: nbytes 12 does not match"),
+        (lambda d: d.plan["steps"][0].update(args=[0, 9]), r"step 0: buffer id 9 out of range"),
+        (lambda d: d.plan["buffers"][1].update(offset=32), r"b1: \[32, 48\) overflows the arena"),
+        (lambda d: d.plan.update(arena_bytes=8), r"overflows the arena of 8 bytes"),
+        (lambda d: d.plan["steps"][1].update(nbytes=20), r"step 1: copy range overflows"),
+        (lambda d: d.plan["steps"][2].update(m=3), r"step 2: A \(b0\) is accessed up to element 6"),
+        (lambda d: d.plan["steps"][2].update(ldc=1), r"step 2: C: leading dimension too small"),
+        (_no_blas, r"step 2 is a GEMM and no BLAS library is loaded"),
+        (_no_symbols, r"step 0: no address for kernel symbol 'double_f32'"),
+        (lambda d: d.symbols.update(double_f32="x"), r"no address for kernel symbol"),
+        (lambda d: d.plan["buffers"][0].update(dtype="f128"), r"unknown dtype 'f128'"),
+        (lambda d: d.plan["buffers"][0].update(kind="weird"), r"unknown buffer kind 'weird'"),
+        (lambda d: d.plan["steps"][0].pop("n"), r"step 0: missing 'n'"),
+        (lambda d: d.plan["steps"][0].update(n="four"), r"step 0: 'n' must be an integer"),
+        (lambda d: d.plan["steps"][0].update(n=4.0), r"step 0: 'n' must be an integer"),
+        (lambda d: d.plan["steps"][0].update(parallel=1), r"'parallel' must be true or false"),
+        (lambda d: d.plan["steps"][0].update(args=[0, "1"]), r"'args'\[1\] must be an integer"),
+        (lambda d: d.plan["steps"][0].update(fn=1234), r"step 0: unknown field 'fn'"),
+        (lambda d: d.plan.update(sgemm=1234), r"plan: unknown field 'sgemm'"),
+        (lambda d: d.plan["steps"][1].update(op="jump"), r"step 1: unknown op 'jump'"),
+        (lambda d: d.plan["steps"].append(7), r"step 3: must be an object, got number"),
+        (lambda d: d.plan.update(inputs=[1]), r"inputs\[0\] = b1 must be an input buffer"),
+        (lambda d: d.plan.update(outputs=[2]), r"output buffer b3 is not listed in outputs"),
+        (lambda d: d.plan["buffers"][2].update(nbytes=12), r"b2: nbytes 12 does not match"),
+        (lambda d: d.plan.update(version=2),
+         r"version 2 is not supported: this runtime reads plan version 1"),
+        (lambda d: d.plan.pop("version"), r"plan: missing 'version'"),
+        (lambda d: d.plan["steps"][0].update(touches=[16, 17]),
+         r"kernel 'double_f32' may reach byte 17 of arg 1 \(b1, 16 bytes\)"),
+        (lambda d: d.plan["steps"][0].update(touches=[16]), r"has 1 touches for 2 args"),
+        (lambda d: d.plan.update(error_flag=2), r"error_flag b2 must be the last input"),
+        (lambda d: d.plan.update(error_flag=7), r"error_flag: buffer id 7 out of range"),
     ],
 )
-def test_native_guard_rejects_malformed_descriptions(jit, mutate, message):
-    """Descriptions that bypass Plan.validate still give a ValueError, never a crash."""
+def test_native_guard_rejects_malformed_plans(jit, mutate, message):
+    """Plan bytes that bypass Plan.validate still give a ValueError from the runtime's own
+    parser and checks, never a crash."""
     desc = good_desc(jit)
-    hybrid_runtime.Executor(desc)  # the unmodified description is fine
+    desc.build()  # the unmodified plan is fine
     mutate(desc)
     with pytest.raises(ValueError, match=message):
-        hybrid_runtime.Executor(desc)
+        desc.build()
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"", r"plan: not valid JSON"), (b"{\"version\": 1", r"plan: not valid JSON"),
+    (b"[1, 2]", r"plan: must be an object, got array"), (b"\xff\xfe", r"not valid JSON"),
+    (b"{\"version\": 1, \"version\": 1}", r"plan: missing 'arena_bytes'"),
+])
+def test_native_guard_rejects_bytes_that_are_not_a_plan(jit, raw, message):
+    with pytest.raises(ValueError, match=message):
+        good_desc(jit).build(raw)
+
+
+def test_plan_bytes_are_the_format_the_runtime_reads(jit):
+    """The Python writer and the C++ reader agree on the version and every field: a plan
+    round-trips through its bytes and runs."""
+    assert hybrid_runtime.PLAN_VERSION == PLAN_VERSION
+    plan = Plan(0, [buf("input", 0, (4,)), buf("output", 0, (4,))],
+                [KernelStep("double_f32", 4, (0, 1), grain=2, parallel=False, touches=(16, 16))],
+                [0], [1])
+    hybrid_runtime.check_plan(plan.to_bytes(), jit.addresses)
+    assert Plan.from_json(plan.to_bytes().decode()) == plan
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(executor(plan, jit).run([x])[0], 2 * x)
 
 
 def test_native_guard_checks_constants(jit):
     plan = Plan(0, [buf("constant", 0, (4,)), buf("output", 0, (4,))],
                 [KernelStep("double_f32", 4, (0, 1))], [], [1], [np.ones(4, np.float32)])
-    desc = plan.to_native(jit.addresses)
-    desc["constants"] = [np.ones(4)]
+    desc = Desc(plan.to_dict(), dict(jit.addresses), [np.ones(4)])
     with pytest.raises(ValueError, match=r"constant 0: expected float32\[4\], got float64\[4\]"):
-        hybrid_runtime.Executor(desc)
-    desc["constants"] = []
+        desc.build()
+    desc.constants = [[1.0, 2.0, 3.0, 4.0]]
+    with pytest.raises(ValueError, match=r"constant 0: not a numpy array"):
+        desc.build()
+    desc.constants = []
+    with pytest.raises(ValueError, match=r"the plan declares 1, 0 given"):
+        desc.build()
+    desc.plan["constants"] = []  # the buffer names a constant the plan does not declare
     with pytest.raises(ValueError, match=r"constant index 0 out of range \(0 constants\)"):
-        hybrid_runtime.Executor(desc)
+        desc.build()
+    desc.plan["constants"] = [{"dtype": "f32", "shape": [2, 2]}]
+    desc.constants = [np.ones((2, 2), np.float32)]
+    with pytest.raises(ValueError, match=r"b0: constant 0 is declared f32\[2,2\], the buffer is "
+                                         r"f32\[4\]"):
+        desc.build()
 
 
 # ---- large outputs come from a pool that reuses freed blocks ------------------------------

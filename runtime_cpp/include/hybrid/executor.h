@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "hybrid/arena.h"
+#include "hybrid/blas.h"
 #include "hybrid/plan.h"
 
 namespace hybrid {
@@ -21,14 +22,15 @@ struct ConstantData {
 // precomputes every kernel's argument table); then `run` many times with no allocation.
 class Executor {
  public:
-  // std::invalid_argument if the plan is malformed, a constant's size does not match its
-  // buffer, or a GEMM step needs a BLAS address the plan lacks.
-  Executor(PlanDesc plan, const std::vector<ConstantData>& constants);
+  // std::invalid_argument if the plan is malformed, the constants are not the ones it
+  // declares (count, bytes), or it has GEMM steps and `blas` is not loaded.
+  Executor(PlanDesc plan, const std::vector<ConstantData>& constants, BlasLibrary blas = {});
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
   const PlanDesc& plan() const { return plan_; }
+  const BlasLibrary& blas() const { return blas_; }
   std::size_t num_inputs() const { return plan_.inputs.size(); }
   std::size_t num_outputs() const { return plan_.outputs.size(); }
 
@@ -67,6 +69,7 @@ class Executor {
   void run_step(std::size_t i);
 
   PlanDesc plan_;
+  BlasLibrary blas_;
   Arena arena_;
   Arena constants_;
   std::vector<std::byte*> base_;            // per buffer; inputs/outputs filled per run

@@ -1,5 +1,5 @@
 // A Plan as the runtime sees it: buffer table + steps (kernel, GEMM, copy). No Python here;
-// the bindings translate compiler/plan.py's `Plan.to_native()` dict into a PlanDesc.
+// plan_format.h parses the bytes compiler/plan.py writes into a PlanDesc.
 #pragma once
 
 #include <cstddef>
@@ -42,6 +42,7 @@ struct KernelStep {
   std::vector<int64_t> args;  // buffer ids
   int64_t grain = 0;
   bool parallel = true;
+  std::vector<int64_t> touches;  // per arg: one past the last byte it may reach (or empty)
 };
 
 // Row-major C[m,n] = alpha * op(A) @ op(B) + beta * C, `batch` times; offsets, leading
@@ -69,23 +70,26 @@ struct CopyStep {
 
 using Step = std::variant<KernelStep, GemmStep, CopyStep>;
 
+// The dtype and shape a constant array must have.
+struct ConstantSig {
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+};
+
 struct PlanDesc {
   int64_t arena_bytes = 0;
   std::vector<BufferDesc> buffers;
   std::vector<Step> steps;
   std::vector<int64_t> inputs;   // buffer ids in call order
   std::vector<int64_t> outputs;  // buffer ids in return order (may repeat, may be inputs)
-  std::uintptr_t sgemm = 0;      // Fortran-ABI BLAS entry points (0: none)
-  std::uintptr_t dgemm = 0;
-  bool blas_serial = false;  // the BLAS runs on its calling thread: split GEMMs over the pool
-  // int f(int n): sets the calling thread's BLAS threads to n (0: the library's default) and
-  // returns the previous setting; called around each GEMM block (0: none)
-  std::uintptr_t blas_threads_local = 0;
+  // The last input, an i64[2] the kernels' bounds checks write ([0]: set on a bad index),
+  // or -1 (none).
+  int64_t error_flag = -1;
+  std::vector<ConstantSig> constants;  // what each constant array supplied with it must be
 };
 
 // Checks every id, bound and dtype of `plan` (the runtime's own guard behind the compiler's
 // PlanError checks); std::invalid_argument naming the step or buffer otherwise.
-// `num_constants` is the number of constant arrays supplied with the plan.
-void validate_plan(const PlanDesc& plan, std::size_t num_constants);
+void validate_plan(const PlanDesc& plan);
 
 }  // namespace hybrid
