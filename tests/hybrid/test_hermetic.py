@@ -54,6 +54,24 @@ def test_the_installed_package_is_imported():
         assert os.path.dirname(os.path.dirname(os.path.abspath(hybrid.__file__))) == ROOT
 
 
+def test_child_processes_import_the_same_packages():
+    """A child started by tests/subproc.py imports the hybrid, compiler and runtime this session
+    tests, never a source tree put ahead of them."""
+    from subproc import run_python
+
+    import compiler
+    import hybrid_runtime
+
+    code = ("import sys, hybrid, compiler, hybrid_runtime\n"
+            "print(hybrid.__file__); print(compiler.__file__); print(hybrid_runtime.__file__)")
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    child = done.stdout.split()
+    for theirs, ours in zip(child, (hybrid.__file__, compiler.__file__, hybrid_runtime.__file__),
+                            strict=True):
+        assert os.path.samefile(theirs, ours), (theirs, ours)
+
+
 # --- the native-fallback rule (tests/conftest.py) ---------------------------------------------
 
 
