@@ -181,8 +181,6 @@ class CpuExecutable:
 
     def __init__(self, graph: Graph, cache: DiskCache | None = None, use_cache: bool = True,
                  donate: dict[int, int] | None = None):
-        import hybrid_runtime
-
         t0 = time.perf_counter()
         self.graph = graph
         self.program = None

@@ -224,6 +224,7 @@ class Kernel:
     nodes: list[int] = field(default_factory=list)  # graph value ids computed here
     serial: bool = False
     lanes: int = 0  # > 0: outer indices in blocks of this many, lanes innermost
+    grain: int = 0  # > 0: outer indices per chunk of the thread pool (the schedule sets it)
 
     @property
     def space(self) -> tuple[int, ...]:

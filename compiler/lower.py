@@ -13,8 +13,6 @@ from compiler.passes.memory_plan import BufferUse, InplaceCandidate, MemoryPlan,
 from compiler.plan import Buffer, CopyStep, GemmStep, KernelStep, Plan
 from compiler.view import blas_layout
 
-# A thread's chunk of a kernel should hold at least this many inner-loop iterations.
-GRAIN_ELEMENTS = 1 << 14
 
 
 @dataclass
@@ -145,7 +143,7 @@ def buffer_uses(prog: Program) -> tuple[list[BufferUse], list[InplaceCandidate]]
         found = _inplace_candidates(step, i, nbytes) if isinstance(step, Kernel) else \
             _gemm_inplace(step, i, nbytes)
         candidates += [c for c in found if c.out not in special and c.inp not in special]
-    arena = [BufferUse(v, nbytes[v], first[v], last[v]) for v in types
+    arena = [BufferUse(v, nbytes[v], first[v], last[v], prog.space) for v in types
              if v not in special and v in first]
     return arena, candidates
 
@@ -173,7 +171,8 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
     def add(v: int, kind: str, index: int, offset: int = 0) -> None:
         t = types[v] if v in types else None
         bid[v] = len(buffers)
-        buffers.append(Buffer(kind, index, offset, nbytes.get(v, 0), t.dtype, tuple(t.shape)))
+        buffers.append(Buffer(kind, index, offset, nbytes.get(v, 0), t.dtype, tuple(t.shape),
+                              space=prog.space))
 
     for i, v in enumerate(inputs):
         if v not in bid:
@@ -211,13 +210,11 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
             continue
         if math.prod(step.space) == 0 and not _fills_empty_rows(step):
             continue
-        inner = max(1, math.prod(step.inner))
-        grain = max(1, -(-GRAIN_ELEMENTS // inner))
         args = tuple(bid[a.buffer] for a in step.args) + ((flag,) if checked(step) else ())
-        steps.append(KernelStep(step.name, step.n_outer, args, grain=grain,
+        steps.append(KernelStep(step.name, step.n_outer, args, grain=max(1, step.grain),
                                 parallel=not step.serial))
         kernels.append(step)
-    plan = Plan(arena_bytes=memory.arena_bytes, buffers=buffers, steps=steps,
+    plan = Plan(arena_bytes=memory.arenas.get(prog.space, 0), buffers=buffers, steps=steps,
                 inputs=[bid[v] for v in inputs] + ([flag] if flag >= 0 else []),
                 outputs=[bid[v] for v in outputs], constants=constants, error_flag=flag)
     return Lowered(plan, kernels, memory)

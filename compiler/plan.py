@@ -23,9 +23,10 @@ import numpy as np
 
 from compiler.ir.types import DType
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: buffers have a memory space
 
 BUFFER_KINDS = ("input", "output", "arena", "constant")
+MEMORY_SPACES = ("host",)  # a GPU runtime adds "device"
 GEMM_DTYPES = (DType.float32, DType.float64)
 _BLAS_INT_MAX = 2**31 - 1  # BLAS (LP64) takes 32-bit ints
 # NOTE: sizes, offsets and element counts must fit the runtime's int64 arithmetic with room
@@ -45,7 +46,7 @@ def _is_int(x: object) -> bool:
 class Buffer:
     """A typed view: an input/output/constant (by `index`) or bytes [offset, offset+nbytes) of
     the arena. An 'input' buffer listed in `Plan.outputs` is returned as that very input array
-    (in-place updates)."""
+    (in-place updates). `space`: the memory it lives in; the CPU runtime has "host" only."""
 
     kind: str
     index: int
@@ -53,6 +54,7 @@ class Buffer:
     nbytes: int
     dtype: DType
     shape: tuple
+    space: str = "host"
 
     def __str__(self) -> str:
         where = f"{self.kind}[{self.index}]" if self.kind != "arena" else "arena"
@@ -188,6 +190,9 @@ class Plan:
             raise PlanError(f"{where}: not a Buffer: {buf!r}")
         if buf.kind not in BUFFER_KINDS:
             raise PlanError(f"{where}: kind must be one of {BUFFER_KINDS}, got {buf.kind!r}")
+        if buf.space not in MEMORY_SPACES:
+            raise PlanError(f"{where}: memory space {buf.space!r} is not one this runtime has "
+                            f"({', '.join(MEMORY_SPACES)})")
         if not isinstance(buf.dtype, DType):
             raise PlanError(f"{where}: unknown dtype {buf.dtype!r}")
         if not (isinstance(buf.shape, tuple)
@@ -456,15 +461,18 @@ def _describe_array(x: object) -> str:
 
 def _buffer_to_dict(b: Buffer) -> dict[str, Any]:
     return {"kind": b.kind, "index": b.index, "offset": b.offset, "nbytes": b.nbytes,
-            "dtype": b.dtype.short, "shape": list(b.shape)}
+            "dtype": b.dtype.short, "shape": list(b.shape), "space": b.space}
 
 
 def _buffer_from_dict(d: dict[str, Any]) -> Buffer:
     dtype = d["dtype"]
     if dtype not in _DTYPES:
         raise PlanError(f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
+    extra = set(d) - {"kind", "index", "offset", "nbytes", "dtype", "shape", "space"}
+    if extra:
+        raise PlanError(f"buffer has unknown fields {sorted(extra)}")
     return Buffer(kind=d["kind"], index=d["index"], offset=d["offset"], nbytes=d["nbytes"],
-                  dtype=_DTYPES[dtype], shape=tuple(d["shape"]))
+                  dtype=_DTYPES[dtype], shape=tuple(d["shape"]), space=d["space"])
 
 
 def _step_to_dict(step: Step) -> dict[str, Any]:

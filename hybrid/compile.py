@@ -21,9 +21,10 @@ from collections import OrderedDict
 from typing import Any
 
 from compiler.ir.graph import Graph
+from compiler.passes.manager import PassRecord
 from hybrid import errors
 from hybrid.compile_backward import register
-from hybrid.compile_entry import Entry, Stage, hyper_guards, meta_of, run_entry
+from hybrid.compile_entry import Entry, hyper_guards, meta_of, run_entry
 from hybrid.compile_key import KeyBuilder, _is_optimizer, explain_change, nearest_key
 from hybrid.compile_stability import check_stability
 from hybrid.compile_trace import trace_call
@@ -193,7 +194,7 @@ class CompiledFunction:
         traced = trace_call(self, args, kwargs)
         tracer = traced.tracer
         graph = tracer.graph
-        stages = [Stage("trace", graph, time.perf_counter() - t0)]
+        stages = [PassRecord("trace", graph, time.perf_counter() - t0)]
         graph, pass_stages = _optimize(graph, self._passes)
         stages += pass_stages
         if config.log_graphs:
@@ -202,7 +203,7 @@ class CompiledFunction:
         donate = {n_out + oi: li for li, oi in traced.effects.writes}
         run = _executable(graph, [rec.array for rec in tracer.lifted], donate,
                           views=traced.views)
-        stages += [Stage(f"native: {name}", graph, seconds)
+        stages += [PassRecord(f"native: {name}", graph, seconds)
                    for name, seconds in getattr(run, "timings", ())]
         n_args = traced.n_args
         captured = [rec.tensor for rec in tracer.lifted[n_args:]]
@@ -250,7 +251,7 @@ class CompiledFunction:
         return entry.run.profile(arrays, repeats)
 
     @property
-    def graphs(self) -> list[Stage]:
+    def graphs(self) -> list[PassRecord]:
         """Every stage of the most recent compilation: the traced graph, then each pass."""
         return list(self.last_entry.stages) if self.last_entry else []
 
@@ -305,11 +306,10 @@ def _user_stacklevel() -> int:
     return level
 
 
-def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[Stage]]:
+def _optimize(graph: Graph, passes: Any) -> tuple[Graph, list[PassRecord]]:
     from compiler.passes import DEFAULT_PIPELINE, run_passes
 
-    out, stages = run_passes(graph, DEFAULT_PIPELINE if passes is None else passes)
-    return out, [Stage(s.name, s.graph, s.seconds) for s in stages]
+    return run_passes(graph, DEFAULT_PIPELINE if passes is None else passes)
 
 
 def _executable(graph: Graph, example: list | None = None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.ir.graph import Graph
+from compiler.passes.manager import PassRecord
 from hybrid.compile_backward import attach
 from hybrid.compile_key import flatten, unflatten
 from hybrid.ops.core import STATE, wrap
@@ -25,23 +26,11 @@ NEW, TARGET, SAME = 0, 1, 2
 
 
 @dataclass
-class Stage:
-    """One step of compiling: the graph after it and the seconds it took."""
-
-    name: str
-    graph: Graph
-    seconds: float
-
-    def __str__(self) -> str:
-        return f"# {self.name} ({self.seconds * 1e3:.2f} ms)\n{self.graph}"
-
-
-@dataclass
 class Entry:
     """A compiled variant: the graph, how to run it, and how to map Python objects to its I/O."""
 
     graph: Graph
-    stages: list[Stage]
+    stages: list[PassRecord]
     run: Any  # list of arrays -> list of arrays
     captured: list  # tensors reached outside the arguments, read on every call
     captured_meta: list[tuple]

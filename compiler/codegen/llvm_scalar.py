@@ -1,7 +1,9 @@
-"""The LLVM expression emitter: one scalar (or lane) value per primitive, apart from any loop nest.
+"""LLVM lowering of each elementwise primitive: one scalar (or lane) value per op, apart from any
+loop nest.
 
-The CPU code generator (llvm_cpu.py) walks a kernel's loops and calls these for the values inside
-them; another LLVM target (NVPTX) can reuse them under its own loop structure. Elementwise
+The expression emitter (llvm_expr.py) calls these for the `Apply` nodes of a kernel's
+expressions, inside the loops the CPU code generator (llvm_cpu.py) builds; another LLVM target
+(NVPTX) can reuse them under its own loop structure. Elementwise
 primitives are lowered through two registries, `FLOAT` (float16/32/64 computed in float32/64)
 and `INT` (bool, integers), filled with `@lowering(...)`: `supports(op, dtype)` reads them, so
 what the native backend can compile is known before fusion, and tests/compiler/test_registry.py

@@ -12,7 +12,7 @@ from compiler.passes.batch_matmul import batch_matmuls
 from compiler.passes.cse import cse
 from compiler.passes.dce import dce
 from compiler.passes.fold import fold
-from compiler.passes.manager import Pass, Stage, fixed_point, run_passes
+from compiler.passes.manager import Pass, PassRecord, fixed_point, run_passes
 from compiler.passes.simplify import RULES, simplify
 
 DEFAULT_PIPELINE: list[Pass] = [
@@ -24,5 +24,5 @@ DEFAULT_PIPELINE: list[Pass] = [
     Pass("dce", dce),
 ]
 
-__all__ = ["DEFAULT_PIPELINE", "Pass", "Stage", "run_passes", "fixed_point",
+__all__ = ["DEFAULT_PIPELINE", "Pass", "PassRecord", "run_passes", "fixed_point",
            "batch_matmuls", "dce", "cse", "fold", "simplify", "RULES"]

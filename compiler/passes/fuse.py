@@ -27,8 +27,6 @@ from compiler.kernel import (  # Gemm and kernel_reads are imported from here to
     Apply, Arg, Const, Gather, Gemm, Iota, Kernel, Load, Padded, Rand, Row, Stage,
     kernel_reads,  # noqa: F401
 )
-from compiler.passes.gemm_epilogue import accumulating_gemms
-from compiler.passes.loop_order import finish
 from compiler.passes.row_fusion import RowKernel, row_fusion
 from compiler.view import View, blas_layout, contiguous_strides
 
@@ -46,16 +44,25 @@ class NeedsRealize(Exception):
 
 @dataclass
 class Program:
-    """The fused program: steps in execution order over realized buffers."""
+    """The fused program (the kernel IR): steps in execution order over realized buffers.
+
+    Straight from `fusion`, kernels are `RowKernel`s in the order of their values' dims (not
+    scheduled); a target's schedule (passes/schedule_cpu.py) turns them into `Kernel`s."""
 
     graph: Graph
-    steps: list  # Kernel | Gemm
+    steps: list  # RowKernel | Kernel | Gemm
     buffers: dict[int, TensorType]  # realized value id -> type (contiguous buffer)
     constants: dict[int, np.ndarray]
     owner: dict[int, str]  # graph value id -> name of the step that computes it
-    # (stage, seconds) of the native stages that made it: grouping, row fusion, loop order,
-    # GEMM epilogue (hybrid.compile lists them in `fn.graphs` as "native: <stage>")
+    # (pass, seconds) of the native passes that made it: fuse, row fusion, then the schedule's
+    # (hybrid.compile lists them in `fn.graphs` as "native: <pass>")
     timings: list[tuple[str, float]] = field(default_factory=list)
+    types: dict[int, TensorType] = field(default_factory=dict)  # every realized value's type
+    space: str = "host"  # the memory space its buffers live in (one per target for now)
+
+    def with_steps(self, steps: list) -> Program:
+        """This program with other steps (a kernel pass's result): owners and buffers follow."""
+        return _program(self.graph, steps, self.types, self.constants, self.timings, self.space)
 
     @property
     def kernel_count(self) -> int:
@@ -294,22 +301,9 @@ class _Fuser:
         t1 = time.perf_counter()
         steps = row_fusion(self.steps, self.graph)
         t2 = time.perf_counter()
-        kernels = [finish(s) if isinstance(s, RowKernel) else s for s in steps]
-        t3 = time.perf_counter()
-        kernels = accumulating_gemms(kernels, {v.id for v in self.graph.outputs}, self.types)
-        t4 = time.perf_counter()
-        timings = [("fuse", t1 - t0), ("row fusion", t2 - t1), ("loop order", t3 - t2),
-                   ("gemm epilogue", t4 - t3)]
-        owner = {}
-        for s in kernels:
-            for v in s.nodes:
-                owner.setdefault(v, s.name)
-        used = {v.id for v in self.graph.inputs} | {v.id for v in self.graph.outputs}
-        used |= set(self.constants)
-        for s in kernels:
-            used |= {a.buffer for a in s.args} if isinstance(s, Kernel) else {s.a, s.b, s.out}
-        buffers = {v: self.types[v] for v in self.realized if v in used}
-        return Program(self.graph, kernels, buffers, self.constants, owner, timings)
+        types = {v: self.types[v] for v in self.realized}
+        return _program(self.graph, steps, types, self.constants,
+                        [("fuse", t1 - t0), ("row fusion", t2 - t1)])
 
     def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> RowKernel:
         k = Kernel(self.name(), b.args, (), (), stages, nodes=b.nodes)
@@ -452,8 +446,29 @@ def _gemm_view(view: View) -> View | None:
     return View((merged.shape[0], *shape[-2:]), (merged.strides[0], *strides[-2:]), view.offset)
 
 
+def _program(graph: Graph, steps: list, types: dict, constants: dict, timings: list,
+             space: str = "host") -> Program:
+    owner: dict[int, str] = {}
+    used = {v.id for v in graph.inputs} | {v.id for v in graph.outputs} | set(constants)
+    for s in steps:
+        k = s.kernel if isinstance(s, RowKernel) else s
+        for v in k.nodes:
+            owner.setdefault(v, k.name)
+        used |= {a.buffer for a in k.args} if isinstance(k, Kernel) else {k.a, k.b, k.out}
+    buffers = {v: t for v, t in types.items() if v in used}
+    return Program(graph, steps, buffers, constants, owner, timings, types, space)
+
+
 def fuse(graph: Graph) -> Program:
-    """Fuse `graph` into kernels and GEMMs (see the module docstring)."""
+    """`fusion`, then the CPU schedule (passes/schedule_cpu.py): what the CPU backend runs."""
+    from compiler.passes.manager import run_kernel_passes
+    from compiler.passes.schedule_cpu import CPU_SCHEDULE
+
+    return run_kernel_passes(fusion(graph), CPU_SCHEDULE)
+
+
+def fusion(graph: Graph) -> Program:
+    """Fuse `graph` into unscheduled kernels and GEMMs (see the module docstring)."""
     realized = _realized(graph)
     for _ in range(10000):
         try:

@@ -1,5 +1,5 @@
 """Loop order of a fused kernel: kept dims outer, reduced dims inner, size-1 dims dropped,
-contiguous dims collapsed, and whether a reduction runs lane-blocked (Kernel.lanes)."""
+contiguous dims collapsed (the CPU schedule's first pass, passes/schedule_cpu.py)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _collapse(shape: tuple[int, ...], groups: list[list[int]],
 
 def finish(rk: Any) -> Kernel:
     """Put the kernel in loop order (kept dims outer, reduced inner), drop size-1 dims, collapse
-    contiguous dims, and choose the parallel split."""
+    contiguous dims; the parallel split is over the outer dims."""
     order = _loop_order(rk)
     shape = tuple(rk.shape[d] for d in order)
     stages = [_permute_stage(s, order) for s in rk.kernel.stages]
@@ -88,26 +88,4 @@ def finish(rk: Any) -> Kernel:
     else:
         outer, inner = sizes[:1], sizes[1:]
     k = rk.kernel
-    lanes = LANES if rk.reduced and not rk.kernel.serial and outer and inner and \
-        outer[-1] >= LANES // 4 and _outer_contiguous(new_stages, len(outer)) else 0
-    return Kernel(k.name, k.args, outer, inner, new_stages, nodes=k.nodes, serial=k.serial,
-                  lanes=lanes)
-
-
-# Outer indices per block of a lane-blocked reduction (4 AVX-512 vectors of float32).
-LANES = 64
-
-
-def _outer_contiguous(stages: list[Stage], n_outer: int) -> bool:
-    """Whether the reduced loads step through memory along the last outer dim, not the last
-    reduced one (sum over the rows of a row-major matrix): then lanes over the outer dim, not
-    the reduction loop, are what vectorizes."""
-    along_outer = along_inner = 0
-    for s in stages:
-        if s.kind != "reduce":
-            continue
-        for e in walk(s.expr):
-            if isinstance(e, (Load, Gather, Padded)):
-                along_inner += e.strides[-1] == 1
-                along_outer += e.strides[n_outer - 1] == 1 and e.strides[-1] != 1
-    return along_outer > 0 and along_inner == 0
+    return Kernel(k.name, k.args, outer, inner, new_stages, nodes=k.nodes, serial=k.serial)

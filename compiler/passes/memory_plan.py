@@ -1,4 +1,6 @@
-"""Memory planning: offsets for a fused program's intermediate buffers in one arena.
+"""Memory planning: offsets for a fused program's intermediate buffers, one arena per memory
+space (the CPU has one, "host"; a GPU target adds "device"): each space is planned on its own,
+and an in-place reuse never crosses spaces.
 
 Input is the liveness interval [first, last] of every buffer (step indices, both ends inclusive).
 First, in-place candidates whose input dies at the writing step are merged with their output into
@@ -20,6 +22,7 @@ class BufferUse:
     nbytes: int
     first: int
     last: int
+    space: str = "host"
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,24 @@ class InplaceCandidate:
 
 @dataclass
 class MemoryPlan:
-    """Arena offsets for every buffer, the arena size, and the numbers to judge it by."""
+    """Offsets for every buffer (in its space's arena), the arena sizes, and the numbers to
+    judge them by (summed over the spaces)."""
 
     offsets: dict[int, int]
-    arena_bytes: int
+    arena_bytes: int  # all spaces together
     peak_bytes: int
     naive_bytes: int
     inplace: list[tuple[int, int]] = field(default_factory=list)
+    arenas: dict[str, int] = field(default_factory=dict)  # space -> its arena's bytes
 
     def describe(self) -> str:
         """A few readable lines: arena, peak, naive, savings and in-place reuses."""
         saved = self.naive_bytes - self.arena_bytes
         pct = 100.0 * saved / self.naive_bytes if self.naive_bytes else 0.0
+        spaces = "".join(f", {name} {_fmt(n)}" for name, n in sorted(self.arenas.items())
+                         if len(self.arenas) > 1)
         lines = [
-            f"arena  {_fmt(self.arena_bytes)} for {len(self.offsets)} buffers",
+            f"arena  {_fmt(self.arena_bytes)} for {len(self.offsets)} buffers{spaces}",
             f"peak   {_fmt(self.peak_bytes)} (lower bound)",
             f"naive  {_fmt(self.naive_bytes)}: the plan saves {_fmt(saved)} ({pct:.1f}%)",
         ]
@@ -74,7 +81,7 @@ def _validate(buffers: Sequence[BufferUse], alignment: int) -> dict[int, BufferU
     for b in buffers:
         if b.id in by_id:
             raise ValueError(f"plan_memory: buffer id {b.id} appears twice")
-        if b.nbytes < 0 or b.first < 0 or b.last < b.first:
+        if b.nbytes < 0 or b.first < 0 or b.last < b.first or not b.space:
             raise ValueError(f"plan_memory: bad buffer {b} (need nbytes >= 0, 0 <= first <= last)")
         by_id[b.id] = b
     return by_id
@@ -103,6 +110,7 @@ def _merge_inplace(
             and c.out not in pred  # out takes over at most one buffer ...
             and c.inp not in succ  # ... and each buffer is taken over at most once
             and head(c.inp) != c.out  # no cycles (possible only when everything is at one step)
+            and inp.space == out.space
         )
         if legal:
             pred[c.out], succ[c.inp] = c.inp, c.out
@@ -127,10 +135,25 @@ def plan_memory(
     inplace: Sequence[InplaceCandidate] = (),
     alignment: int = 64,
 ) -> MemoryPlan:
-    """Offsets in one arena for `buffers` (greedy by size), reusing in-place where legal."""
+    """Offsets in each space's arena for `buffers` (greedy by size), reusing in-place where
+    legal."""
     by_id = _validate(buffers, alignment)
     heads, pairs = _merge_inplace(by_id, inplace)
+    offsets: dict[int, int] = {}
+    arenas: dict[str, int] = {}
+    peak = 0
+    for space in sorted({b.space for b in buffers}):
+        mine = [b for b in buffers if b.space == space]
+        arenas[space], space_peak = _place(mine, heads, alignment, offsets)
+        peak += space_peak
+    return MemoryPlan(offsets=offsets, arena_bytes=sum(arenas.values()), peak_bytes=peak,
+                      naive_bytes=sum(_round_up(b.nbytes, alignment) for b in buffers),
+                      inplace=pairs, arenas=arenas)
 
+
+def _place(buffers: list[BufferUse], heads: dict[int, int], alignment: int,
+           offsets: dict[int, int]) -> tuple[int, int]:
+    """Greedy-by-size offsets of one space's buffers into `offsets`; (arena bytes, peak)."""
     # One interval per in-place chain, keyed by its head (the buffer that exists first).
     groups: dict[int, list[int]] = {}  # head -> [first, last, aligned size]
     for b in buffers:
@@ -152,14 +175,9 @@ def plan_memory(
                 offset = max(offset, p_off + p_size)
             placed.append((offset, size, first, last))
         group_offset[h] = offset
-
-    return MemoryPlan(
-        offsets={b.id: group_offset[heads[b.id]] for b in buffers},
-        arena_bytes=max((off + size for off, size, _, _ in placed), default=0),
-        peak_bytes=_peak([(first, last, size) for first, last, size in groups.values()]),
-        naive_bytes=sum(_round_up(b.nbytes, alignment) for b in buffers),
-        inplace=pairs,
-    )
+    offsets.update({b.id: group_offset[heads[b.id]] for b in buffers})
+    return (max((off + size for off, size, _, _ in placed), default=0),
+            _peak([(first, last, size) for first, last, size in groups.values()]))
 
 
 def check_plan(buffers: Sequence[BufferUse], plan: MemoryPlan) -> None:
@@ -186,7 +204,8 @@ def check_plan(buffers: Sequence[BufferUse], plan: MemoryPlan) -> None:
             raise AssertionError(f"memory plan: no offset for b{b.id}")
         off = plan.offsets[b.id]
         end = off + b.nbytes
-        if b.nbytes and (off < 0 or end > plan.arena_bytes):
+        arena = plan.arenas.get(b.space, plan.arena_bytes)
+        if b.nbytes and (off < 0 or end > arena):
             raise AssertionError(
                 f"memory plan: b{b.id} at bytes [{off}, {end}) is outside the arena"
             )
@@ -194,7 +213,7 @@ def check_plan(buffers: Sequence[BufferUse], plan: MemoryPlan) -> None:
             spans.append((b, off))
     for k, (a, a_off) in enumerate(spans):
         for b, b_off in spans[k + 1 :]:
-            live_together = a.first <= b.last and b.first <= a.last
+            live_together = a.first <= b.last and b.first <= a.last and a.space == b.space
             overlap = a_off < b_off + b.nbytes and b_off < a_off + a.nbytes
             if live_together and overlap and find(a.id) != find(b.id):
                 raise AssertionError(

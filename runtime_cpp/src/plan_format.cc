@@ -108,7 +108,11 @@ const json& list(const json& obj, const char* key, const std::string& where) {
 }
 
 BufferDesc parse_buffer(const json& d, const std::string& where) {
-  only(d, {"kind", "index", "offset", "nbytes", "dtype", "shape"}, where);
+  only(d, {"kind", "index", "offset", "nbytes", "dtype", "shape", "space"}, where);
+  const std::string space = text(d, "space", where);
+  if (space != "host") {
+    fail(where, "memory space '" + space + "' is not one this runtime has (host)");
+  }
   BufferDesc buf;
   buf.kind = named(parse_buffer_kind, text(d, "kind", where), where);
   buf.index = integer(d, "index", where);

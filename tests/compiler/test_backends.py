@@ -90,8 +90,8 @@ def test_native_stages_are_named_and_timed_in_fn_graphs(tmp_path, monkeypatch):
     import time
 
     monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
-    names = ["fuse", "row fusion", "loop order", "gemm epilogue", "lower and plan memory",
-             "LLVM IR", "LLVM optimize and load"]
+    names = ["fuse", "row fusion", "loop order", "lanes", "gemm epilogue", "threads",
+             "lower and plan memory", "LLVM IR", "LLVM optimize and load"]
     for attempt, want in (("fresh", names), ("cached", ["from the disk cache"])):
         f = hybrid.compile(lambda x, w: (x @ w).softmax(-1).sum(0))
         t0 = time.perf_counter()

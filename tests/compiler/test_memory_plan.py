@@ -203,3 +203,28 @@ def test_offsets_do_not_depend_on_buffer_order():
         bufs, _ = random_program(rng)
         shuffled = rng.sample(bufs, len(bufs))
         assert plan_memory(shuffled).offsets == plan_memory(bufs).offsets
+
+
+def test_each_memory_space_has_its_own_arena():
+    """Buffers of two spaces live at the same time may take the same offsets (different
+    memories); an in-place reuse never crosses spaces; in one space they never overlap."""
+    bufs = [BufferUse(0, 256, 0, 2, "host"), BufferUse(1, 256, 0, 2, "device"),
+            BufferUse(2, 128, 1, 2, "host"), BufferUse(3, 256, 2, 3, "device")]
+    plan = plan_memory(bufs, [InplaceCandidate(3, 0, 2)])
+    check_plan(bufs, plan)
+    assert plan.arenas == {"host": 384, "device": 512}
+    assert plan.arena_bytes == 896
+    assert plan.offsets[0] == plan.offsets[1] == 0  # one offset, two memories
+    assert plan.inplace == []  # b3 (device) does not take over b0 (host)
+    same = plan_memory([BufferUse(0, 256, 0, 2), BufferUse(3, 256, 2, 3)],
+                       [InplaceCandidate(3, 0, 2)])
+    assert same.inplace == [(3, 0)] and same.arenas == {"host": 256}
+
+
+def test_check_plan_finds_an_overlap_within_a_space_only():
+    bufs = [BufferUse(0, 256, 0, 1, "host"), BufferUse(1, 256, 0, 1, "device")]
+    overlapping = MemoryPlan({0: 0, 1: 0}, 512, 512, 512, arenas={"host": 256, "device": 256})
+    check_plan(bufs, overlapping)  # different memories: fine
+    one_space = [BufferUse(0, 256, 0, 1), BufferUse(1, 256, 0, 1)]
+    with pytest.raises(AssertionError, match="overlap"):
+        check_plan(one_space, MemoryPlan({0: 0, 1: 0}, 256, 512, 512, arenas={"host": 256}))

@@ -116,6 +116,8 @@ def _mutated_json(path, value):
         (("arena_bytes",), -1, r"arena_bytes must be an int >= 0"),
         (("buffers", 1, "index"), 3, r"constant index 3 out of range \(1 constants\)"),
         (("buffers",), None, r"malformed plan: TypeError"),
+        (("buffers", 2, "space"), "device", r"b2: memory space 'device' is not one this runtime"),
+        (("buffers", 2, "where"), 1, r"buffer has unknown fields \['where'\]"),
     ],
 )
 def test_malformed_plans_raise_plan_error(path, value, message):

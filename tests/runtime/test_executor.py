@@ -456,8 +456,12 @@ def _no_symbols(d: Desc) -> None:
         (lambda d: d.plan.update(inputs=[1]), r"inputs\[0\] = b1 must be an input buffer"),
         (lambda d: d.plan.update(outputs=[2]), r"output buffer b3 is not listed in outputs"),
         (lambda d: d.plan["buffers"][2].update(nbytes=12), r"b2: nbytes 12 does not match"),
-        (lambda d: d.plan.update(version=2),
-         r"version 2 is not supported: this runtime reads plan version 1"),
+        (lambda d: d.plan.update(version=PLAN_VERSION + 1),
+         rf"version {PLAN_VERSION + 1} is not supported: this runtime reads plan version "
+         rf"{PLAN_VERSION}"),
+        (lambda d: d.plan["buffers"][1].update(space="device"),
+         r"buffer b1: memory space 'device' is not one this runtime has \(host\)"),
+        (lambda d: d.plan["buffers"][1].pop("space"), r"buffer b1: missing 'space'"),
         (lambda d: d.plan.pop("version"), r"plan: missing 'version'"),
         (lambda d: d.plan["steps"][0].update(touches=[16, 17]),
          r"kernel 'double_f32' may reach byte 17 of arg 1 \(b1, 16 bytes\)"),
@@ -479,7 +483,8 @@ def test_native_guard_rejects_malformed_plans(jit, mutate, message):
 @pytest.mark.parametrize("raw, message", [
     (b"", r"plan: not valid JSON"), (b"{\"version\": 1", r"plan: not valid JSON"),
     (b"[1, 2]", r"plan: must be an object, got array"), (b"\xff\xfe", r"not valid JSON"),
-    (b"{\"version\": 1, \"version\": 1}", r"plan: missing 'arena_bytes'"),
+    (b"{\"version\": %d, \"version\": %d}" % (PLAN_VERSION, PLAN_VERSION),
+     r"plan: missing 'arena_bytes'"),
 ])
 def test_native_guard_rejects_bytes_that_are_not_a_plan(jit, raw, message):
     with pytest.raises(ValueError, match=message):

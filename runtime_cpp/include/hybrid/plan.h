@@ -32,6 +32,7 @@ struct BufferDesc {
   int64_t nbytes = 0;
   DType dtype = DType::kFloat32;
   std::vector<int64_t> shape;
+  // NOTE: no memory space: this runtime has the host's only (plan_format.cc refuses others).
 };
 
 // Calls fn(start, end, args) over [0, n), split over the thread pool unless !parallel.

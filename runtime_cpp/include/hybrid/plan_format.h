@@ -13,7 +13,7 @@
 namespace hybrid {
 
 // The version this runtime reads (compiler/plan.py's PLAN_VERSION must equal it).
-constexpr int kPlanVersion = 1;
+constexpr int kPlanVersion = 2;  // 2: buffers have a memory space
 
 // Address of a kernel symbol (0: unknown): the JIT's, or a loaded shared object's.
 using SymbolResolver = std::function<std::uintptr_t(const std::string& symbol)>;
