@@ -69,11 +69,11 @@ class CompiledFunction:
     # --- calling -------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = self._keys.key(args, kwargs)
+        key, tensors = self._keys.key(args, kwargs)
         entries = self._cache.get(key)
         if entries is not None and STATE.tracer is None:
             for entry in entries:
-                targets = entry.targets(args, kwargs)
+                targets = entry.targets(tensors)
                 if not entry.guarded or entry.mismatch(targets) is None:
                     if not entry.checked and check_stability(self, entry, args, kwargs):
                         self._eager_keys.add(key)  # unstable, fallback='eager': run eagerly
@@ -82,7 +82,7 @@ class CompiledFunction:
                     if entries is not self._mru:  # the same key again costs nothing
                         self._touch(key, entries)
                     return run_entry(entry, targets)
-        return self._miss(key, args, kwargs, entries)
+        return self._miss(key, tensors, args, kwargs, entries)
 
     def _touch(self, key: tuple, entries: list) -> None:
         """Mark `key` (holding `entries`) most recently used, so the cap drops the variant used
@@ -96,7 +96,8 @@ class CompiledFunction:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else types.MethodType(self, obj)
 
-    def _miss(self, key: tuple, args: tuple, kwargs: dict, stale: list[Entry] | None) -> Any:
+    def _miss(self, key: tuple, tensors: list, args: tuple, kwargs: dict,
+              stale: list[Entry] | None) -> Any:
         if key in self._eager_keys:
             return self.fn(*args, **kwargs)
         if STATE.tracer is not None:  # called from inside another trace: inline it
@@ -105,16 +106,16 @@ class CompiledFunction:
             entries = self._cache.get(key)
             if entries is not None and entries is not stale:
                 for entry in entries:
-                    targets = entry.targets(args, kwargs)
+                    targets = entry.targets(tensors)
                     if entry.mismatch(targets) is None:
                         self._touch(key, entries)
                         return run_entry(entry, targets)
-            return self._compile_and_run(key, args, kwargs, entries)
+            return self._compile_and_run(key, tensors, args, kwargs, entries)
 
-    def _compile_and_run(self, key: tuple, args: tuple, kwargs: dict,
+    def _compile_and_run(self, key: tuple, tensors: list, args: tuple, kwargs: dict,
                          stale: list[Entry] | None) -> Any:
         if stale:
-            why = stale[-1].mismatch(stale[-1].targets(args, kwargs)) or "a guard"
+            why = stale[-1].mismatch(stale[-1].targets(tensors)) or "a guard"
             part = why.split(":")[0] if "hyperparameter" in why else why.split(" (")[0]
             reason = why if "hyperparameter" in why else f"{why} changed"
         else:
@@ -138,7 +139,7 @@ class CompiledFunction:
             self._eager_keys.add(key)
             return self.fn(*args, **kwargs)
         self._store(key, entry)
-        return run_entry(entry, entry.targets(args, kwargs))
+        return run_entry(entry, entry.targets(tensors))
 
     def _check_arguments(self, args: tuple, kwargs: dict) -> None:
         """A call that does not fit the function's signature is a HybridError at the call."""
@@ -228,9 +229,9 @@ class CompiledFunction:
 
     def graph_for(self, *args: Any, **kwargs: Any) -> Graph:
         """The optimized graph this function runs for these arguments (compiling if needed)."""
-        key = self._keys.key(args, kwargs)
+        key, tensors = self._keys.key(args, kwargs)
         for entry in self._cache.get(key, ()):
-            if entry.mismatch(entry.targets(args, kwargs)) is None:
+            if entry.mismatch(entry.targets(tensors)) is None:
                 self.last_entry = entry
                 return entry.graph
         entry = self._compile(args, kwargs)
@@ -245,8 +246,8 @@ class CompiledFunction:
         entry = self.last_entry
         if not hasattr(entry.run, "profile"):
             return f"{self.name}: runs on the interpreter (HYBRID_BACKEND=native to profile)"
-        arrays = [t._value for t in entry.targets(args, kwargs)]
-        for i in entry.run.executor.in_place_inputs:
+        arrays = [t._value for t in entry.targets(self._keys.key(args, kwargs)[1])]
+        for i in entry.run.executor.donated_inputs:
             arrays[i] = arrays[i].copy()
         return entry.run.profile(arrays, repeats)
 

@@ -16,7 +16,7 @@ from typing import Any
 from compiler.ir.graph import Graph
 from compiler.passes.manager import PassRecord
 from hybrid.compile_backward import attach
-from hybrid.compile_key import flatten, unflatten
+from hybrid.compile_key import tensor_meta, unflatten
 from hybrid.ops.core import STATE, wrap
 from hybrid.tensor import _TENSOR_CLASSES
 from hybrid.tracing import Effects
@@ -62,13 +62,13 @@ class Entry:
         self.single_out = self.out_spec == ("T",) and self.out_kinds == [(NEW, 0)]
         self.guarded = bool(self.captured or self.grad_guards or self.hyper_guards)
 
-    def targets(self, args: tuple, kwargs: dict) -> tuple:
-        """The tensors this call reads, in the graph's input order."""
+    def targets(self, tensors: list) -> tuple:
+        """The tensors a call reads, in the graph's input order, from the tensor leaves of its
+        arguments (the key builder's walk: `KeyBuilder.key`)."""
         if self.simple_args:
-            targets = args + self.captured if self.captured else args
+            targets = tuple(tensors) + self.captured if self.captured else tuple(tensors)
         else:
-            leaves, _ = flatten((args, kwargs))
-            targets = tuple(unique_tensors(leaves)) + self.captured
+            targets = tuple(unique_tensors(tensors)) + self.captured
         if self.grad_sources:
             targets = list(targets)
             for pos, owner in self.grad_sources:
@@ -94,9 +94,7 @@ class Entry:
         return None
 
 
-def meta_of(t: Any) -> tuple:
-    v = t._value
-    return (v.__class__, v.shape, v.dtype, t._rg)
+meta_of = tensor_meta  # the guard of a captured tensor: the key's test of an argument
 
 
 def explain_meta(old: tuple, new: tuple | None) -> str:

@@ -49,6 +49,21 @@ def _flatten(obj: Any, leaves: list) -> Any:
     return ("C", obj)
 
 
+def call_leaves(args: tuple, kwargs: dict) -> list:
+    """The leaves of a call in the one order a compiled call uses: the positional arguments,
+    then the keyword arguments by name (the key's order, so f(x, a=p, b=q) and f(x, b=q, a=p)
+    are the same call)."""
+    leaves, _ = flatten((args, dict(sorted(kwargs.items())) if len(kwargs) > 1 else kwargs))
+    return leaves
+
+
+def tensor_meta(t: Any) -> tuple:
+    """What a tensor's guard compares: array type (device), shape, dtype, requires_grad. The
+    key builder writes the same tuple inline on the hit path."""
+    v = t._value
+    return (v.__class__, v.shape, v.dtype, t._rg)
+
+
 def unflatten(spec: Any, tensors: list) -> Any:
     """Rebuild a structure from its spec, taking tensors in order for the tensor leaves."""
     it = iter(tensors)
@@ -143,55 +158,61 @@ class KeyBuilder:
 
     # the key -----------------------------------------------------------------------------------
 
-    def key(self, args: tuple, kwargs: dict) -> tuple:
+    def key(self, args: tuple, kwargs: dict) -> tuple[tuple, list]:
+        """(the cache key of a call, its tensor leaves in `call_leaves` order): the one walk over
+        the arguments a compiled call makes."""
         # NOTE: this is the cache-hit path of every compiled call; keep it free of generic
         # helpers on the common call (tensor and scalar arguments, no keywords, no environment).
         roots: list = []
         parts = []
-        ids: list[int] = []
-        shared: list = []  # (position in ids, tensor) of views and aliases (detach, .data)
+        tensors: list = []
+        shared: list = []  # (position in tensors, tensor) of views and aliases (detach, .data)
         for a in args:
             c = a.__class__
             if c in _TENSOR_CLASSES:
                 v = a._value
-                parts.append((v.__class__, v.shape, v.dtype, a._rg))
-                ids.append(id(a))
+                parts.append((v.__class__, v.shape, v.dtype, a._rg))  # = tensor_meta(a)
+                tensors.append(a)
                 if a._base is not None or a._alias_of is not None:
-                    shared.append((len(ids) - 1, a))
+                    shared.append((len(tensors) - 1, a))
             elif c in _SCALAR_SET:
                 parts.append((c, a))
             else:
-                parts.append(self._leaf(a, roots, ids, shared))
-        kw = tuple((k, self._leaf(v, roots, ids, shared))
+                parts.append(self._leaf(a, roots, tensors, shared))
+        kw = tuple((k, self._leaf(v, roots, tensors, shared))
                    for k, v in sorted(kwargs.items())) if kwargs else ()
         env = self._env(roots) if roots or self.has_env else ()
-        alias = None if len(ids) < 2 or len(set(ids)) == len(ids) else _aliasing(ids)
-        if shared:  # which arguments share storage (x and x.detach(), x and x[0])
-            alias = (alias, _storage_pattern(ids, shared))
-        if env and ids:
-            shared = _env_tensor_ids(env)
-            if shared and any(i in shared for i in ids):  # an argument is also read as a global
-                alias = (alias, tuple(shared.get(i, -1) for i in ids))
-        return (STATE.grad, tuple(parts), kw, env, alias)
+        alias = None
+        if tensors:
+            ids = [id(t) for t in tensors]
+            if len(ids) > 1 and len(set(ids)) != len(ids):
+                alias = _aliasing(ids)
+            if shared:  # which arguments share storage (x and x.detach(), x and x[0])
+                alias = (alias, _storage_pattern(ids, shared))
+            if env:
+                in_env = _env_tensor_ids(env)
+                if in_env and any(i in in_env for i in ids):  # an argument is also a global
+                    alias = (alias, tuple(in_env.get(i, -1) for i in ids))
+        return (STATE.grad, tuple(parts), kw, env, alias), tensors
 
-    def _leaf(self, a: Any, roots: list, ids: list | None = None,
+    def _leaf(self, a: Any, roots: list, tensors: list | None = None,
               shared: list | None = None) -> Any:
         c = a.__class__
         if c in _TENSOR_CLASSES:
             v = a._value
-            if ids is not None:
-                ids.append(id(a))
+            if tensors is not None:
+                tensors.append(a)
                 if (a._base is not None or a._alias_of is not None) and shared is not None:
-                    shared.append((len(ids) - 1, a))
-            return (v.__class__, v.shape, v.dtype, a._rg)
+                    shared.append((len(tensors) - 1, a))
+            return (v.__class__, v.shape, v.dtype, a._rg)  # = tensor_meta(a)
         if c in _SCALAR_SET:
             return (c, a)
         if c is tuple or c is list:
-            return (c, tuple(self._leaf(x, roots, ids, shared) for x in a))
+            return (c, tuple(self._leaf(x, roots, tensors, shared) for x in a))
         if c is dict:
-            return (c, tuple((k, self._leaf(v, roots, ids, shared)) for k, v in a.items()))
+            return (c, tuple((k, self._leaf(v, roots, tensors, shared)) for k, v in a.items()))
         if isinstance(a, tuple) and hasattr(a, "_fields"):  # namedtuple
-            return (c, tuple(self._leaf(x, roots, ids, shared) for x in a))
+            return (c, tuple(self._leaf(x, roots, tensors, shared) for x in a))
         if _is_module(a) or _is_optimizer(a):
             roots.append(a)
         if c is _np_ndarray:
@@ -257,15 +278,14 @@ class KeyBuilder:
             base = self.params[i] if i < len(self.params) and not self.params[i].startswith(
                 "*") else f"args[{i}]"
             _paths(a, base, out)
-        for k, v in kwargs.items():
+        for k, v in sorted(kwargs.items()):
             _paths(v, k, out)
         return out
 
     def roots_named(self, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
         """(name, object) for modules and optimizers the function can reach."""
         found: list[tuple[str, Any]] = []
-        leaves, _ = flatten((args, kwargs))
-        for leaf, path in zip(leaves, self.arg_paths(args, kwargs)):
+        for leaf, path in zip(call_leaves(args, kwargs), self.arg_paths(args, kwargs)):
             found.append((path, leaf))
         for name in self.global_names:
             found.append((name, self.globals_dict.get(name)))

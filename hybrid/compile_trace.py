@@ -11,7 +11,7 @@ from typing import Any
 
 from hybrid import errors
 from hybrid.compile_entry import NEW, SAME, TARGET
-from hybrid.compile_key import flatten
+from hybrid.compile_key import call_leaves, flatten
 from hybrid.ops.core import STATE
 from hybrid.tensor import _TENSOR_CLASSES
 from hybrid.tracing import Effects, Tracer, is_traced
@@ -38,7 +38,7 @@ def trace_call(cf: Any, args: tuple, kwargs: dict) -> Traced:
     """Trace `cf.fn(*args, **kwargs)` into a graph whose outputs are the new tensors it returns,
     then the values its effects write back."""
     tracer = Tracer(cf.name, namer=cf._keys.namer(args, kwargs))
-    leaves, _ = flatten((args, kwargs))
+    leaves = call_leaves(args, kwargs)
     names = cf._keys.arg_paths(args, kwargs)
     n_args = 0
     random_state = _random.getstate()

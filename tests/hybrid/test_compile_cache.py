@@ -363,3 +363,21 @@ def test_redecorated_training_step_does_not_leak():
     del out
     gc.collect()
     assert sum(r() is not None for r in refs) == 0
+
+
+def test_keyword_arguments_in_another_order_are_the_same_call():
+    """f(x, a=p, b=q) and f(x, b=q, a=p) share one entry and both give eager's answer (was: the
+    second order swapped p and q, 23 instead of 32)."""
+    def fn(x, *, a, b, scale=1.0):
+        return x + a * 2 + b * 3 * scale
+
+    f = h.compile(fn)
+    x, p, q = h.tensor([0.0]), h.tensor([1.0]), h.tensor([10.0])
+    want = fn(x, a=p, b=q).numpy()
+    for kwargs in ({"a": p, "b": q}, {"b": q, "a": p}, {"b": q, "a": p}, {"a": p, "b": q}):
+        np.testing.assert_array_equal(f(x, **kwargs).numpy(), want)
+    assert f.cache_size() == 1
+    np.testing.assert_array_equal(f(x, scale=2.0, b=q, a=p).numpy(),
+                                  fn(x, a=p, b=q, scale=2.0).numpy())
+    d = h.compile(lambda kw: kw["a"] * 2 + kw["b"] * 3)  # a dict keeps its order: two entries
+    np.testing.assert_array_equal(d({"b": q, "a": p}).numpy(), d({"a": p, "b": q}).numpy())
