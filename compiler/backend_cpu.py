@@ -256,7 +256,7 @@ class CpuExecutable:
 
         # NOTE: in-place outputs (parameter updates) are written while the kernels run, so they
         # are already applied when the flag is read: the error says so (eager raises first)
-        note = "" if not self.executor.in_place_inputs else (
+        note = "" if not self.executor.donated_inputs else (
             "; this call had already applied its in-place updates (parameters, optimizer "
             "state) when the error was found, eager mode raises before them")
         try:
@@ -282,7 +282,7 @@ class CpuExecutable:
         the plan updates in place (they must keep the values they had before the call)."""
         # NOTE: not np.ascontiguousarray, which turns 0-d arrays into 1-d ones
         fixed = [np.require(a, requirements="C") for a in arrays]
-        written = self.executor.in_place_inputs
+        written = self.executor.donated_inputs
         for j, a in enumerate(fixed):
             if any(i != j and np.may_share_memory(a, fixed[i]) for i in written):
                 fixed[j] = a.copy()

@@ -207,9 +207,10 @@ class Stage:
 
 @dataclass(frozen=True)
 class Arg:
-    """A kernel argument: a plan buffer (by graph value id) and how the kernel uses it."""
+    """A kernel argument: the buffer of graph value `value` (a value id, not a plan buffer
+    index: lowering maps one to the other) and how the kernel uses it."""
 
-    buffer: int
+    value: int
     dtype: DType
     writes: bool
 
@@ -269,7 +270,7 @@ def _strides(s: tuple[int, ...]) -> str:
 
 def format_kernel(k: Kernel) -> str:
     """A few readable lines: signature, space, one line per stage."""
-    args = ", ".join(f"{'out' if a.writes else 'in'} a{i}: {a.dtype.short} buf{a.buffer}"
+    args = ", ".join(f"{'out' if a.writes else 'in'} a{i}: {a.dtype.short} buf{a.value}"
                      for i, a in enumerate(k.args))
     lines = [f"kernel {k.name}({args})  space outer={list(k.outer)} inner={list(k.inner)}"
              + ("  serial" if k.serial else "") + (f"  lanes={k.lanes}" if k.lanes else "")]
@@ -321,11 +322,11 @@ def kernel_reads(k: Kernel) -> set[int]:
     for s in k.stages:
         for e in list(walk(s.expr)) + (list(walk(s.index)) if s.index is not None else []):
             if isinstance(e, (Load, Gather, Padded)):
-                out.add(k.args[e.arg].buffer)
+                out.add(k.args[e.arg].value)
             elif isinstance(e, Rand):
-                out.add(k.args[e.state].buffer)
+                out.add(k.args[e.state].value)
         if s.kind == "scatter" and s.op is not None:
-            out.add(k.args[s.arg].buffer)
+            out.add(k.args[s.arg].value)
     return out
 
 

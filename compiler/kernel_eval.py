@@ -166,7 +166,7 @@ def run_program(prog: Any, inputs: list) -> list:
                 out = store[step.c] + out
             store[step.out][...] = out
         else:
-            run_kernel(step, [store[a.buffer] for a in step.args])
+            run_kernel(step, [store[a.value] for a in step.args])
     return [store[v.id].reshape(v.shape) for v in g.outputs]
 
 

@@ -43,7 +43,7 @@ def verify_program(program: Any) -> None:
                 written.add(kernel.out)
             else:
                 _check_kernel(kernel, space, scheduled, buffers, written)
-                written |= {a.buffer for a in kernel.args if a.writes}
+                written |= {a.value for a in kernel.args if a.writes}
         except KernelVerifyError as err:
             raise KernelVerifyError(f"verify {graph.name}: {where}: {err}\n{step}") from None
     missing = [v.id for v in graph.outputs if v.id not in written]
@@ -91,10 +91,10 @@ def _check_gemm(g: Gemm, buffers: dict, written: set[int]) -> None:
 def _check_kernel(k: Kernel, space: tuple[int, ...], scheduled: bool, buffers: dict,
                   written: set[int]) -> None:
     for j, a in enumerate(k.args):
-        if a.buffer not in buffers:
-            raise _fail(f"arg {j} (buf{a.buffer}) is not a buffer of the program")
-        if buffers[a.buffer].dtype is not a.dtype:
-            raise _fail(f"arg {j} is {a.dtype} but buf{a.buffer} is {buffers[a.buffer].dtype}")
+        if a.value not in buffers:
+            raise _fail(f"arg {j} (buf{a.value}) is not a buffer of the program")
+        if buffers[a.value].dtype is not a.dtype:
+            raise _fail(f"arg {j} is {a.dtype} but buf{a.value} is {buffers[a.value].dtype}")
     mine: set[int] = set()  # buffers earlier stages of this kernel stored
     for si, st in enumerate(k.stages):
         reads: set[int] = set()
@@ -105,12 +105,12 @@ def _check_kernel(k: Kernel, space: tuple[int, ...], scheduled: bool, buffers: d
             if st.arg is None or not 0 <= st.arg < len(k.args) or not k.args[st.arg].writes:
                 raise _fail(f"stage {si} ({st.kind}) writes arg {st.arg}, not a written arg")
             if st.kind == "scatter" and st.op is not None:
-                reads.add(k.args[st.arg].buffer)
+                reads.add(k.args[st.arg].value)
         unwritten = sorted(reads - written - mine)
         if unwritten:
             raise _fail(f"stage {si} reads buf{unwritten[0]} before anything writes it")
         if st.kind in ("store", "scatter"):
-            mine.add(k.args[st.arg].buffer)
+            mine.add(k.args[st.arg].value)
     if not scheduled:
         return
     if k.lanes and (k.serial or not any(st.kind == "reduce" for st in k.stages)):
@@ -118,9 +118,9 @@ def _check_kernel(k: Kernel, space: tuple[int, ...], scheduled: bool, buffers: d
     for j, reach in enumerate(arg_ranges(k, len(k.args))):
         if reach is None:
             continue
-        nbytes = buffers[k.args[j].buffer].numel * k.args[j].dtype.itemsize
+        nbytes = buffers[k.args[j].value].numel * k.args[j].dtype.itemsize
         if reach[0] < 0 or reach[1] > nbytes:
-            raise _fail(f"arg {j} (buf{k.args[j].buffer}, {nbytes} B) is reached at bytes "
+            raise _fail(f"arg {j} (buf{k.args[j].value}, {nbytes} B) is reached at bytes "
                         f"[{reach[0]}, {reach[1]})")
 
 
@@ -133,7 +133,7 @@ def _check_leaf(k: Kernel, x: Any, stage: int, rank: int) -> set[int]:
     if isinstance(x, Rand):
         if not 0 <= x.state < len(k.args):
             raise _fail(f"stage {stage}: RNG state arg {x.state} out of range")
-        return {k.args[x.state].buffer}
+        return {k.args[x.state].value}
     if isinstance(x, Iota):
         if len(x.strides) != rank:
             raise _fail(f"stage {stage}: iota has {len(x.strides)} strides for {rank} loop dims")
@@ -148,4 +148,4 @@ def _check_leaf(k: Kernel, x: Any, stage: int, rank: int) -> set[int]:
     if len(x.strides) != rank:
         raise _fail(f"stage {stage}: {type(x).__name__} of arg {x.arg} has {len(x.strides)} "
                     f"strides for {rank} loop dims")
-    return {k.args[x.arg].buffer}
+    return {k.args[x.arg].value}

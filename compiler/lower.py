@@ -25,7 +25,7 @@ class Lowered:
 def _reads_writes(step) -> tuple[set[int], set[int]]:
     if isinstance(step, Gemm):
         return step.reads(), {step.out}
-    return kernel_reads(step), {a.buffer for a in step.args if a.writes}
+    return kernel_reads(step), {a.value for a in step.args if a.writes}
 
 
 def _inplace_candidates(step: Kernel, index: int, nbytes: dict[int, int]) -> list:
@@ -33,13 +33,13 @@ def _inplace_candidates(step: Kernel, index: int, nbytes: dict[int, int]) -> lis
     if step.serial or any(s.kind != "store" for s in step.stages) or len(step.stages) != 1:
         return []
     st: Stage = step.stages[0]
-    out_buf = step.args[st.arg].buffer
+    out_buf = step.args[st.arg].value
     found = []
     loads = [x for x in walk(st.expr) if isinstance(x, (Load, Gather, Padded))]
     for x in loads:
-        buf = step.args[x.arg].buffer
+        buf = step.args[x.arg].value
         same_pos = isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset
-        others = [y for y in loads if y is not x and step.args[y.arg].buffer == buf]
+        others = [y for y in loads if y is not x and step.args[y.arg].value == buf]
         if same_pos and not others and nbytes.get(buf) == nbytes.get(out_buf) and buf != out_buf:
             found.append(InplaceCandidate(out_buf, buf, index))
     return found
@@ -99,7 +99,7 @@ def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
             if k.c == v_in and v_in not in (k.a, k.b):
                 result[v_out] = v_in
             continue
-        stores = [s for s in k.stages if s.kind == "store" and k.args[s.arg].buffer == v_out]
+        stores = [s for s in k.stages if s.kind == "store" and k.args[s.arg].value == v_out]
         if len(stores) != 1 or any(s.kind == "scatter" for s in k.stages):
             continue
         st = stores[0]
@@ -107,11 +107,11 @@ def _donations(prog: Program, donate: dict[int, int]) -> dict[int, int]:
         # read the new value where the program meant the old one: such a kernel keeps its own
         # output array
         after = k.stages[k.stages.index(st) + 1:]
-        if any(isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].buffer == v_in
+        if any(isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].value == v_in
                for s in after for x in walk(s.expr)):
             continue
         reads = [x for s in k.stages for x in walk(s.expr)
-                 if isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].buffer == v_in]
+                 if isinstance(x, (Load, Gather, Padded)) and k.args[x.arg].value == v_in]
         if all(isinstance(x, Load) and x.strides == st.strides and x.offset == st.offset
                for x in reads) and st.offset == 0:
             result[v_out] = v_in
@@ -210,7 +210,7 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
             continue
         if math.prod(step.space) == 0 and not _fills_empty_rows(step):
             continue
-        args = tuple(bid[a.buffer] for a in step.args) + ((flag,) if checked(step) else ())
+        args = tuple(bid[a.value] for a in step.args) + ((flag,) if checked(step) else ())
         steps.append(KernelStep(step.name, step.n_outer, args, grain=max(1, step.grain),
                                 parallel=not step.serial))
         kernels.append(step)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hybrid import errors
-from hybrid.ops.core import STATE, Node
+from hybrid.ops.core import STATE, TapeNode
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -77,9 +77,9 @@ def _edge(x: Any, version: int) -> tuple:
     return x._history[min(later)] if later else (x._node, x._rg)
 
 
-def _topo_order(roots: list[Node]) -> list[Node]:
+def _topo_order(roots: list[TapeNode]) -> list[TapeNode]:
     """Nodes reachable from `roots`, each after every node that consumes it."""
-    order: list[Node] = []
+    order: list[TapeNode] = []
     seen: set[int] = set()
     stack = [(r, False) for r in roots]
     while stack:
@@ -106,7 +106,7 @@ def _accumulate(store: dict, key: Any, g: Any) -> None:
     store[key] = g if prev is None else prev + g
 
 
-def _check_versions(node: Node) -> None:
+def _check_versions(node: TapeNode) -> None:
     from hybrid.ops.vjp import READS
 
     reads = READS.get(node.op)
@@ -295,7 +295,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 from hybrid.autograd_function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401
 from hybrid.gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402,F401
 from hybrid.legacy import Variable  # noqa: E402,F401
-from hybrid import grad_fn as _grad_fn  # noqa: E402,F401  (adds Node.next_functions)
+from hybrid import grad_fn as _grad_fn  # noqa: E402,F401  (adds TapeNode.next_functions)
 from hybrid import autograd_function as function  # noqa: E402,F401  (hybrid.autograd.function)
 
 import sys as _sys  # noqa: E402

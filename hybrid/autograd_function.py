@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hybrid import errors
-from hybrid.ops.core import STATE, Node, wrap
+from hybrid.ops.core import STATE, TapeNode, wrap
 
 
 class _FunctionOp:
@@ -34,7 +34,7 @@ OUTPUT = _FunctionOp("custom_function_output")  # output k of a multi-output fun
 ONCE = _FunctionOp("once_differentiable")  # the result of a @once_differentiable backward
 
 
-class FunctionNode(Node):
+class FunctionNode(TapeNode):
     """The grad_fn of a custom function's outputs; prints as `<MyFnBackward>`."""
 
     __slots__ = ()
@@ -199,11 +199,11 @@ class _Grads:
         return _Grads(merged)
 
 
-def _output_vjp(g: Any, node: Node) -> tuple:
+def _output_vjp(g: Any, node: TapeNode) -> tuple:
     return (_Grads({node.attrs["index"]: g}),)
 
 
-def _function_vjp(g: Any, node: Node) -> tuple:
+def _function_vjp(g: Any, node: TapeNode) -> tuple:
     """Call the user's backward with one gradient per forward output; check what it returns."""
     from hybrid.ops.creation import zeros
 
@@ -224,7 +224,7 @@ def _function_vjp(g: Any, node: Node) -> tuple:
     return _check_result(cls, res, node)
 
 
-def _check_result(cls: type, res: tuple, node: Node) -> tuple:
+def _check_result(cls: type, res: tuple, node: TapeNode) -> tuple:
     from hybrid.ops.elementwise import cast
     from hybrid.ops.vjp import unbroadcast
     from hybrid.tensor import Tensor
@@ -306,7 +306,7 @@ class _Once:
     """Names the error node of a once_differentiable backward."""
 
 
-def _once_vjp(g: Any, node: Node) -> tuple:
+def _once_vjp(g: Any, node: TapeNode) -> tuple:
     raise errors.AutogradError(errors.at_user(
         "trying to differentiate twice a function whose backward is @once_differentiable; "
         "remove the decorator if its backward is written with differentiable tensor ops"))

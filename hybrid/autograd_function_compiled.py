@@ -17,7 +17,7 @@ import weakref
 from typing import Any
 
 from hybrid import errors
-from hybrid.ops.core import STATE, Node, apply, wrap
+from hybrid.ops.core import STATE, TapeNode, apply, wrap
 
 
 class TracedCall:
@@ -129,7 +129,7 @@ def _guard_compiled_calls() -> None:
     if inner is None or getattr(inner, "_custom_functions", False):
         return
 
-    def compiled_call_vjp(g: Any, node: Node) -> tuple:
+    def compiled_call_vjp(g: Any, node: TapeNode) -> tuple:
         record = node.attrs["record"]
         entry = record.entry
         stages = getattr(entry, "stages", None) or []

@@ -13,7 +13,7 @@ from typing import Any
 from compiler.ir.graph import Graph
 from hybrid import errors
 from hybrid.device import array_module
-from hybrid.ops.core import STATE, Node, apply, wrap
+from hybrid.ops.core import STATE, TapeNode, apply, wrap
 from hybrid.tracing import Tracer
 
 
@@ -86,10 +86,10 @@ def attach(entry: Any, targets: list, primals: list, outputs: list) -> None:
     for pos, k in enumerate(rg_outputs):
         out = outputs[k]
         out._rg = True
-        out._node = Node(COMPILED_CALL, inputs, {"record": record, "position": pos}, None)
+        out._node = TapeNode(COMPILED_CALL, inputs, {"record": record, "position": pos}, None)
 
 
-def _vjp(g: Any, node: Node) -> tuple:
+def _vjp(g: Any, node: TapeNode) -> tuple:
     if STATE.grad:
         raise errors.AutogradError(errors.at_user(
             "create_graph=True (higher-order gradients) through a compiled call is not supported; "

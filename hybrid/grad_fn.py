@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hybrid.ops.core import Node
+from hybrid.ops.core import TapeNode
 
 
 class AccumulateGrad:
@@ -31,7 +31,7 @@ class AccumulateGrad:
         return "<AccumulateGrad>"
 
 
-def next_functions(node: Node) -> tuple:
+def next_functions(node: TapeNode) -> tuple:
     """((grad_fn or AccumulateGrad or None, 0), ...) for each input the node recorded."""
     from hybrid.autograd import _edge
 
@@ -49,6 +49,6 @@ def next_functions(node: Node) -> tuple:
     return tuple(out)
 
 
-# NOTE: hybrid.ops.core.Node is the lead's; the property is added here rather than there so the
-# tape's hot path (Node.__init__) stays untouched.
-Node.next_functions = property(next_functions)  # type: ignore[attr-defined]
+# NOTE: hybrid.ops.core.TapeNode is the lead's; the property is added here rather than there so the
+# tape's hot path (TapeNode.__init__) stays untouched.
+TapeNode.next_functions = property(next_functions)  # type: ignore[attr-defined]

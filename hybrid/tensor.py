@@ -28,7 +28,7 @@ class Tensor:
     """A multi-dimensional array with autograd, on the CPU (numpy) or a GPU (CuPy)."""
 
     # Defaults live on the class so that creating a tensor sets only `_value` (eager overhead).
-    _node = None  # the autograd Node that produced it (grad_fn)
+    _node = None  # the autograd TapeNode that produced it (grad_fn)
     _rg = False  # requires_grad
     _grad = None  # .grad (a property: a trace must see every read and write of it)
     _version = 0  # bumped by in-place ops; autograd checks saved inputs against it

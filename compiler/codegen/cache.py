@@ -357,8 +357,3 @@ class DiskCache:
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
 
-
-def describe_entry(path: str) -> dict[str, Any]:  # pragma: no cover  (debugging aid)
-    """An entry's meta.json (not verified)."""
-    with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
-        return json.load(f)

@@ -4,8 +4,9 @@ A row declares the op's kind, arity, shape/dtype rule, whether it is differentia
 class (what fusion pays to inline it), its reference implementation (an array-API name, a
 `special:` function, or by default the op's entry in reference.make_impls) and the frontend it
 gets (`frontend=`: a public hybrid function, Tensor method, in-place method and out= form made
-from the row by hybrid/ops/elementwise.py). Gradients are registered beside it in
-hybrid/ops/vjp.py and lowerings per backend (compiler/codegen/llvm_cpu.py); the registry test
+from the row by hybrid/ops/elementwise.py, or a reduction by hybrid/ops/reduce.py). Gradients
+are registered beside it in hybrid/ops/vjp.py and lowerings per backend
+(compiler/codegen/llvm_scalar.py); the registry test
 (tests/compiler/test_registry.py) checks that every row has all three. Everything a user calls is
 composed of these."""
 
@@ -137,7 +138,9 @@ class OpDef:
     # (cupyx.scipy.special's) function, its result cast back to the input dtype.
     ref: str | None = None
     # The public function made from the row: None = written by hand in hybrid/ops; "float" =
-    # f(x) applies the op after promoting integers and bools to the default float dtype.
+    # f(x) applies the op after promoting integers and bools to the default float dtype
+    # (hybrid/ops/elementwise.py); "accumulate" = f(x, dim=None, keepdim=False, *, dtype=None)
+    # reduces with bools and integers accumulated as int64 (hybrid/ops/reduce.py).
     frontend: str | None = None
 
 
@@ -194,8 +197,8 @@ OPS: dict[Op, OpDef] = {
     Op.GE: OpDef(Kind.COMPARE, 2, infer.compare, differentiable=False),
     Op.WHERE: OpDef(Kind.TERNARY, 3, infer.where),
     Op.CAST: OpDef(Kind.CAST, 1, infer.cast),
-    Op.SUM: OpDef(Kind.REDUCE, 1, infer.reduce),
-    Op.PROD: OpDef(Kind.REDUCE, 1, infer.reduce),
+    Op.SUM: OpDef(Kind.REDUCE, 1, infer.reduce, frontend="accumulate"),
+    Op.PROD: OpDef(Kind.REDUCE, 1, infer.reduce, frontend="accumulate"),
     Op.MAX: OpDef(Kind.REDUCE, 1, infer.reduce),
     Op.RESHAPE: OpDef(Kind.MOVEMENT, 1, infer.reshape, cost=FREE),
     Op.PERMUTE: OpDef(Kind.MOVEMENT, 1, infer.permute, cost=FREE),
@@ -282,11 +285,6 @@ def impls(xp: Any) -> dict[Op, Callable]:
         else:
             table[op] = getattr(xp, d.ref)
     return table
-
-
-def dtype_of(x: Any) -> DType:
-    """The DType of an array (numpy or CuPy)."""
-    return DType.from_np(x.dtype)
 
 
 __all__ = ["Op", "Kind", "OpDef", "OPS", "ELEMENTWISE", "infer_type", "impls", "Literal",

@@ -160,7 +160,7 @@ def _transform_attrs(node: Node) -> Any:
 class _Builder:
     """Builds the expressions of one kernel, collecting its buffer arguments."""
 
-    def __init__(self, prog: _Fuser, space_perm: tuple[int, ...] | None = None):
+    def __init__(self, prog: _Fuser):
         self.f = prog
         self.args: list[Arg] = []
         self.arg_of: dict[int, int] = {}
@@ -177,7 +177,7 @@ class _Builder:
             self.args[i] = Arg(buffer, self.args[i].dtype, True)
         return i
 
-    def leaf_view(self, base: View, pending: list, failing: int) -> View:
+    def leaf_view(self, base: View, pending: list) -> View:
         v = base
         for op, attrs, src in reversed(pending):
             nv = _apply_view(v, op, attrs)
@@ -196,7 +196,7 @@ class _Builder:
                 raise NeedsRealize(cur)
             chain.append((node.op, _transform_attrs(node), node.inputs[0].id))
             cur = node.inputs[0].id
-        view = self.leaf_view(View.contiguous(self.f.types[cur].shape), chain, cur)
+        view = self.leaf_view(View.contiguous(self.f.types[cur].shape), chain)
         return cur, view
 
     def expr(self, vid: int, pending: list) -> Any:
@@ -204,7 +204,7 @@ class _Builder:
         t = self.f.types[vid]
         if vid in self.f.realized:
             if vid in self.f.constants or vid in self.f.buffers_ready:
-                view = self.leaf_view(View.contiguous(t.shape), pending, vid)
+                view = self.leaf_view(View.contiguous(t.shape), pending)
                 return Load(self.arg(vid), t.dtype, view.strides, view.offset)
         node = self.f.prod[vid]
         self.nodes.append(vid)
@@ -228,13 +228,13 @@ class _Builder:
         if op is Op.IOTA:
             axis = node.attrs["axis"]
             base = View(t.shape, tuple(1 if d == axis else 0 for d in range(len(t.shape))), 0)
-            view = self.leaf_view(base, pending, vid)
+            view = self.leaf_view(base, pending)
             return Iota(view.strides, view.offset, t.dtype)
         if op is Op.RAND:
             state = node.inputs[0].id
             if state not in self.f.realized:
                 raise NeedsRealize(state)
-            view = self.leaf_view(View.contiguous(t.shape), pending, vid)
+            view = self.leaf_view(View.contiguous(t.shape), pending)
             return Rand(self.arg(state), node.attrs["offset"] + view.offset, view.strides,
                         t.dtype)
         if op is Op.GATHER and not pending:
@@ -400,7 +400,7 @@ class _Fuser:
         # NOTE: the kernel runs over src's elements; a src computed from smaller buffers (the pad
         # or expand of a cotangent, a broadcast constant) leaves no argument that long, which the
         # executor refuses (plan.cc validate_step): give src a buffer of its own then.
-        if math.prod(shape) > max(self.types[a.buffer].numel for a in b.args):
+        if math.prod(shape) > max(self.types[a.value].numel for a in b.args):
             raise NeedsRealize(src.id)
         st = Stage("scatter", val, op=Op.ADD if node.op is Op.SCATTER_ADD else None, arg=dst,
                    strides=strides, index=index, axis_stride=ostr[axis],
@@ -454,7 +454,7 @@ def _program(graph: Graph, steps: list, types: dict, constants: dict, timings: l
         k = s.kernel if isinstance(s, RowKernel) else s
         for v in k.nodes:
             owner.setdefault(v, k.name)
-        used |= {a.buffer for a in k.args} if isinstance(k, Kernel) else {k.a, k.b, k.out}
+        used |= {a.value for a in k.args} if isinstance(k, Kernel) else {k.a, k.b, k.out}
     buffers = {v: t for v, t in types.items() if v in used}
     return Program(graph, steps, buffers, constants, owner, timings, types, space)
 

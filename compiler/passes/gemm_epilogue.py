@@ -32,7 +32,7 @@ def accumulating_gemms(steps: list, outputs: set[int], types: dict) -> list:
             x, alpha = match
             dst = k.args[st.arg]
             numel = types[g.out].numel
-            same = {types[b].numel for b in (x, g.out, dst.buffer)} == {numel} and \
+            same = {types[b].numel for b in (x, g.out, dst.value)} == {numel} and \
                 math.prod(k.space) == numel  # the kernel writes all of its output
             others = [s for n, s in enumerate(out) if n not in (i, j) and s is not None]
             read = g.out in outputs or any(
@@ -40,7 +40,7 @@ def accumulating_gemms(steps: list, outputs: set[int], types: dict) -> list:
             if not same or read or dst.dtype is not types[g.out].dtype:
                 continue
             out[i] = None
-            out[j] = Gemm(k.name, g.a, g.b, dst.buffer, g.a_view, g.b_view,
+            out[j] = Gemm(k.name, g.a, g.b, dst.value, g.a_view, g.b_view,
                           g.nodes + [v for v in k.nodes if v not in g.nodes], c=x, alpha=alpha)
             break
     return [s for s in out if s is not None]
@@ -52,7 +52,7 @@ def _accumulate_form(e: Any, k: Kernel, product: int) -> tuple[int, float] | Non
 
     def load_of(v: Any) -> int | None:
         ok = isinstance(v, Load) and v.strides == st.strides and v.offset == st.offset
-        return k.args[v.arg].buffer if ok else None
+        return k.args[v.arg].value if ok else None
 
     def scaled(v: Any) -> float | None:  # alpha when v is product, product * c or c * product
         if load_of(v) == product:

@@ -63,7 +63,7 @@ def row_fusion(steps: list, graph: Graph) -> list:
                 merged = _try_merge(p, c)
                 if merged is None:
                     continue
-                produced = [a.buffer for a in p.kernel.args if a.writes]
+                produced = [a.value for a in p.kernel.args if a.writes]
                 if any(_readers(steps, buf, i + 1, j) for buf in produced):
                     continue
                 steps = steps[:i] + steps[i + 1:j] + [merged] + steps[j + 1:]
@@ -90,10 +90,10 @@ def _cleanup(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> RowKernel
         st = stages[i]  # NOTE: read from the current list: earlier inlining rewrote later stages
         if st is None or st.kind != "store":
             continue
-        buf = args[st.arg].buffer
+        buf = args[st.arg].value
         if _read_elsewhere(steps, k, buf, outputs):
             continue
-        same = [a for a, x in enumerate(args) if x.buffer == buf]
+        same = [a for a, x in enumerate(args) if x.value == buf]
 
         def inline(e: Any) -> Any:
             if isinstance(e, Load) and e.arg in same:
@@ -138,20 +138,20 @@ def _scratch_target(stages: list, i: int, args: list) -> int | None:
     once and keeps it in the output, as PyTorch's kernel does, rather than twice. Returns t,
     or None."""
     st = stages[i]
-    buf = args[st.arg].buffer
-    mine = {a for a, x in enumerate(args) if x.buffer == buf}
+    buf = args[st.arg].value
+    mine = {a for a, x in enumerate(args) if x.value == buf}
     for t in range(i + 1, len(stages)):
         out = stages[t]
         if out is None or out.kind == "row" or out.kind == "reduce":
             continue
         if out.kind != "store" or out.strides != st.strides or out.offset != st.offset or \
-                args[out.arg].buffer == buf or args[out.arg].dtype is not args[st.arg].dtype:
+                args[out.arg].value == buf or args[out.arg].dtype is not args[st.arg].dtype:
             # NOTE: a store in between may be inlined into stages after t later on: one that
             # reads stage i's value would then read the overwritten one.
             if _loads_of(out, mine):
                 return None
             continue
-        theirs = {a for a, x in enumerate(args) if x.buffer == args[out.arg].buffer}
+        theirs = {a for a, x in enumerate(args) if x.value == args[out.arg].value}
         between = [s for s in stages[i + 1:t + 1] if s is not None]
         after = [s for s in stages[t + 1:] if s is not None]
         if any(_loads_of(s, theirs) or s.arg in theirs for s in between[:-1]):
@@ -207,7 +207,7 @@ def _with_stages(rk: RowKernel, stages: list) -> RowKernel:
 
 def _reads_any(c: RowKernel, p: RowKernel) -> bool:
     """Whether kernel c reads a buffer kernel p writes."""
-    written = {a.buffer for a in p.kernel.args if a.writes}
+    written = {a.value for a in p.kernel.args if a.writes}
     return bool(written & kernel_reads(c.kernel))
 
 
@@ -253,32 +253,32 @@ def _try_merge(p: RowKernel, c: RowKernel) -> RowKernel | None:
     rows = dict(p.rows)
     # remap c's args into p's argument list
     args = list(p.kernel.args)
-    index = {a.buffer: i for i, a in enumerate(args)}
+    index = {a.value: i for i, a in enumerate(args)}
     amap = {}
     for k, a in enumerate(c.kernel.args):
-        if a.buffer not in index:
-            index[a.buffer] = len(args)
+        if a.value not in index:
+            index[a.value] = len(args)
             args.append(a)
-        elif a.writes and not args[index[a.buffer]].writes:
-            args[index[a.buffer]] = a
-        amap[k] = index[a.buffer]
+        elif a.writes and not args[index[a.value]].writes:
+            args[index[a.value]] = a
+        amap[k] = index[a.value]
     offset = len(p.kernel.stages)
-    row_bufs = {args[amap[k]].buffer: k for k in range(len(c.kernel.args))}
+    row_bufs = {args[amap[k]].value: k for k in range(len(c.kernel.args))}
     stages = list(p.kernel.stages)
     new_rows = dict(rows)
     ok = [True]
 
-    written = {a.buffer for a in p.kernel.args if a.writes}
+    written = {a.value for a in p.kernel.args if a.writes}
 
     def conv(e: Any, row_space: bool) -> Any:
         if isinstance(e, Load):
-            buf = args[amap[e.arg]].buffer
+            buf = args[amap[e.arg]].value
             if buf in rows and _is_row_read(e, p, buf, row_space):
                 return Row(rows[buf], e.dtype)
             if buf in written and (buf in rows or not _same_row(e, p, buf)):
                 ok[0] = False
             return Load(amap[e.arg], e.dtype, e.strides, e.offset)
-        if isinstance(e, (Gather, Padded)) and args[amap[e.arg]].buffer in written:
+        if isinstance(e, (Gather, Padded)) and args[amap[e.arg]].value in written:
             ok[0] = False  # data-dependent reads of p's output may cross rows (and threads)
         if isinstance(e, Apply):
             return Apply(e.op, tuple(conv(a, row_space) for a in e.args), e.dtype, e.attrs)
@@ -308,13 +308,13 @@ def _try_merge(p: RowKernel, c: RowKernel) -> RowKernel | None:
             stages.append(Stage("row", st.expr))
             stages.append(Stage("store", Row(len(stages) - 1, st.expr.dtype), arg=st.arg,
                                 strides=st.strides, offset=st.offset))
-            buf = args[st.arg].buffer
+            buf = args[st.arg].value
             new_rows[buf] = len(stages) - 2
             stores[buf] = len(stages) - 1
             continue
         stages.append(st)
         if st.kind == "store":
-            stores[args[st.arg].buffer] = len(stages) - 1
+            stores[args[st.arg].value] = len(stages) - 1
     if not ok[0]:
         return None
     if c_map == "row":
@@ -365,8 +365,8 @@ def _drop_dead_stores(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> 
     stages: list = list(rk.kernel.stages)
     for i, s in enumerate(stages):
         if s.kind == "store":
-            buf = args[s.arg].buffer
-            in_kernel = any(isinstance(x, (Load, Gather, Padded)) and args[x.arg].buffer == buf
+            buf = args[s.arg].value
+            in_kernel = any(isinstance(x, (Load, Gather, Padded)) and args[x.arg].value == buf
                             for st in stages if st is not None for x in walk(st.expr))
             if not in_kernel and not _read_elsewhere(steps, k, buf, outputs):
                 stages[i] = None

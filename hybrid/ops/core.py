@@ -38,7 +38,7 @@ STATE = _State()
 SAVES_OUTPUT: set[Op] = set()
 
 
-class Node:
+class TapeNode:
     """A tape entry (PyTorch's grad_fn): the op, its inputs and their versions, attributes."""
 
     __slots__ = ("op", "inputs", "versions", "attrs", "out", "__weakref__")
@@ -166,7 +166,7 @@ def apply(op: Op, *xs: Any, **attrs: Any) -> Any:
                 floating = d.is_floating if d.__class__ is DType else d.kind == "f"
                 if floating and OPS[op].differentiable:
                     t._rg = True
-                    t._node = Node(op, xs, attrs, wrap(out) if op in SAVES_OUTPUT else None)
+                    t._node = TapeNode(op, xs, attrs, wrap(out) if op in SAVES_OUTPUT else None)
                 break
     return t
 

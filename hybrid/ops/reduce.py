@@ -8,7 +8,7 @@ from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any
 
-from compiler.ir.ops import Op
+from compiler.ir.ops import OPS, Op
 from compiler.ir.types import DType
 from hybrid import errors
 from hybrid.ops import elementwise as ew
@@ -63,13 +63,23 @@ def _acc_dtype(x: Any, dtype: DType | None) -> DType:
     return DType.int64 if not x.dtype.is_floating else x.dtype
 
 
-def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
-    """Sum over `dim` (all dims when None); bool and integer inputs sum as int64."""
-    return _reduce(Op.SUM, "sum", ew.cast(x, _acc_dtype(x, dtype)), dim, keepdim)
+def _accumulating(op: Op) -> Any:
+    """The public reduction of a table row with frontend="accumulate" (sum, prod)."""
+    name = op.value
+
+    def reduction(x, dim=None, keepdim=False, *, dtype=None):
+        return _reduce(op, name, ew.cast(x, _acc_dtype(x, dtype)), dim, keepdim)
+
+    reduction.__name__ = reduction.__qualname__ = name
+    reduction.__doc__ = (f"{name} over `dim` (all dims when None), PyTorch's semantics; bool "
+                         f"and integer inputs accumulate as int64 unless `dtype` says otherwise.")
+    return reduction
 
 
-def prod(x, dim=None, keepdim=False, *, dtype=None):
-    return _reduce(Op.PROD, "prod", ew.cast(x, _acc_dtype(x, dtype)), dim, keepdim)
+# The reductions made from the op table (compiler/ir/ops.py rows with frontend="accumulate").
+FROM_TABLE = {op.value: _accumulating(op) for op, d in OPS.items() if d.frontend == "accumulate"}
+sum = FROM_TABLE["sum"]  # noqa: A001  (named here too: mean and the frontend read it)
+prod = FROM_TABLE["prod"]
 
 
 def _count(x: Any, axes: tuple[int, ...]) -> int:

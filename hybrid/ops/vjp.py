@@ -10,9 +10,9 @@ from typing import Any
 from compiler.ir.ops import Op
 from hybrid.ops import elementwise as ew
 from hybrid.ops import shape as sh
-from hybrid.ops.core import SAVES_OUTPUT, STATE, Node, apply
+from hybrid.ops.core import SAVES_OUTPUT, STATE, TapeNode, apply
 
-VJP: dict[Op, Callable[[Any, Node], tuple]] = {}
+VJP: dict[Op, Callable[[Any, TapeNode], tuple]] = {}
 
 # The inputs whose values each rule reads (absent: all of them). Autograd checks only these for
 # in-place modification: the others contribute their shapes, which an in-place op never changes.
@@ -51,11 +51,11 @@ def unbroadcast(g: Any, shape: tuple) -> Any:
     return sh.reshape(g, shape)
 
 
-def _x(node: Node, i: int = 0) -> Any:
+def _x(node: TapeNode, i: int = 0) -> Any:
     return node.inputs[i]
 
 
-def _out(node: Node) -> Any:
+def _out(node: TapeNode) -> Any:
     """The node's saved output; recomputed from its inputs when building a differentiable
     backward graph (create_graph=True), since the saved copy carries no history."""
     if STATE.grad and all(x._version == v for x, v in zip(node.inputs, node.versions)) and any(

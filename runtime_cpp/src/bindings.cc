@@ -199,7 +199,7 @@ class PyExecutor {
       const auto index = static_cast<std::size_t>(buf.index);
       if (buf.kind == hybrid::BufferKind::kInput) {
         sources_.push_back({OutputSource::kInput, index});
-        aliased_.push_back(index);
+        donated_.push_back(index);
       } else if (index != j) {
         sources_.push_back({OutputSource::kRepeat, index});
       } else {
@@ -238,7 +238,7 @@ class PyExecutor {
   }
 
   const hybrid::PlanDesc& plan() const { return core_->plan(); }
-  std::vector<std::size_t> in_place_inputs() const { return aliased_; }
+  std::vector<std::size_t> donated_inputs() const { return donated_; }
 
  private:
   // NOTE: per-thread scratch, so that concurrent calls (the GIL is released while steps
@@ -310,7 +310,7 @@ class PyExecutor {
     if (!(proxy->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
       fail("a misaligned " + describe_array(array));
     }
-    const bool written = std::find(aliased_.begin(), aliased_.end(), i) != aliased_.end();
+    const bool written = std::find(donated_.begin(), donated_.end(), i) != donated_.end();
     if (written && !(proxy->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) {
       fail("a read-only " + describe_array(array) + " (it is updated in place)");
     }
@@ -320,7 +320,7 @@ class PyExecutor {
   // An input the plan updates in place must not share memory with another input (a tensor
   // and its .detach(), say): the update would change what the other one reads mid-run.
   void check_no_overlap(const std::vector<void*>& ins) const {
-    for (std::size_t i : aliased_) {
+    for (std::size_t i : donated_) {
       const auto* lo = static_cast<const std::byte*>(ins[i]);
       const std::byte* hi = lo + input_bytes_[i];
       for (std::size_t j = 0; j < ins.size(); ++j) {
@@ -381,7 +381,7 @@ class PyExecutor {
   std::vector<ArraySig> input_sigs_;
   std::vector<ArraySig> output_sigs_;
   std::vector<OutputSource> sources_;
-  std::vector<std::size_t> aliased_;  // inputs that are also outputs (written in place)
+  std::vector<std::size_t> donated_;  // inputs that are also outputs (written in place)
   std::vector<std::size_t> input_bytes_;
   py::object keepalive_;
 };
@@ -484,8 +484,8 @@ PYBIND11_MODULE(hybrid_runtime, m) {
                              [](const PyExecutor& self) { return self.plan().inputs.size(); })
       .def_property_readonly("num_outputs",
                              [](const PyExecutor& self) { return self.plan().outputs.size(); })
-      .def_property_readonly("in_place_inputs",
-                             [](const PyExecutor& self) { return self.in_place_inputs(); },
+      .def_property_readonly("donated_inputs",
+                             [](const PyExecutor& self) { return self.donated_inputs(); },
                              "Indices of the inputs the plan updates in place.")
       .def_property_readonly("num_steps",
                              [](const PyExecutor& self) { return self.plan().steps.size(); })

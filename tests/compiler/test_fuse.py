@@ -77,7 +77,7 @@ def test_expensive_value_is_kept_in_the_output_it_becomes():
     prog = fused(softmax_and_exp, hybrid.randn(6, 40), rtol=1e-6)
     (k,) = kernels(prog)
     outs = {v.id for v in prog.graph.outputs}
-    assert {a.buffer for a in k.args if a.writes} == outs, str(k)
+    assert {a.value for a in k.args if a.writes} == outs, str(k)
 
 
 def test_value_read_after_the_overwriting_store_is_not_kept_there():
@@ -202,7 +202,7 @@ def test_movement_ops_fold_into_loads():
     for k in kernels(prog):  # no kernel just copies a view of an input into a buffer
         for s in k.stages:
             if s.kind == "store" and isinstance(s.expr, Load):
-                assert k.args[s.expr.arg].buffer not in ins, str(prog)
+                assert k.args[s.expr.arg].value not in ins, str(prog)
     assert prog.kernel_count <= 2, str(prog)
     # every realized buffer is an input, an output or the reduction
     realized = set(prog.buffers) - ins - {v.id for v in prog.graph.outputs}
@@ -439,7 +439,7 @@ def test_memory_plan_of_random_programs(seed):
         assert 0 <= u.first <= u.last < len(prog.steps)
         first_step = prog.steps[u.first]
         writes = {first_step.out} if isinstance(first_step, Gemm) else {
-            a.buffer for a in first_step.args if a.writes}
+            a.value for a in first_step.args if a.writes}
         assert u.id in writes
 
 
@@ -455,4 +455,4 @@ def test_walk_visits_every_load():
     prog = fused(lambda x, y: x * y + x, hybrid.randn(3, 4), hybrid.randn(3, 4))
     (k,) = kernels(prog)
     loads = [e for s in k.stages for e in walk(s.expr) if isinstance(e, Load)]
-    assert {k.args[e.arg].buffer for e in loads} == {v.id for v in prog.graph.inputs}
+    assert {k.args[e.arg].value for e in loads} == {v.id for v in prog.graph.inputs}
