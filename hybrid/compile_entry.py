@@ -16,7 +16,7 @@ from typing import Any
 from compiler.ir.graph import Graph
 from compiler.passes.manager import PassRecord
 from hybrid.compile_backward import attach
-from hybrid.compile_key import tensor_meta, unflatten
+from hybrid.compile_tree import tensor_meta, unflatten
 from hybrid.ops.core import STATE, wrap
 from hybrid.tensor import _TENSOR_CLASSES
 from hybrid.tracing import Effects

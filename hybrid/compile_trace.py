@@ -11,7 +11,7 @@ from typing import Any
 
 from hybrid import errors
 from hybrid.compile_entry import NEW, SAME, TARGET
-from hybrid.compile_key import call_leaves, flatten
+from hybrid.compile_tree import call_leaves, flatten
 from hybrid.ops.core import STATE
 from hybrid.tensor import _TENSOR_CLASSES
 from hybrid.tracing import Effects, Tracer, is_traced
