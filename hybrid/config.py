@@ -1,6 +1,7 @@
 """Settings, read once from environment variables and changeable from Python.
 
-    HYBRID_LOG=recompiles,graphs   log each recompile (and print each compiled graph)
+    HYBRID_LOG=recompiles,graphs   log each recompile (and print each compiled graph;
+                                   `kernels`: each kernel pass's program, compiler/passes)
     HYBRID_VERIFY=1                check the IR between passes and eager op types (slower)
     HYBRID_RECOMPILE_LIMIT=8       compiled variants per function before it warns
     HYBRID_BACKEND=native          'native' (LLVM kernels + C++ runtime) or 'interpreter'
