@@ -297,6 +297,7 @@ class Plan:
         if s.dtype not in GEMM_DTYPES:
             raise PlanError(f"dtype must be f32 or f64, got {getattr(s.dtype, 'short', s.dtype)!r}")
         self._check_ids("operands", (s.a, s.b, s.c))
+        self._check_writable(s.c, "C")
         for name in ("m", "n", "k", "lda", "ldb", "ldc"):
             value = getattr(s, name)
             if not (_is_int(value) and 0 <= value <= _BLAS_INT_MAX):
@@ -351,8 +352,18 @@ class Plan:
                                     f"its largest argument ({longest} elements)")
         return self
 
+    def _check_writable(self, b: int, what: str) -> None:
+        """A copy's destination and a GEMM's C are written: an output, the arena, or an input
+        the plan returns (donated); never a constant or another input."""
+        buf = self.buffers[b]
+        if buf.kind == "constant" or (buf.kind == "input" and b not in self.outputs):
+            kind = "a constant" if buf.kind == "constant" else "an input the plan does not return"
+            raise PlanError(f"{what} b{b} is {kind}: only outputs, arena buffers and donated "
+                            f"inputs are written")
+
     def _validate_copy(self, s: CopyStep) -> None:
         self._check_ids("buffers", (s.src, s.dst))
+        self._check_writable(s.dst, "destination")
         for name in ("src_offset", "dst_offset", "nbytes"):
             value = getattr(s, name)
             if not (_is_int(value) and 0 <= value <= SIZE_MAX):

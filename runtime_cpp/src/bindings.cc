@@ -183,7 +183,14 @@ class PyExecutor {
       arrays.push_back(std::move(array));
     }
     hybrid::BlasLibrary library;
-    if (!blas.is_none()) library = blas.cast<hybrid::BlasLibrary>();
+    if (!blas.is_none()) {
+      if (!py::isinstance<hybrid::BlasLibrary>(blas)) {
+        throw py::type_error("Executor: blas must be a hybrid_runtime.BlasLibrary (load_blas) "
+                             "or None, got " +
+                             std::string(py::str(py::type::of(blas).attr("__name__"))));
+      }
+      library = blas.cast<hybrid::BlasLibrary>();
+    }
     try {
       core_ = std::make_unique<hybrid::Executor>(std::move(plan), data, std::move(library));
     } catch (const std::invalid_argument& err) {

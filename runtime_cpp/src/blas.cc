@@ -51,7 +51,8 @@ std::string first_words(const std::string& text, int count) {
 void describe_openblas(void* handle, BlasLibrary& lib, bool private_copy) {
   using GetConfig = const char* (*)();
   auto config = reinterpret_cast<GetConfig>(symbol(handle, {"scipy_openblas_get_config"}));
-  const std::string words = config ? first_words(config(), 2) : std::string("OpenBLAS");
+  const char* text = config ? config() : nullptr;
+  const std::string words = text ? first_words(text, 2) : std::string("OpenBLAS");
   lib.name = words + (private_copy ? " (scipy-openblas32, 1 thread per call)"
                                    : " (SciPy's BLAS, its own threads)");
 }
@@ -62,7 +63,7 @@ void describe_mkl(void* handle, BlasLibrary& lib) {
   std::string text = "oneMKL";
   if (version) {
     char buffer[256] = {};
-    version(buffer, static_cast<int>(sizeof buffer));
+    version(buffer, static_cast<int>(sizeof buffer - 1));  // the last byte stays NUL
     text = std::string(buffer);
     text = text.substr(0, text.find(" for "));
     for (std::size_t at; (at = text.find("(R)")) != std::string::npos;) text.erase(at, 3);
@@ -78,6 +79,8 @@ BlasLibrary load_blas(const std::string& provider, const std::string& path) {
     throw std::invalid_argument("unknown BLAS provider '" + provider +
                                 "'; known: openblas, mkl, scipy");
   }
+  // NOTE: dlopen("") would return the main program, not a library.
+  if (path.empty()) fail(provider, path, "no library path given");
   if (provider == "mkl" && asks_for_ilp64()) {
     fail(provider, path, "MKL_INTERFACE_LAYER asks for ILP64; hybrid calls MKL with LP64");
   }

@@ -102,6 +102,18 @@ void validate_buffer(const PlanDesc& plan, std::size_t i) {
   }
 }
 
+void validate_constants(const PlanDesc& plan) {
+  for (std::size_t i = 0; i < plan.constants.size(); ++i) {
+    const std::string where = "constant " + std::to_string(i);
+    int64_t numel = 1;
+    for (int64_t d : plan.constants[i].shape) {
+      if (d < 0) fail(where + ": negative dimension");
+      numel = mul(numel, d, where);
+    }
+    mul(numel, static_cast<int64_t>(dtype_itemsize(plan.constants[i].dtype)), where);
+  }
+}
+
 void validate_error_flag(const PlanDesc& plan) {
   const int64_t f = plan.error_flag;
   if (f == -1) return;
@@ -147,6 +159,19 @@ void validate_signature(const PlanDesc& plan) {
     if (kind == BufferKind::kOutput && std::find(outs.begin(), outs.end(), id) == outs.end()) {
       fail("output buffer " + b(id) + " is not listed in outputs");
     }
+  }
+}
+
+// A copy's destination and a GEMM's C are written: an output, the arena, or an input the plan
+// returns (donated); never a constant or another input (which may be read-only memory).
+void check_writable(const PlanDesc& plan, int64_t id, const std::string& where) {
+  const BufferDesc& buf = plan.buffers[id];
+  const bool returned =
+      std::find(plan.outputs.begin(), plan.outputs.end(), id) != plan.outputs.end();
+  if (buf.kind == BufferKind::kConstant || (buf.kind == BufferKind::kInput && !returned)) {
+    fail(where + " " + b(id) + " is " +
+         (buf.kind == BufferKind::kConstant ? "a constant" : "an input the plan does not return") +
+         ": only outputs, arena buffers and donated inputs are written");
   }
 }
 
@@ -203,6 +228,7 @@ void validate_step(const PlanDesc& plan, const GemmStep& s, const std::string& w
   for (const Operand& op : operands) {
     const std::string at = where + ": " + op.name;
     check_id(plan, op.id, at);
+    if (op.name[0] == 'C') check_writable(plan, op.id, at);
     const BufferDesc& buf = plan.buffers[op.id];
     if (buf.dtype != s.dtype) fail(at + " has dtype " + dtype_name(buf.dtype));
     if (op.ld < std::max<int64_t>(1, op.cols)) fail(at + ": leading dimension too small");
@@ -221,6 +247,7 @@ void validate_step(const PlanDesc& plan, const GemmStep& s, const std::string& w
 void validate_step(const PlanDesc& plan, const CopyStep& s, const std::string& where) {
   check_id(plan, s.src, where);
   check_id(plan, s.dst, where);
+  check_writable(plan, s.dst, where + ": destination");
   if (s.src_offset < 0 || s.dst_offset < 0 || s.nbytes < 0) fail(where + ": negative field");
   if (add(s.src_offset, s.nbytes, where) > plan.buffers[s.src].nbytes ||
       add(s.dst_offset, s.nbytes, where) > plan.buffers[s.dst].nbytes) {
@@ -255,6 +282,7 @@ const char* buffer_kind_name(BufferKind kind) {
 
 void validate_plan(const PlanDesc& plan) {
   if (plan.arena_bytes < 0) fail("arena_bytes must be >= 0");
+  validate_constants(plan);
   for (std::size_t i = 0; i < plan.buffers.size(); ++i) validate_buffer(plan, i);
   validate_signature(plan);
   validate_error_flag(plan);

@@ -186,10 +186,12 @@ ConstantSig parse_constant(const json& d, const std::string& where) {
 }  // namespace
 
 PlanDesc parse_plan(std::string_view bytes, const SymbolResolver& resolve) {
+  // NOTE: the parser stops at a NUL byte; bytes after one would never be checked.
+  if (bytes.find('\0') != std::string_view::npos) fail("plan", "not valid JSON: a NUL byte");
   json doc;
   try {
     doc = json::parse(bytes.begin(), bytes.end());
-  } catch (const json::parse_error& err) {
+  } catch (const json::exception& err) {  // parse_error, and out_of_range for 1e400
     fail("plan", std::string("not valid JSON: ") + err.what());
   }
   only(doc, {"version", "arena_bytes", "buffers", "steps", "inputs", "outputs", "error_flag",

@@ -116,6 +116,8 @@ def _mutated_json(path, value):
         (("arena_bytes",), -1, r"arena_bytes must be an int >= 0"),
         (("buffers", 1, "index"), 3, r"constant index 3 out of range \(1 constants\)"),
         (("buffers",), None, r"malformed plan: TypeError"),
+        (("steps", 2, "dst"), 1, r"destination b1 is a constant: only outputs, arena buffers"),
+        (("steps", 0, "c"), 1, r"C b1 is a constant"),
         (("buffers", 2, "space"), "device", r"b2: memory space 'device' is not one this runtime"),
         (("buffers", 2, "where"), 1, r"buffer has unknown fields \['where'\]"),
     ],

@@ -468,6 +468,11 @@ def _no_symbols(d: Desc) -> None:
         (lambda d: d.plan["steps"][0].update(touches=[16]), r"has 1 touches for 2 args"),
         (lambda d: d.plan.update(error_flag=2), r"error_flag b2 must be the last input"),
         (lambda d: d.plan.update(error_flag=7), r"error_flag: buffer id 7 out of range"),
+        # writes only into outputs, the arena and donated inputs (read-only inputs segfaulted)
+        (lambda d: d.plan["steps"][1].update(dst=0),
+         r"step 1: destination b0 is an input the plan does not return"),
+        (lambda d: d.plan["steps"][2].update(c=0), r"step 2: C b0 is an input the plan does not"),
+        (lambda d: d.plan["steps"][2].update(alpha=float("inf")), r"not valid JSON.*invalid literal"),
     ],
 )
 def test_native_guard_rejects_malformed_plans(jit, mutate, message):
@@ -483,12 +488,29 @@ def test_native_guard_rejects_malformed_plans(jit, mutate, message):
 @pytest.mark.parametrize("raw, message", [
     (b"", r"plan: not valid JSON"), (b"{\"version\": 1", r"plan: not valid JSON"),
     (b"[1, 2]", r"plan: must be an object, got array"), (b"\xff\xfe", r"not valid JSON"),
+    (b"{\"version\": 2, \"arena_bytes\": 1e400}", r"plan: not valid JSON: .*number overflow"),
+    (b"{}\x00 garbage {{{", r"plan: not valid JSON: a NUL byte"),
     (b"{\"version\": %d, \"version\": %d}" % (PLAN_VERSION, PLAN_VERSION),
      r"plan: missing 'arena_bytes'"),
 ])
 def test_native_guard_rejects_bytes_that_are_not_a_plan(jit, raw, message):
     with pytest.raises(ValueError, match=message):
         good_desc(jit).build(raw)
+
+
+def test_runtime_checks_what_comes_with_a_plan(jit):
+    """Declared constants are checked even when no buffer uses them; `blas` must be a
+    BlasLibrary; a BLAS needs a library path."""
+    desc = good_desc(jit)
+    desc.plan["constants"] = [{"dtype": "f32", "shape": [-5]}]
+    with pytest.raises(ValueError, match=r"constant 0: negative dimension"):
+        hybrid_runtime.check_plan(json.dumps(desc.plan).encode(), desc.symbols)
+    desc = good_desc(jit)
+    desc.blas = "openblas"
+    with pytest.raises(TypeError, match=r"blas must be a hybrid_runtime.BlasLibrary"):
+        desc.build()
+    with pytest.raises(RuntimeError, match=r"no library path given"):
+        hybrid_runtime.load_blas("scipy", "")
 
 
 def test_plan_bytes_are_the_format_the_runtime_reads(jit):
