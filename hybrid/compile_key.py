@@ -157,7 +157,7 @@ class KeyBuilder:
             roots.append(a)
         if c is _np_ndarray:
             return ("ndarray", a.shape, a.dtype, id(a), _array_digest(a))
-        return ("object", c.__qualname__, id(a), _scalar_attrs(a))
+        return ("object", c.__qualname__, id(a), _scalar_attrs(a), _held_tensors(a))
 
     def _env(self, roots: list) -> tuple:
         g = self.globals_dict
@@ -344,6 +344,19 @@ def _scalar_attrs(obj: Any) -> tuple:
     return tuple((k, v) for k, v in d.items() if v.__class__ in _SCALAR_SET)
 
 
+def _held_tensors(obj: Any) -> tuple:
+    """(name, id) of the tensors an argument object holds directly (attributes, or the values of
+    a dict subclass such as OrderedDict): traced code reads them as captured tensors, so an
+    object whose tensor was replaced must not hit the entry traced with the old one."""
+    out: list = []
+    d = getattr(obj, "__dict__", None)
+    if d is not None and d.__class__ is dict:
+        out += [(k, id(v)) for k, v in d.items() if v.__class__ in _TENSOR_CLASSES]
+    if isinstance(obj, dict):
+        out += [(k, id(v)) for k, v in obj.items() if v.__class__ in _TENSOR_CLASSES]
+    return tuple(out)
+
+
 def _module_sig(m: Any) -> tuple:
     out = []
     for _, sub in m.named_modules():
@@ -488,12 +501,15 @@ def _leaf_change(name: str, a: Any, b: Any) -> tuple[str, str]:
                     name, a, b = f"{name}[{k}]", ea, eb
                 break
     if _same_object(a, b):
-        return _attr_change(f"{name} attribute", (a[3],), (b[3],))
+        if a[3] != b[3]:
+            return _attr_change(f"{name} attribute", (a[3],), (b[3],))
+        held = [k for (k, i), (_, j) in zip(a[4], b[4]) if i != j] or ["a tensor"]
+        return name, f"{name}: the tensor it holds as {held[0]!r} is another tensor"
     return name, f"{name}: {_show_leaf(a)} -> {_show_leaf(b)}"
 
 
 def _same_object(a: Any, b: Any) -> bool:
-    return (a.__class__ is tuple and b.__class__ is tuple and len(a) == 4 == len(b)
+    return (a.__class__ is tuple and b.__class__ is tuple and len(a) == 5 == len(b)
             and a[0] == "object" == b[0] and a[2] == b[2])
 
 

@@ -381,3 +381,26 @@ def test_keyword_arguments_in_another_order_are_the_same_call():
                                   fn(x, a=p, b=q, scale=2.0).numpy())
     d = h.compile(lambda kw: kw["a"] * 2 + kw["b"] * 3)  # a dict keeps its order: two entries
     np.testing.assert_array_equal(d({"b": q, "a": p}).numpy(), d({"a": p, "b": q}).numpy())
+
+
+def test_an_argument_object_whose_tensor_is_replaced_recompiles(log_recompiles):
+    """A tensor held by an argument object (an attribute, an OrderedDict value) is read as a
+    captured tensor; replacing it gives eager's answer, not the old tensor's (was: 2, not 10)."""
+    from collections import OrderedDict
+
+    class Box:
+        pass
+
+    t, t2 = h.tensor([1.0]), h.tensor([5.0])
+    od, box = OrderedDict(a=t), Box()
+    box.t = t
+    f = h.compile(lambda d: d["a"] * 2)
+    g = h.compile(lambda b: b.t * 2)
+    assert f(od).item() == 2.0 and g(box).item() == 2.0
+    od["a"], box.t = t2, t2
+    assert f(od).item() == 10.0 and g(box).item() == 10.0
+    assert f.cache_size() == 2 and g.cache_size() == 2
+    assert any("the tensor it holds as 't' is another tensor" in line
+               for line in recompile_lines(log_recompiles))
+    t2.add_(1.0)  # the same tensor updated in place: no recompile, the new value
+    assert g(box).item() == 12.0 and g.cache_size() == 2
