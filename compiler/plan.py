@@ -479,7 +479,7 @@ def _buffer_from_dict(d: dict[str, Any]) -> Buffer:
     dtype = d["dtype"]
     if dtype not in _DTYPES:
         raise PlanError(f"unknown dtype {dtype!r}; known: {sorted(_DTYPES)}")
-    extra = set(d) - {"kind", "index", "offset", "nbytes", "dtype", "shape", "space"}
+    extra = set(d) - {f.name for f in dataclasses.fields(Buffer)}
     if extra:
         raise PlanError(f"buffer has unknown fields {sorted(extra)}")
     return Buffer(kind=d["kind"], index=d["index"], offset=d["offset"], nbytes=d["nbytes"],

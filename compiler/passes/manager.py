@@ -24,24 +24,14 @@ from compiler.ir.verify import verify as verify_graph
 
 @dataclass(frozen=True)
 class Pass:
-    """A named graph transformation. Calling it runs the function."""
-
-    name: str
-    fn: Callable[[Graph], Graph]
-
-    def __call__(self, graph: Graph) -> Graph:
-        return self.fn(graph)
-
-
-@dataclass(frozen=True)
-class KernelPass:
-    """A named transformation of a fused program (kernel IR). Calling it runs the function."""
+    """A named transformation: Graph -> Graph (a graph pass) or fused Program -> Program (a
+    kernel pass, run by `run_kernel_passes`). Calling it runs the function."""
 
     name: str
     fn: Callable[[Any], Any]
 
-    def __call__(self, program: Any) -> Any:
-        return self.fn(program)
+    def __call__(self, ir: Any) -> Any:
+        return self.fn(ir)
 
 
 @dataclass(frozen=True)
@@ -121,7 +111,7 @@ def run_passes(
 _KERNEL_LOG = logging.getLogger("hybrid.kernels")
 
 
-def run_kernel_passes(program: Any, passes: Sequence[KernelPass], verify: bool | None = None) -> Any:
+def run_kernel_passes(program: Any, passes: Sequence[Pass], verify: bool | None = None) -> Any:
     """Run kernel `passes` in order on a fused program; return the last program, whose `timings`
     gain one (name, seconds) per pass.
 

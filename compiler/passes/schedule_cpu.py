@@ -23,7 +23,7 @@ from typing import Any
 from compiler.kernel import Gather, Kernel, Load, Padded, Stage, walk
 from compiler.passes.gemm_epilogue import accumulating_gemms
 from compiler.passes.loop_order import finish
-from compiler.passes.manager import KernelPass
+from compiler.passes.manager import Pass
 from compiler.passes.row_fusion import RowKernel
 
 # Outer indices per block of a lane-blocked reduction (4 AVX-512 vectors of float32).
@@ -79,5 +79,5 @@ def _with_grain(k: Kernel) -> Kernel:
     return dataclasses.replace(k, grain=max(1, -(-GRAIN_ELEMENTS // inner)))
 
 
-CPU_SCHEDULE = [KernelPass("loop order", _loop_order), KernelPass("lanes", _lanes),
-                KernelPass("gemm epilogue", _gemm_epilogue), KernelPass("threads", _threads)]
+CPU_SCHEDULE = [Pass("loop order", _loop_order), Pass("lanes", _lanes),
+                Pass("gemm epilogue", _gemm_epilogue), Pass("threads", _threads)]

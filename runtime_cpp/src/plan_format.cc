@@ -41,15 +41,16 @@ const json& member(const json& obj, const char* key, const std::string& where) {
   return *it;
 }
 
-// Rejects members not in `known`: a field this runtime does not know could change meaning.
-void only(const json& obj, std::initializer_list<const char*> known, const std::string& where) {
-  if (!obj.is_object()) fail(where, std::string("must be an object, got ") + obj.type_name());
-  for (const auto& item : obj.items()) {
-    bool ok = false;
-    for (const char* k : known) ok = ok || item.key() == k;
-    if (!ok) fail(where, "unknown field '" + item.key() + "'");
-  }
-}
+// An integer member and where it goes.
+struct IntField {
+  const char* name;
+  int64_t* out;
+};
+
+// Rejects members not in `known` or `ints`: a field this runtime does not know could change
+// meaning. Then reads every one of `ints`.
+void only(const json& obj, std::initializer_list<const char*> known,
+          std::initializer_list<IntField> ints, const std::string& where);
 
 int64_t as_integer(const json& v, const std::string& where, const std::string& what) {
   if (!v.is_number_integer()) fail(where, what + " must be an integer");
@@ -92,6 +93,18 @@ std::vector<int64_t> integers(const json& obj, const char* key, const std::strin
   return out;
 }
 
+void only(const json& obj, std::initializer_list<const char*> known,
+          std::initializer_list<IntField> ints, const std::string& where) {
+  if (!obj.is_object()) fail(where, std::string("must be an object, got ") + obj.type_name());
+  for (const auto& item : obj.items()) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || item.key() == k;
+    for (const IntField& f : ints) ok = ok || item.key() == f.name;
+    if (!ok) fail(where, "unknown field '" + item.key() + "'");
+  }
+  for (const IntField& f : ints) *f.out = integer(obj, f.name, where);
+}
+
 template <typename T>
 T named(T (*parse)(const std::string&), const std::string& name, const std::string& where) {
   try {
@@ -108,28 +121,25 @@ const json& list(const json& obj, const char* key, const std::string& where) {
 }
 
 BufferDesc parse_buffer(const json& d, const std::string& where) {
-  only(d, {"kind", "index", "offset", "nbytes", "dtype", "shape", "space"}, where);
+  BufferDesc buf;
+  only(d, {"kind", "dtype", "shape", "space"},
+       {{"index", &buf.index}, {"offset", &buf.offset}, {"nbytes", &buf.nbytes}}, where);
   const std::string space = text(d, "space", where);
   if (space != "host") {
     fail(where, "memory space '" + space + "' is not one this runtime has (host)");
   }
-  BufferDesc buf;
   buf.kind = named(parse_buffer_kind, text(d, "kind", where), where);
-  buf.index = integer(d, "index", where);
-  buf.offset = integer(d, "offset", where);
-  buf.nbytes = integer(d, "nbytes", where);
   buf.dtype = named(parse_dtype, text(d, "dtype", where), where);
   buf.shape = integers(d, "shape", where);
   return buf;
 }
 
 Step parse_kernel(const json& d, const std::string& where, const SymbolResolver& resolve) {
-  only(d, {"op", "symbol", "n", "args", "grain", "parallel", "touches"}, where);
   KernelStep s;
+  only(d, {"op", "symbol", "args", "parallel", "touches"}, {{"n", &s.n}, {"grain", &s.grain}},
+       where);
   s.symbol = text(d, "symbol", where);
-  s.n = integer(d, "n", where);
   s.args = integers(d, "args", where);
-  s.grain = integer(d, "grain", where);
   s.parallel = boolean(d, "parallel", where);
   if (d.contains("touches")) s.touches = integers(d, "touches", where);
   s.fn = resolve ? resolve(s.symbol) : 0;
@@ -138,34 +148,27 @@ Step parse_kernel(const json& d, const std::string& where, const SymbolResolver&
 }
 
 Step parse_gemm(const json& d, const std::string& where) {
-  static constexpr const char* kInts[] = {"m", "n", "k", "a", "b", "c", "a_offset",
-                                          "b_offset", "c_offset", "lda", "ldb", "ldc",
-                                          "batch", "stride_a", "stride_b", "stride_c"};
-  only(d, {"op", "dtype", "trans_a", "trans_b", "alpha", "beta", "m", "n", "k", "a", "b", "c",
-           "a_offset", "b_offset", "c_offset", "lda", "ldb", "ldc", "batch", "stride_a",
-           "stride_b", "stride_c"},
-       where);
   GemmStep s;
+  only(d, {"op", "dtype", "trans_a", "trans_b", "alpha", "beta"},
+       {{"m", &s.m}, {"n", &s.n}, {"k", &s.k}, {"a", &s.a}, {"b", &s.b}, {"c", &s.c},
+        {"a_offset", &s.a_offset}, {"b_offset", &s.b_offset}, {"c_offset", &s.c_offset},
+        {"lda", &s.lda}, {"ldb", &s.ldb}, {"ldc", &s.ldc}, {"batch", &s.batch},
+        {"stride_a", &s.stride_a}, {"stride_b", &s.stride_b}, {"stride_c", &s.stride_c}},
+       where);
   s.dtype = named(parse_dtype, text(d, "dtype", where), where);
   s.trans_a = boolean(d, "trans_a", where);
   s.trans_b = boolean(d, "trans_b", where);
-  int64_t* fields[] = {&s.m, &s.n, &s.k, &s.a, &s.b, &s.c, &s.a_offset, &s.b_offset,
-                       &s.c_offset, &s.lda, &s.ldb, &s.ldc, &s.batch, &s.stride_a,
-                       &s.stride_b, &s.stride_c};
-  for (std::size_t i = 0; i < std::size(kInts); ++i) *fields[i] = integer(d, kInts[i], where);
   s.alpha = number(d, "alpha", where);
   s.beta = number(d, "beta", where);
   return s;
 }
 
 Step parse_copy(const json& d, const std::string& where) {
-  only(d, {"op", "src", "dst", "src_offset", "dst_offset", "nbytes"}, where);
   CopyStep s;
-  s.src = integer(d, "src", where);
-  s.dst = integer(d, "dst", where);
-  s.src_offset = integer(d, "src_offset", where);
-  s.dst_offset = integer(d, "dst_offset", where);
-  s.nbytes = integer(d, "nbytes", where);
+  only(d, {"op"},
+       {{"src", &s.src}, {"dst", &s.dst}, {"src_offset", &s.src_offset},
+        {"dst_offset", &s.dst_offset}, {"nbytes", &s.nbytes}},
+       where);
   return s;
 }
 
@@ -179,7 +182,7 @@ Step parse_step(const json& d, const std::string& where, const SymbolResolver& r
 }
 
 ConstantSig parse_constant(const json& d, const std::string& where) {
-  only(d, {"dtype", "shape"}, where);
+  only(d, {"dtype", "shape"}, {}, where);
   return {named(parse_dtype, text(d, "dtype", where), where), integers(d, "shape", where)};
 }
 
@@ -196,7 +199,7 @@ PlanDesc parse_plan(std::string_view bytes, const SymbolResolver& resolve) {
   }
   only(doc, {"version", "arena_bytes", "buffers", "steps", "inputs", "outputs", "error_flag",
              "constants"},
-       "plan");
+       {}, "plan");
   const int64_t version = integer(doc, "version", "plan");
   if (version != kPlanVersion) {
     fail("plan", "version " + std::to_string(version) + " is not supported: this runtime reads "

@@ -19,7 +19,7 @@ from compiler.kernel_eval import run_program
 from compiler.kernel_verify import KernelVerifyError, verify_program
 from compiler.lower import lower
 from compiler.passes.fuse import fuse, fusion
-from compiler.passes.manager import KernelPass, run_kernel_passes
+from compiler.passes.manager import Pass, run_kernel_passes
 from compiler.passes.row_fusion import RowKernel
 from compiler.passes.schedule_cpu import CPU_SCHEDULE, GRAIN_ELEMENTS, LANES
 from compiler.plan import PlanError
@@ -73,7 +73,7 @@ def test_another_schedule_runs_in_its_place():
                                    if isinstance(s, Kernel) else s for s in program.steps])
 
     g = column_sum_graph()
-    own = [CPU_SCHEDULE[0], CPU_SCHEDULE[2], KernelPass("whole ranges", whole)]
+    own = [CPU_SCHEDULE[0], CPU_SCHEDULE[2], Pass("whole ranges", whole)]
     prog = run_kernel_passes(fusion(g), own, verify=True)
     (k,) = prog.steps
     assert k.lanes == 0 and k.grain == 256
@@ -98,7 +98,7 @@ def _spoil_first_load(program, arg):
 
 
 def test_a_broken_kernel_pass_is_named_under_verify():
-    broken = KernelPass("spoil", lambda p: _spoil_first_load(p, 7))
+    broken = Pass("spoil", lambda p: _spoil_first_load(p, 7))
     with pytest.raises(KernelVerifyError, match=r"after kernel pass spoil: .*step 0 \(k\d+\): "
                                                 r"stage 0: Load of arg 7, out of range"):
         run_kernel_passes(fusion(softmax_graph()), CPU_SCHEDULE + [broken], verify=True)
@@ -157,3 +157,39 @@ def test_buffers_carry_their_memory_space_into_the_plan():
     other = dataclasses.replace(prog, space="device")
     with pytest.raises(PlanError, match=r"memory space 'device' is not one this runtime has"):
         lower(other).plan.validate()
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda g: dataclasses.replace(g, out=99), r"gemm operand out \(buf99\) is not a buffer"),
+    (lambda g: dataclasses.replace(g, a=g.out), r"gemm reads a \(buf\d+\) before anything"),
+    (lambda g: dataclasses.replace(g, b_view=dataclasses.replace(g.b_view, shape=(1, 5, 3))),
+     r"gemm views \[1, 8, 4\] @ \[1, 5, 3\] do not chain"),
+    (lambda g: dataclasses.replace(g, a_view=dataclasses.replace(g.a_view, shape=(1, 4, 4)),
+                                   b_view=dataclasses.replace(g.b_view, shape=(1, 4, 3))),
+     r"gemm writes 12 elements into buf\d+ of 24"),
+])
+def test_the_checker_finds_a_broken_gemm(spoil, message):
+    prog = fuse(mlp())
+    gemm, rest = prog.steps[0], prog.steps[1:]
+    with pytest.raises(KernelVerifyError, match=message):
+        verify_program(prog.with_steps([spoil(gemm)] + rest))
+
+
+def test_the_checker_requires_every_graph_output_written():
+    prog = fuse(mlp())
+    with pytest.raises(KernelVerifyError, match=r"graph outputs \[\d+\] are never written"):
+        verify_program(prog.with_steps(prog.steps[:1]))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int32"])
+def test_the_checker_wants_one_float_dtype_per_gemm(dtype):
+    from compiler.ir.types import DType, TensorType
+
+    prog = fuse(mlp())
+    gemm = prog.steps[0]
+    t = prog.buffers[gemm.out]
+    other = {**prog.buffers, gemm.out: TensorType(t.shape, getattr(DType, dtype))}
+    if dtype == "int32":
+        other = {v: TensorType(u.shape, DType.int32) for v, u in other.items()}
+    with pytest.raises(KernelVerifyError, match=r"gemm operands must share one dtype, float32"):
+        verify_program(dataclasses.replace(prog, buffers=other))

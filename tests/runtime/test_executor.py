@@ -505,6 +505,9 @@ def test_runtime_checks_what_comes_with_a_plan(jit):
     desc.plan["constants"] = [{"dtype": "f32", "shape": [-5]}]
     with pytest.raises(ValueError, match=r"constant 0: negative dimension"):
         hybrid_runtime.check_plan(json.dumps(desc.plan).encode(), desc.symbols)
+    desc.plan["constants"] = [{"dtype": "f32", "shape": [2**40, 2**40]}]
+    with pytest.raises(ValueError, match=r"constant 0: size overflows int64"):
+        hybrid_runtime.check_plan(json.dumps(desc.plan).encode(), desc.symbols)
     desc = good_desc(jit)
     desc.blas = "openblas"
     with pytest.raises(TypeError, match=r"blas must be a hybrid_runtime.BlasLibrary"):
@@ -536,7 +539,10 @@ def test_native_guard_checks_constants(jit):
     with pytest.raises(ValueError, match=r"constant 0: not a numpy array"):
         desc.build()
     desc.constants = []
-    with pytest.raises(ValueError, match=r"the plan declares 1, 0 given"):
+    with pytest.raises(ValueError, match=r"the plan declares 1 constants, 0 given"):
+        desc.build()
+    desc.constants = [np.ones(4, np.float32), np.ones(2, np.float32)]
+    with pytest.raises(ValueError, match=r"the plan declares 1 constants, 2 given"):
         desc.build()
     desc.plan["constants"] = []  # the buffer names a constant the plan does not declare
     with pytest.raises(ValueError, match=r"constant index 0 out of range \(0 constants\)"):

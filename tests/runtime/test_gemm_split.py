@@ -140,3 +140,22 @@ def test_mkl_is_not_used_when_the_process_asks_it_for_ilp64(monkeypatch):
     monkeypatch.setenv("MKL_INTERFACE_LAYER", "ILP64")
     with pytest.raises(RuntimeError, match="MKL_INTERFACE_LAYER asks for ILP64"):
         blas_mod._PROVIDERS["mkl"]()
+
+
+@pytest.mark.parametrize("provider, path, error, message", [
+    ("atlas", "libm.so.6", ValueError, r"unknown BLAS provider 'atlas'; known: openblas, mkl"),
+    ("scipy", "/nonexistent/libblas.so", RuntimeError, r"from /nonexistent/libblas.so: cannot be "
+                                                       r"opened"),
+    ("scipy", "libm.so.6", RuntimeError, r"BLAS 'scipy' from libm.so.6: exports no sgemm_/dgemm_"),
+    ("openblas", "libm.so.6", RuntimeError, r"no scipy_openblas_set_num_threads"),
+    ("mkl", "libm.so.6", RuntimeError, r"no MKL_Set_Num_Threads_Local"),
+    ("scipy", "", RuntimeError, r"no library path given"),
+])
+def test_the_runtime_names_what_a_blas_library_lacks(provider, path, error, message):
+    """The runtime opens the BLAS itself: a wrong provider, a missing file or a library without
+    the entry points is a clear error naming the provider and the path, never a crash."""
+    if path == "libm.so.6" and not os.path.exists("/lib/x86_64-linux-gnu/libm.so.6") and \
+            not os.path.exists("/usr/lib64/libm.so.6"):
+        pytest.skip("no glibc libm.so.6 here")
+    with pytest.raises(error, match=message):
+        hybrid_runtime.load_blas(provider, path)
