@@ -10,7 +10,11 @@
     call, the executor's share (entry.run called directly) and the difference, which is the
     guard check + dispatch.
 
-Run: python benchmarks/compile_overhead.py   (medians, one run, a markdown table on stdout)"""
+(b2) The same per-call cost for the ways users pass the tensors: positionally, in a list, as a
+    keyword argument; hybrid.compile, torch.compile and jax.jit side by side.
+
+Run: python benchmarks/compile_overhead.py   (medians, one run, a markdown table on stdout);
+`--only hit` prints (b) and (b2) alone."""
 
 from __future__ import annotations
 
@@ -186,6 +190,58 @@ def torch_hit() -> float | None:
     return per_call_us(lambda: add(a, b), n=5000)
 
 
+# How users pass the tensors: positionally, in a list, as a keyword (PyTorch's docs use all three).
+FORMS = {
+    "f(a, b)": (lambda a, b: a + b, lambda f, a, b: f(a, b)),
+    "f([a, b])": (lambda xs: xs[0] + xs[1], lambda f, a, b: f([a, b])),
+    "f(a, y=b)": (lambda x, *, y: x + y, lambda f, a, b: f(a, y=b)),
+}
+
+
+def call_forms() -> dict[str, dict[str, float | None]]:
+    """form -> {system: µs per cache-hit call} for the FORMS, hybrid and its peers."""
+    peers: dict[str, tuple] = {"hybrid.compile": (h.compile, h.randn(16), h.randn(16), None)}
+    try:
+        import torch
+
+        peers["torch.compile"] = (torch.compile, torch.ones(16), torch.ones(16), None)
+    except ImportError:
+        peers["torch.compile"] = None
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        peers["jax.jit"] = (jax.jit, jnp.ones(16), jnp.ones(16), lambda r: r.block_until_ready())
+    except ImportError:
+        peers["jax.jit"] = None
+    out: dict[str, dict[str, float | None]] = {}
+    for form, (fn, call) in FORMS.items():
+        row: dict[str, float | None] = {}
+        for system, peer in peers.items():
+            if peer is None:
+                row[system] = None
+                continue
+            wrap, a, b, sync = peer
+            f = wrap(fn)
+            n = 20000 if system == "hybrid.compile" else 5000
+            run = (lambda f=f, a=a, b=b: call(f, a, b)) if sync is None else \
+                (lambda f=f, a=a, b=b, sync=sync: sync(call(f, a, b)))
+            row[system] = per_call_us(run, n=n)
+        out[form] = row
+    return out
+
+
+def print_call_forms(rows: dict[str, dict[str, float | None]]) -> None:
+    systems = list(next(iter(rows.values())))
+    print("## (b2) cache hit by call form: one add on 16-element float32 tensors, µs per call")
+    print()
+    print("| call | " + " | ".join(systems) + " |")
+    print("|---|" + "---|" * len(systems))
+    for form, row in rows.items():
+        print(f"| `{form}` | " + " | ".join(fmt(row[s], "µs", digits=2) for s in systems) + " |")
+    print()
+
+
 def hybrid_retrace_cost(calls: int = 4) -> dict[str, list[float]]:
     """check_retrace mode -> median seconds of each of the first `calls` calls."""
     rng = np.random.RandomState(0)
@@ -227,10 +283,16 @@ def fmt(v: float | None, unit: str, scale: float = 1.0, digits: int = 3) -> str:
 
 def main() -> None:
     warnings.simplefilter("ignore")
+    if sys.argv[1:] == ["--only", "hit"]:  # the per-call tables only (seconds, not minutes)
+        total, executor = hybrid_hit()
+        print(f"hybrid.compile f(a, b): {total:.2f} µs per call, executor {executor:.2f} µs\n")
+        print_call_forms(call_forms())
+        return
     first, compile_s, stages = hybrid_first_call()
     jf, tf = jax_first_call(), torch_first_call()
     total, executor = hybrid_hit()
     jh, th = jax_hit(), torch_hit()
+    forms = call_forms()
     retrace = hybrid_retrace_cost()
 
     print("## (a) first call: MLP 784-512-512-10 training step (batch 128, SGD, cross_entropy)")
@@ -256,6 +318,7 @@ def main() -> None:
     print(f"| jax.jit | {fmt(jh, 'µs', digits=2)} | | |")
     print(f"| torch.compile | {fmt(th, 'µs', digits=2)} | | |")
     print()
+    print_call_forms(forms)
     print("## (c) trace-stability check: first calls of the zero_grad-first step, ms (medians)")
     print()
     print("| check_retrace | " + " | ".join(f"call {i + 1}" for i in range(4)) + " |")
