@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from hybrid import errors
-from hybrid.nn import functional_conv as FC
+from hybrid.nn import functional as FC
 from hybrid.nn import init
 from hybrid.nn.module import Module, Parameter
 from hybrid.ops import creation as cr

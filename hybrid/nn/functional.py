@@ -438,9 +438,21 @@ __all__ += [
     "poisson_nll_loss", "smooth_l1_loss", "soft_margin_loss",
 ]
 
-# --- convolution, pooling, normalization, resizing (hybrid/nn/functional_conv.py) ---------------
+# --- convolution, pooling, normalization, resizing, attention (one file each) -------------------
 
+from hybrid.nn import functional_attention as _functional_attention  # noqa: E402
 from hybrid.nn import functional_conv as _functional_conv  # noqa: E402
+from hybrid.nn import functional_convnd as _functional_convnd  # noqa: E402
+from hybrid.nn import functional_norm as _functional_norm  # noqa: E402
+from hybrid.nn import functional_pool as _functional_pool  # noqa: E402
+from hybrid.nn import functional_resize as _functional_resize  # noqa: E402
+from hybrid.nn.functional_attention import *  # noqa: E402, F403
 from hybrid.nn.functional_conv import *  # noqa: E402, F403
+from hybrid.nn.functional_convnd import *  # noqa: E402, F403
+from hybrid.nn.functional_norm import *  # noqa: E402, F403
+from hybrid.nn.functional_pool import *  # noqa: E402, F403
+from hybrid.nn.functional_resize import *  # noqa: E402, F403
 
-__all__ += _functional_conv.__all__
+__all__ += (_functional_conv.__all__ + _functional_pool.__all__ + _functional_convnd.__all__
+            + _functional_norm.__all__ + _functional_resize.__all__
+            + _functional_attention.__all__)
