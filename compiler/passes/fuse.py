@@ -148,6 +148,51 @@ def _apply_view(view: View, op: Any, attrs: Any) -> View | None:
     raise AssertionError(op)
 
 
+def _padded_under(pending: list, shape: tuple, strides: tuple, lows: tuple, steps: tuple,
+                  sizes: tuple) -> tuple | None:
+    """A pad of output `shape`, given per dim as (source strides, lows, steps, source sizes),
+    seen through the pending views of its reader; None when one of them cannot be expressed
+    that way. A permute reorders the dims, a unit-step slice moves the lows, a reshape may
+    insert or drop size-1 dims and an expand may broadcast them, as long as the size-1 dim is
+    not padded. (The gradient of a conv's or pool's windows is a sum of pads read through the
+    slice that drops the padding and the permute back to the input's layout: one kernel
+    instead of one per window.)"""
+    dims = list(zip(strides, lows, steps, sizes))
+    shape = list(shape)
+
+    def plain_unit(d: tuple) -> bool:  # a size-1 output dim that reads source element 0
+        return d[1] == 0 and d[3] >= 1
+
+    for view_op, attrs, _src in reversed(pending):
+        if view_op is Op.PERMUTE:
+            dims, shape = [dims[p] for p in attrs], [shape[p] for p in attrs]
+        elif view_op is Op.SLICE and all(st == 1 for st in attrs[2]):
+            dims = [(st, lo - b, step, size) for (st, lo, step, size), b in zip(dims, attrs[0])]
+            shape = [e - b for b, e in zip(attrs[0], attrs[1])]
+        elif view_op is Op.RESHAPE and [n for n in shape if n != 1] == [
+                n for n in attrs if n != 1]:
+            if not all(plain_unit(d) for d, n in zip(dims, shape) if n == 1):
+                return None
+            kept = iter([d for d, n in zip(dims, shape) if n != 1])
+            dims = [(0, 0, 1, 1) if n == 1 else next(kept) for n in attrs]
+            shape = list(attrs)
+        elif view_op is Op.EXPAND:
+            lead = len(attrs) - len(dims)
+            grown = [(d, n) for d, old, n in zip(dims, shape, attrs[lead:]) if old == 1 and n != 1]
+            if not all(plain_unit(d) for d, _ in grown):
+                return None
+            dims = [(0, 0, 1, n) for n in attrs[:lead]] + [
+                (0, 0, 1, n) if old == 1 and n != 1 else d
+                for d, old, n in zip(dims, shape, attrs[lead:])]
+            shape = list(attrs)
+        else:
+            return None
+    if not dims:
+        return (), (), (), ()
+    strides, lows, steps, sizes = (tuple(v) for v in zip(*dims))
+    return strides, lows, steps, sizes
+
+
 def _transform_attrs(node: Node) -> Any:
     a = node.attrs
     if node.op is Op.PERMUTE:
@@ -246,13 +291,17 @@ class _Builder:
             index = self.expr(idx.id, [("embed", (axis, len(t.shape)), idx.id)])
             return Gather(self.arg(buf), t.dtype, strides, xv.offset, xv.strides[axis],
                           x.shape[axis], index, self.f.site[vid])
-        if op is Op.PAD and not pending:
+        if op is Op.PAD:
             (x,) = node.inputs
             buf, xv = self.buffer_view(x.id)
             pads = node.attrs["pads"]
-            return Padded(self.arg(buf), t.dtype, xv.strides, xv.offset,
-                          tuple(lo for lo, _, _ in pads), tuple(it + 1 for _, _, it in pads),
-                          tuple(x.shape), node.attrs["value"])
+            placed = _padded_under(pending, t.shape, xv.strides, tuple(lo for lo, _, _ in pads),
+                                   tuple(it + 1 for _, _, it in pads), tuple(x.shape))
+            if placed is None:
+                raise NeedsRealize(vid)
+            strides, lows, steps, sizes = placed
+            return Padded(self.arg(buf), t.dtype, strides, xv.offset, lows, steps, sizes,
+                          node.attrs["value"])
         raise NeedsRealize(vid)
 
 

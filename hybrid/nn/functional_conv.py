@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from compiler.ir.ops import Op
 from hybrid import errors
 from hybrid.ops import shape as sh
+from hybrid.ops.core import apply
 from hybrid.ops.linalg import matmul
 
 __all__ = ["conv1d", "conv2d"]
@@ -67,13 +69,21 @@ def _windows(x: Any, k: tuple, s: tuple, pads: tuple, d: tuple, out: tuple,
     bottom += max(0, (out[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1 - (x.shape[2] + top + bottom))
     right += max(0, (out[1] - 1) * s[1] + d[1] * (k[1] - 1) + 1 - (x.shape[3] + left + right))
     xp = sh.pad(x, (left, right, top, bottom), value=value)
-    cols = []
-    for i in range(k[0]):
-        rows = sh.slice_dim(xp, 2, i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
-        for j in range(k[1]):
-            c = sh.slice_dim(rows, 3, j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
-            cols.append(sh.unsqueeze(c, 2))
+    cols = [sh.unsqueeze(_window(xp, (2, 3), (i * d[0], j * d[1]), out, s), 2)
+            for i in range(k[0]) for j in range(k[1])]
     return cols[0] if len(cols) == 1 else sh.cat(cols, 2)
+
+
+def _window(x: Any, dims: tuple, starts: tuple, counts: tuple, steps: tuple) -> Any:
+    """One strided window of x: `counts[i]` elements from `starts[i]` by `steps[i]` along each of
+    `dims`, as a single slice (its gradient is one pad, so the gradients of all the windows of a
+    conv or pool fuse into one sum of shifted reads)."""
+    lo, hi, st = [0] * x.ndim, list(x.shape), [1] * x.ndim
+    for dim, start, count, step in zip(dims, starts, counts, steps):
+        lo[dim], hi[dim], st[dim] = start, start + step * (count - 1) + 1, step
+    if lo == [0] * x.ndim and hi == list(x.shape) and st == [1] * x.ndim:
+        return x
+    return sh._view(apply(Op.SLICE, x, starts=tuple(lo), stops=tuple(hi), steps=tuple(st)), x)
 
 
 def _batched(x: Any, dims: int) -> tuple[Any, bool]:
@@ -138,17 +148,43 @@ def _conv(op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, di
     h, w = x.shape[2], x.shape[3]
     out = (_out_size(op, h + pads[0] + pads[1], k[0], s[0], 0, d[0]),
            _out_size(op, w + pads[2] + pads[3], k[1], s[1], 0, d[1]))
-    cols = _windows(x, k, s, pads, d, out)  # (N, C, K, Ho, Wo)
-    nb, kk, length = x.shape[0], k[0] * k[1], out[0] * out[1]
-    cols = sh.reshape(cols, (nb, groups, c_in_g * kk, length))
-    wm = sh.reshape(weight, (groups, c_out // groups, c_in_g * kk))
-    y = matmul(wm, cols)  # (N, G, O/G, L)
-    y = sh.reshape(y, (nb, c_out) + out)
+    y = _conv_channels_last(x, weight, k, s, pads, d, out, groups)
     if bias is not None:
         y = y + sh.reshape(bias, (1, c_out, 1, 1))
     if n == 1:
         y = sh.squeeze(y, 2)
     return sh.squeeze(y, 0) if unbatched else y
+
+
+def _conv_channels_last(x: Any, weight: Any, k: tuple, s: tuple, pads: tuple, d: tuple,
+                        out: tuple, groups: int) -> Any:
+    """(N, C, H, W) conv (O, C / G, kh, kw) -> (N, O, Ho, Wo), computed channels-last: the input
+    goes to (N, H, W, C) once, the im2col columns are (N*Ho*Wo, kh*kw*C/G) rows per group, and
+    the product with the weight is one GEMM per group whose rows are every output position of
+    the whole batch. Its gradients are single GEMMs too (the weight gradient's K is N*Ho*Wo),
+    where the NCHW form needs one small GEMM per sample and a sum over the batch."""
+    nb = x.shape[0]
+    c_out, c_in_g = weight.shape[0], weight.shape[1]
+    top, bottom, left, right = pads
+    xp = sh.pad(sh.permute(x, 0, 2, 3, 1), (0, 0, left, right, top, bottom))  # (N, Hp, Wp, C)
+    # NOTE: each window is reshaped after its slice, so the slice's gradient (a pad) is read
+    # through no reshape and the pads of all windows fuse into one sum (see fuse._padded_under)
+    cols = [sh.reshape(_window(xp, (1, 2), (i * d[0], j * d[1]), out, s),
+                       (nb, out[0], out[1], groups, 1, c_in_g))
+            for i in range(k[0]) for j in range(k[1])]
+    kk, positions = k[0] * k[1], nb * out[0] * out[1]
+    col = cols[0] if kk == 1 else sh.cat(cols, 4)  # (N, Ho, Wo, G, kh*kw, C/G)
+    col = sh.reshape(col, (positions, groups, kk * c_in_g))
+    og = c_out // groups
+    # weight (O, C/G, kh, kw) -> (G, kh*kw*C/G, O/G), matching the column order
+    wm = sh.permute(sh.reshape(weight, (groups, og, c_in_g, kk)), 0, 3, 2, 1)
+    wm = sh.reshape(wm, (groups, kk * c_in_g, og))
+    if groups == 1:
+        y = matmul(sh.reshape(col, (positions, kk * c_in_g)), sh.reshape(wm, wm.shape[1:]))
+    else:
+        y = sh.permute(matmul(sh.permute(col, 1, 0, 2), wm), 1, 0, 2)  # (N*L, G, O/G)
+    y = sh.reshape(y, (nb, out[0], out[1], c_out))
+    return sh.permute(y, 0, 3, 1, 2)
 
 
 def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,

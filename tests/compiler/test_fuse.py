@@ -108,6 +108,61 @@ def test_padded_load_inside_a_per_row_consumer():
                      rng.standard_normal((2, 1)).astype(np.float32)], rtol=1e-6, atol=1e-6)
 
 
+# A pad read through views: (pending views on the pad's output, expected kernel count). Each
+# runs natively and by kernel_eval against the interpreter; the pad is a value that reaches
+# the edges (value 0.5, interior padding on one dim) so a wrong low or size shows.
+PAD_VIEWS = {
+    # conv backward: the sum of window pads read through the slice dropping the conv padding
+    # and the permute back to NCHW (unit-step slice with a start past the low)
+    "permute_slice": (lambda g, p: g.add(Op.PERMUTE, [g.add(Op.SLICE, [p], starts=(0, 1, 2),
+                      stops=(3, 6, 9), steps=(1, 1, 1))], perm=(2, 0, 1)), 1),
+    # maxpool backward after a conv: a size-1 dim inserted and broadcast
+    "reshape_expand": (lambda g, p: g.add(Op.EXPAND, [g.add(Op.RESHAPE, [p], shape=(3, 1, 8, 10))],
+                       shape=(2, 3, 4, 8, 10)), 1),
+    # a strided slice cannot be expressed: the pad gets its own kernel
+    "strided_slice": (lambda g, p: g.add(Op.SLICE, [p], starts=(0, 0, 1), stops=(3, 8, 10),
+                      steps=(1, 2, 3)), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAD_VIEWS))
+def test_pad_read_through_views(name):
+    from native import check_native
+
+    view, kernels = PAD_VIEWS[name]
+    g = Graph(name=f"pad_{name}")
+    x = g.add_input(TensorType((3, 4, 6), F32), "x")
+    p = g.add(Op.PAD, [x], pads=((0, 0, 0), (1, 0, 1), (2, 2, 0)), value=0.5)  # (3, 8, 10)
+    y = view(g, p)
+    g.set_outputs([g.add(Op.EXP, [g.add(Op.ADD, [y, y])])])
+    prog = check_eval(g, [np.random.default_rng(1).standard_normal((3, 4, 6)).astype(np.float32)],
+                      rtol=1e-6)
+    assert prog.kernel_count == kernels, str(prog)
+    check_native(g, [np.random.default_rng(2).standard_normal((3, 4, 6)).astype(np.float32)],
+                 rtol=1e-6, eval_too=False)
+
+
+def test_conv_input_gradient_is_one_kernel():
+    """The nine windows of a 3x3 conv give the input gradient as nine pads; with the relu's
+    gradient they are one kernel of padded loads (was: one kernel per window, then a sum)."""
+    x = hybrid.tensor(np.random.default_rng(0).standard_normal((2, 4, 6, 6)).astype(np.float32),
+                      requires_grad=True)
+    w = hybrid.tensor(np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32))
+
+    @hybrid.compile
+    def f(x, w):
+        F.conv2d(F.relu(x), w, padding=1).sum().backward()
+        return x.grad
+
+    got = f(x, w)
+    x.grad = None
+    F.conv2d(F.relu(x), w, padding=1).sum().backward()
+    np.testing.assert_allclose(got.numpy(), x.grad.numpy(), rtol=1e-5, atol=1e-5)
+    text = f.describe()
+    pads = [line for line in text.splitlines() if line.count("pad(") == 9]
+    assert len(pads) == 1, text
+
+
 def test_fused_program_prints_graph_annotated_with_kernels():
     def mlp(x, w, b):
         return (x @ w.T + b).relu().sum()
