@@ -60,6 +60,14 @@ def _affine(out: Any, weight: Any, bias: Any) -> Any:
     return out
 
 
+def _check_momentum(op: str, momentum: Any) -> None:
+    number = isinstance(momentum, (int, float)) and not isinstance(momentum, bool)
+    if not number and not (ew.is_tensor(momentum) and momentum.ndim == 0):
+        raise errors.DTypeError(errors.at_user(
+            f"{op}: momentum must be a float or a 0-d tensor, got {momentum!r} (the layers' "
+            "momentum=None, a cumulative average, passes 1 / num_batches_tracked)"))
+
+
 def _update(running: Any, batch: Any, momentum: Any) -> None:
     """running = (1 - momentum) * running + momentum * batch, in place and without history.
     `momentum` is a number or a 0-d tensor (BatchNorm's cumulative average 1 / batches)."""
@@ -98,6 +106,7 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
     if n <= 1:
         raise _fail("batch_norm: expected more than 1 value per channel when training, got "
                     f"input {_t(input)}; use a larger batch or eval()")
+    _check_momentum("batch_norm", momentum)
     mu, d, var = _stats(input, axes)
     out = _affine(d * ew.rsqrt(var + eps), weight, bias)
     if running_mean is not None:
@@ -129,6 +138,7 @@ def instance_norm(input: Any, running_mean: Any = None, running_var: Any = None,
     if n <= 1:
         raise _fail("instance_norm: expected more than 1 spatial element when training, got "
                     f"input {_t(input)}")
+    _check_momentum("instance_norm", momentum)
     mu, d, var = _stats(input, axes)
     out = _affine(d * ew.rsqrt(var + eps), weight, bias)
     nb = input.shape[0]

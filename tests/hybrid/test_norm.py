@@ -309,6 +309,8 @@ def _train(compiled, momentum):
     eval_out = forward(xs[1])
     eval_again = forward(xs[1])
     state = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    if compiled:  # buffers' values are runtime inputs: no recompile per step; eval recompiled
+        assert step.compile_count <= 2 and forward.compile_count == 2
     return losses, state, train_out, eval_out, eval_again
 
 
@@ -327,6 +329,33 @@ def test_batchnorm_in_compiled_training_step_matches_eager(compiled_backend, mom
         else:  # three SGD steps through a conv: a few ulps more than one op
             np.testing.assert_allclose(cs[k], es[k], rtol=1e-5, atol=1e-6, err_msg=k)
     assert not np.allclose(ee.numpy(), et.numpy())
+
+
+def test_batchnorm1d_model_passed_as_argument_in_compiled_adam_step_matches_eager():
+    def run(compiled):
+        hybrid.manual_seed(0)
+        # NOTE: no bias before the BatchNorm: its gradient is ~0, which Adam would amplify
+        net = nn.Sequential(nn.Linear(4, 5, bias=False), nn.BatchNorm1d(5), nn.ReLU(),
+                            nn.Linear(5, 2))
+        opt = hybrid.optim.Adam(net.parameters(), lr=0.01)
+
+        def step(model, x, y):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        step = hybrid.compile(step) if compiled else step
+        for i in range(3):
+            step(net, hybrid.tensor(rand((6, 4), i).astype(np.float32)),
+                 hybrid.tensor(rand((6, 2), 10 + i).astype(np.float32)))
+        return {k: v.numpy().copy() for k, v in net.state_dict().items()}
+
+    eager, compiled = run(False), run(True)
+    assert eager["1.num_batches_tracked"] == compiled["1.num_batches_tracked"] == 3
+    for k in eager:
+        np.testing.assert_allclose(compiled[k], eager[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_batchnorm_eval_output_uses_running_stats():
@@ -461,6 +490,8 @@ def test_norm_modules_match_torch(make):
     (lambda x: F.batch_norm(x, None, None), "training=False"),
     (lambda x: F.batch_norm(x.long(), None, None, training=True), "floating-point"),
     (lambda x: F.instance_norm(x[:, :, :1, :1]), "more than 1 spatial element"),
+    (lambda x: F.batch_norm(x, hybrid.zeros(3), hybrid.ones(3), training=True, momentum=None),
+     "momentum must be a float"),
     (lambda x: F.local_response_norm(x[0, 0], 2), "3D or higher"),
     (lambda x: nn.BatchNorm2d(3)(x[0]), "expected 4D input (got 3D input"),
     (lambda x: nn.BatchNorm1d(3)(x), "expected 2D or 3D input (got 4D input"),
