@@ -141,9 +141,10 @@ class _InstanceNorm(_NormBase):
                 raise _fail(f"{type(self).__name__}: expected input's size at dim={feature_dim} "
                             f"to match num_features ({self.num_features}), but got: "
                             f"{x.shape[feature_dim]}.")
-            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You "
-                          "can silence this warning by not passing in num_features, which is "
-                          "not used because affine=False", stacklevel=2)
+            warnings.warn(errors.at_user(
+                f"input's size at dim={feature_dim} does not match num_features. You can "
+                "silence this warning by not passing in num_features, which is not used "
+                "because affine=False"), stacklevel=3)
         if unbatched:
             x = x.unsqueeze(0)
         out = FN.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
