@@ -9,23 +9,27 @@ from typing import Any
 
 import numpy as np
 
-from hybrid import errors
 from hybrid.nn.functional_conv import _batched, _fail, _need_input, _out_size, _pair, _t, _windows
 from hybrid.ops import creation as cr
 from hybrid.ops import reduce as rd
 from hybrid.ops import shape as sh
 from hybrid.ops.elementwise import where
+from hybrid.ops.indexing import index_select, take
 from hybrid.ops.linalg import matmul
 
 __all__ = [
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
     "avg_pool1d",
     "avg_pool2d",
+    "avg_pool3d",
     "dropout1d",
     "dropout2d",
     "max_pool1d",
     "max_pool2d",
+    "max_pool3d",
 ]
 
 
@@ -34,6 +38,7 @@ __all__ = [
 
 def _pool_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                ceil_mode: bool, n: int) -> tuple:
+    """Kernel, stride, padding, dilation and output size over the last max(n, 2) dims of x."""
     k = _pair(op, "kernel_size", kernel_size, n)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else \
         _pair(op, "stride", stride, n)
@@ -45,21 +50,78 @@ def _pool_args(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dil
         raise _fail(f"{op}: padding {padding!r} must be at most half the kernel size {k}")
     if n == 1:
         k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
-    out = tuple(_out_size(op, x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(2))
+    m = len(k)
+    first = x.ndim - m
+    out = tuple(_out_size(op, x.shape[first + i], k[i], s[i], p[i], d[i], ceil_mode)
+                for i in range(m))
     return k, s, p, d, out
 
 
 def _pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
           ceil_mode: bool, n: int, reduce: Any) -> Any:
+    """Batch and lift a 1-d input to 2-d, run `reduce(x, k, s, p, d, out)`, undo both; reduce
+    may return a tuple (values, indices)."""
     _need_input(op, x, n)
     x, unbatched = _batched(x, n)
     if n == 1:
         x = sh.unsqueeze(x, 2)
     k, s, p, d, out = _pool_args(op, x, kernel_size, stride, padding, dilation, ceil_mode, n)
-    y = reduce(x, k, s, p, d, out)
+    ys = reduce(x, k, s, p, d, out)
+    ys = ys if isinstance(ys, tuple) else (ys,)
     if n == 1:
-        y = sh.squeeze(y, 2)
-    return sh.squeeze(y, 0) if unbatched else y
+        ys = tuple(sh.squeeze(y, 2) for y in ys)
+    if unbatched:
+        ys = tuple(sh.squeeze(y, 0) for y in ys)
+    return ys if len(ys) > 1 else ys[0]
+
+
+def _windows3d(x: Any, k: tuple, s: tuple, p: tuple, d: tuple, out: tuple,
+               value: float = 0.0) -> Any:
+    """(N, C, D, H, W) -> (N, C, kd*kh*kw, Do, Ho, Wo): the 2-d windows of one strided depth
+    slice per depth offset, the input padded with `value` (offsets in (d, h, w) order)."""
+    nb, c, h, w = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    extra = max(0, (out[0] - 1) * s[0] + d[0] * (k[0] - 1) + 1 - (x.shape[2] + 2 * p[0]))
+    if p[0] or extra:
+        x = sh.pad(x, (0, 0, 0, 0, p[0], p[0] + extra), value=value)
+    cols = []
+    for a in range(k[0]):
+        start = a * d[0]
+        xa = sh.slice_dim(x, 2, start, start + s[0] * (out[0] - 1) + 1, s[0])
+        wa = _windows(sh.reshape(xa, (nb, c * out[0], h, w)), k[1:], s[1:],
+                      (p[1], p[1], p[2], p[2]), d[1:], out[1:], value)
+        cols.append(sh.reshape(wa, (nb, c, out[0], k[1] * k[2]) + out[1:]))
+    col = cols[0] if len(cols) == 1 else sh.cat(cols, 3)
+    return sh.permute(col, 0, 1, 3, 2, 4, 5)
+
+
+def _flat_indices(cols: Any, table: np.ndarray) -> Any:
+    """PyTorch's indices of a max pool: for cols (N, C, K, *out) and table (K, *out) (the flat
+    index into each input plane of every window element), table[argmax over K, position]."""
+    first = rd.argmax(cols, 2)  # the first maximum wins, NaN counts as the maximum
+    cells = int(np.prod(table.shape[1:]))
+    position = np.arange(cells, dtype=np.int64).reshape(table.shape[1:])
+    lin = first * cells + cr.tensor(position, dtype=first.dtype, device=first.device)
+    flat = cr.tensor(table.reshape(-1), dtype=first.dtype, device=first.device)
+    return sh.reshape(take(flat, sh.reshape(lin, (-1,))), tuple(first.shape))
+
+
+def _window_table(sizes: tuple, k: tuple, s: tuple, p: tuple, d: tuple, out: tuple) -> np.ndarray:
+    """(prod(k), *out): flat index into an input plane of `sizes` of each window element."""
+    table = np.zeros(tuple(k) + tuple(out), dtype=np.int64)
+    m = len(k)
+    for i in range(m):
+        coord = (np.arange(k[i]) * d[i])[:, None] + (np.arange(out[i]) * s[i] - p[i])[None, :]
+        shape = [1] * (2 * m)
+        shape[i], shape[m + i] = k[i], out[i]
+        table = table + coord.reshape(shape) * int(np.prod(sizes[i + 1:]))
+    return table.reshape((-1,) + tuple(out))
+
+
+def max_pool3d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """The max over each (dilated) 3-d window of (N, C, D, H, W); padding counts as -inf."""
+    return _max_pool("max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices, 3)
 
 
 def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -71,45 +133,58 @@ def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
 
 def max_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """The max over each (dilated) window of (N, C, L); padding counts as -inf."""
     return _max_pool("max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, 1)
 
 
 def _max_pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
               ceil_mode: bool, return_indices: bool, n: int) -> Any:
-    if return_indices:
-        raise errors.HybridError(errors.at_user(
-            f"{op}: return_indices=True is not supported yet; call it without return_indices"))
-
     def reduce(x, k, s, p, d, out):
-        cols = _windows(x, k, s, (p[0], p[0], p[1], p[1]), d, out, value=-math.inf)
-        return rd.amax(cols, 2)
+        if n == 3:
+            cols = _windows3d(x, k, s, p, d, out, value=-math.inf)
+        else:
+            cols = _windows(x, k, s, (p[0], p[0], p[1], p[1]), d, out, value=-math.inf)
+        values = rd.amax(cols, 2)
+        if not return_indices:
+            return values
+        table = _window_table(tuple(x.shape[2:]), k, s, p, d, out)
+        return values, _flat_indices(cols, table)
 
     return _pool(op, x, kernel_size, stride, padding, dilation, ceil_mode, n, reduce)
 
 
-def _avg_divisor(h: int, w: int, k: tuple, s: tuple, p: tuple, out: tuple,
-                 count_include_pad: bool) -> np.ndarray:
-    """PyTorch's divisor per output cell: the window clipped to the padded input (or to the
-    input itself without count_include_pad)."""
-    def counts(n, k_, s_, p_, o):
-        start = np.arange(o) * s_ - p_
-        end = np.minimum(start + k_, n + p_)
-        if count_include_pad:
-            return end - start
-        return np.minimum(end, n) - np.maximum(start, 0)
+def _counts(n: int, k: int, s: int, p: int, o: int, count_include_pad: bool) -> np.ndarray:
+    """PyTorch's average-pool divisor along one dim: the window clipped to the padded input
+    (or to the input itself without count_include_pad)."""
+    start = np.arange(o) * s - p
+    end = np.minimum(start + k, n + p)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, n) - np.maximum(start, 0)
 
-    return np.outer(counts(h, k[0], s[0], p[0], out[0]), counts(w, k[1], s[1], p[1], out[1]))
+
+def _avg_divisor(sizes: tuple, k: tuple, s: tuple, p: tuple, out: tuple,
+                 count_include_pad: bool) -> np.ndarray:
+    """PyTorch's divisor per output cell: the product of the per-dim clipped window sizes."""
+    div = np.ones(())
+    for i in range(len(sizes)):
+        div = np.multiply.outer(div, _counts(sizes[i], k[i], s[i], p[i], out[i],
+                                             count_include_pad))
+    return div
 
 
 def _avg_pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool,
               count_include_pad: bool, divisor_override: Any, n: int) -> Any:
     def reduce(x, k, s, p, d, out):
-        cols = _windows(x, k, s, (p[0], p[0], p[1], p[1]), d, out)
+        if n == 3:
+            cols = _windows3d(x, k, s, p, d, out)
+        else:
+            cols = _windows(x, k, s, (p[0], p[0], p[1], p[1]), d, out)
         total = rd.sum(cols, 2)
         if divisor_override is not None:
             return total / float(divisor_override)
-        div = _avg_divisor(x.shape[2], x.shape[3], k, s, p, out, count_include_pad)
+        div = _avg_divisor(tuple(x.shape[2:]), k, s, p, out, count_include_pad)
         if np.all(div == div.flat[0]):
             return total / float(div.flat[0])
         return total * cr.tensor(1.0 / div, dtype=x.dtype, device=x.device)
@@ -118,6 +193,14 @@ def _avg_pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, ceil
                                          or divisor_override == 0):
         raise _fail(f"{op}: divisor_override must be a non-zero number, got {divisor_override!r}")
     return _pool(op, x, kernel_size, stride, padding, 1, ceil_mode, n, reduce)
+
+
+def avg_pool3d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Any = None) -> Any:
+    """The mean over each 3-d window of (N, C, D, H, W) (PyTorch's divisor rules)."""
+    return _avg_pool("avg_pool3d", input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override, 3)
 
 
 def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -170,6 +253,66 @@ def adaptive_avg_pool1d(input: Any, output_size: Any) -> Any:
     _need_input("adaptive_avg_pool1d", input, 1)
     o = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
     return sh.squeeze(adaptive_avg_pool2d(sh.unsqueeze(input, -2), (1, o)), -2)
+
+
+def _adaptive_size(op: str, output_size: Any, sizes: tuple) -> tuple:
+    """output_size as a tuple over `sizes` (None keeps that dim)."""
+    n = len(sizes)
+    if isinstance(output_size, (tuple, list)) and len(output_size) == n:
+        out = tuple(sizes[i] if output_size[i] is None else output_size[i] for i in range(n))
+    else:
+        out = _pair(op, "output_size", output_size, n)
+    if any(not isinstance(o, int) or o < 1 for o in out):
+        raise _fail(f"{op}: output_size must be positive, got {output_size!r}")
+    return out
+
+
+def _adaptive_rows(n: int, o: int) -> np.ndarray:
+    """(K, o): row t holds min(start + t, end - 1) for PyTorch's windows [floor(i n / o),
+    ceil((i + 1) n / o)), K the longest window; repeats of a window's last element never change
+    its max, and they come after it, so the first maximum is the one PyTorch picks."""
+    start = (np.arange(o) * n) // o
+    end = -((-(np.arange(1, o + 1) * n)) // o)
+    size = int((end - start).max())
+    return np.minimum(start[None, :] + np.arange(size)[:, None], end[None, :] - 1)
+
+
+def adaptive_max_pool2d(input: Any, output_size: Any, return_indices: bool = False) -> Any:
+    """Max pooling to a fixed output size (None in output_size keeps that dim); with
+    return_indices, also the flat index of each maximum in its (H*W) plane (int64)."""
+    op = "adaptive_max_pool2d"
+    _need_input(op, input, 2)
+    x, unbatched = _batched(input, 2)
+    h, w = x.shape[2], x.shape[3]
+    oh, ow = _adaptive_size(op, output_size, (h, w))
+    rows, cols = _adaptive_rows(h, oh), _adaptive_rows(w, ow)
+    picks = []
+    for r in rows:  # one gather per window offset (the longest window's length)
+        xr = index_select(x, 2, cr.tensor(r, device=x.device))
+        picks += [sh.unsqueeze(index_select(xr, 3, cr.tensor(c, device=x.device)), 2)
+                  for c in cols]
+    stacked = picks[0] if len(picks) == 1 else sh.cat(picks, 2)  # (N, C, K, oh, ow)
+    values = rd.amax(stacked, 2)
+    result = (values,)
+    if return_indices:
+        table = rows[:, None, :, None] * w + cols[None, :, None, :]  # (Kh, Kw, oh, ow)
+        result += (_flat_indices(stacked, table.reshape((-1, oh, ow))),)
+    if unbatched:
+        result = tuple(sh.squeeze(y, 0) for y in result)
+    return result if return_indices else result[0]
+
+
+def adaptive_max_pool1d(input: Any, output_size: Any, return_indices: bool = False) -> Any:
+    """Max pooling of (N, C, L) to a fixed output length (indices into L with return_indices)."""
+    _need_input("adaptive_max_pool1d", input, 1)
+    o = output_size[0] if isinstance(output_size, (tuple, list)) and len(output_size) == 1 \
+        else output_size
+    if not isinstance(o, int) or isinstance(o, bool):
+        raise _fail(f"adaptive_max_pool1d: output_size must be an int, got {output_size!r}")
+    out = adaptive_max_pool2d(sh.unsqueeze(input, -2), (1, o), return_indices)
+    if return_indices:
+        return sh.squeeze(out[0], -2), sh.squeeze(out[1], -2)
+    return sh.squeeze(out, -2)
 
 
 # --- channel dropout ------------------------------------------------------------------------------
