@@ -1,28 +1,41 @@
-"""Convolution, pooling and normalization layers of hybrid.nn (PyTorch's names, parameter shapes
-and default init). Each calls hybrid.nn.functional_conv in forward()."""
+"""Convolution (plain and transposed, 1-3 d, PyTorch's padding modes), pooling and channel
+dropout layers of hybrid.nn (PyTorch's names, parameter shapes and default init). Each calls
+hybrid.nn.functional in forward()."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import numpy as np
+
 from hybrid import errors
 from hybrid.nn import functional as FC
 from hybrid.nn import init
+from hybrid.nn.functional_conv import _t
 from hybrid.nn.module import Module, Parameter
 from hybrid.ops import creation as cr
+from hybrid.ops.indexing import index_select
 
 __all__ = [
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
     "AvgPool1d",
     "AvgPool2d",
+    "AvgPool3d",
     "Conv1d",
     "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
     "Dropout1d",
     "Dropout2d",
     "MaxPool1d",
     "MaxPool2d",
+    "MaxPool3d",
 ]
 
 
@@ -32,32 +45,89 @@ def _tuple(v: Any, n: int) -> tuple:
     return (v,) * n
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _pad_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:
+    """Source index of each position of a dim of size n padded by (lo, hi) in `mode`."""
+    i = np.arange(-lo, n + hi)
+    if mode == "reflect":
+        i = np.abs(i)
+        i = np.where(i > n - 1, 2 * (n - 1) - i, i)
+    elif mode == "replicate":
+        i = np.clip(i, 0, n - 1)
+    else:  # circular
+        i = np.mod(i, n)
+    return i.astype(np.int64)
+
+
+def _pad_mode(layer: str, x: Any, pads: tuple, mode: str) -> Any:
+    """F.pad(x, pads, mode) for reflect/replicate/circular: one gather of constant source
+    indices per padded dim (hybrid.ops.shape.pad has the constant mode only)."""
+    for i in range(len(pads) // 2):
+        dim = x.ndim - 1 - i
+        lo, hi, n = pads[2 * i], pads[2 * i + 1], x.shape[dim]
+        if not lo and not hi:
+            continue
+        limit = n - 1 if mode == "reflect" else n
+        if max(lo, hi) > limit or (mode == "replicate" and n == 0):
+            raise errors.ShapeError(errors.at_user(
+                f"{layer}: padding_mode={mode!r} needs padding ({lo}, {hi}) at most {limit} for "
+                f"input {_t(x)} along dim {dim}; use a smaller padding "
+                f"or padding_mode='zeros'"))
+        index = cr.tensor(_pad_index(n, lo, hi, mode), device=x.device)
+        x = index_select(x, dim, index)
+    return x
+
+
 class _ConvNd(Module):
     _n = 2
     _fn = staticmethod(FC.conv2d)
+    _transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None,
+                 output_padding: Any = 0) -> None:
         super().__init__()
         name = type(self).__name__
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise errors.ShapeError(errors.at_user(
                 f"{name}: groups={groups} must be positive and divide in_channels "
                 f"({in_channels}) and out_channels ({out_channels})"))
-        if padding_mode != "zeros":
+        if padding_mode not in _PADDING_MODES or (self._transposed and padding_mode != "zeros"):
+            allowed = "'zeros'" if self._transposed else ", ".join(map(repr, _PADDING_MODES))
             raise errors.ShapeError(errors.at_user(
-                f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}"))
-        if isinstance(padding, str) and padding not in ("same", "valid"):
+                f"{name}: padding_mode must be one of {allowed}, got {padding_mode!r}"))
+        if isinstance(padding, str) and (padding not in ("same", "valid") or self._transposed):
+            allowed = "an int or a tuple" if self._transposed else \
+                "an int, a tuple, 'same' or 'valid'"
             raise errors.ShapeError(errors.at_user(
-                f"{name}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}"))
+                f"{name}: padding must be {allowed}, got {padding!r}"))
         n = self._n
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _tuple(kernel_size, n)
         self.stride, self.dilation = _tuple(stride, n), _tuple(dilation, n)
+        if padding == "same" and any(v != 1 for v in self.stride):
+            raise errors.ShapeError(errors.at_user(
+                f"{name}: padding='same' is not supported for strided convolutions (stride "
+                f"{self.stride}); use an explicit padding"))
         self.padding = padding if isinstance(padding, str) else _tuple(padding, n)
         self.padding_mode = padding_mode
-        shape = (out_channels, in_channels // groups) + self.kernel_size
+        self.transposed, self.output_padding = self._transposed, _tuple(output_padding, n)
+        if padding == "same":  # PyTorch's F.pad order: last dim first, (left, right) each
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            self._reversed_padding_repeated_twice = [
+                v for t in reversed(totals) for v in (t // 2, t - t // 2)]
+        elif padding == "valid":
+            self._reversed_padding_repeated_twice = [0, 0] * n
+        else:
+            self._reversed_padding_repeated_twice = [v for p in reversed(self.padding)
+                                                     for v in (p, p)]
+        if self._transposed:
+            shape = (in_channels, out_channels // groups) + self.kernel_size
+        else:
+            shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(cr.empty(shape, dtype=dtype, device=device))
         if bias:
             self.bias = Parameter(cr.empty((out_channels,), dtype=dtype, device=device))
@@ -73,6 +143,11 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Any) -> Any:
+        if self.padding_mode != "zeros":
+            x = _pad_mode(type(self).__name__, x, tuple(self._reversed_padding_repeated_twice),
+                          self.padding_mode)
+            return type(self)._fn(x, self.weight, self.bias, self.stride, 0, self.dilation,
+                                  self.groups)
         return type(self)._fn(x, self.weight, self.bias, self.stride, self.padding,
                               self.dilation, self.groups)
 
@@ -80,28 +155,110 @@ class _ConvNd(Module):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
         if self.padding != (0,) * self._n:
-            s += f", padding={self.padding if isinstance(self.padding, tuple) else repr(self.padding)}"
+            s += f", padding={self.padding}"  # PyTorch prints padding=same unquoted
         if self.dilation != (1,) * self._n:
             s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self._n:
+            s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
-class Conv2d(_ConvNd):
+class _Conv(_ConvNd):
+    """A (not transposed) convolution: PyTorch's constructor, without output_padding."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)
+
+
+class Conv3d(_Conv):
+    """3-d convolution: weight (out, in / groups, kd, kh, kw), bias (out,)."""
+
+    _n = 3
+    _fn = staticmethod(FC.conv3d)
+
+
+class Conv2d(_Conv):
     """2-d convolution: weight (out, in / groups, kh, kw), bias (out,)."""
 
     _n = 2
     _fn = staticmethod(FC.conv2d)
 
 
-class Conv1d(_ConvNd):
+class Conv1d(_Conv):
     """1-d convolution: weight (out, in / groups, k), bias (out,)."""
 
     _n = 1
     _fn = staticmethod(FC.conv1d)
+
+
+class _ConvTransposeNd(_ConvNd):
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, output_padding: Any = 0, groups: int = 1, bias: bool = True,
+                 dilation: Any = 1, padding_mode: str = "zeros", device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype, output_padding)
+
+    def _output_padding(self, x: Any, output_size: Any) -> tuple:
+        """PyTorch's rule: the output_padding that gives `output_size` (spatial or full)."""
+        n, name = self._n, type(self).__name__
+        if output_size is None:
+            return self.output_padding
+        size = [int(v) for v in output_size]
+        lead = x.ndim - n
+        if len(size) == lead + n:
+            size = size[lead:]
+        if len(size) != n:
+            raise errors.ShapeError(errors.at_user(
+                f"{name}: output_size must have {n} or {lead + n} elements (got "
+                f"{len(output_size)})"))
+        result = []
+        for i in range(n):
+            least = ((x.shape[lead + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                     + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            if not least <= size[i] <= least + self.stride[i] - 1:
+                raise errors.ShapeError(errors.at_user(
+                    f"{name}: requested an output size of {size}, but valid sizes range from "
+                    f"{least} to {least + self.stride[i] - 1} along spatial dim {i} (for an "
+                    f"input of {_t(x)})"))
+            result.append(size[i] - least)
+        return tuple(result)
+
+    def forward(self, x: Any, output_size: Any = None) -> Any:
+        return type(self)._fn(x, self.weight, self.bias, self.stride, self.padding,
+                              self._output_padding(x, output_size), self.groups, self.dilation)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-d convolution: weight (in, out / groups, k), bias (out,)."""
+
+    _n = 1
+    _fn = staticmethod(FC.conv_transpose1d)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-d convolution: weight (in, out / groups, kh, kw), bias (out,)."""
+
+    _n = 2
+    _fn = staticmethod(FC.conv_transpose2d)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-d convolution: weight (in, out / groups, kd, kh, kw), bias (out,)."""
+
+    _n = 3
+    _fn = staticmethod(FC.conv_transpose3d)
 
 
 class _MaxPoolNd(Module):
@@ -132,6 +289,10 @@ class MaxPool1d(_MaxPoolNd):
     _fn = staticmethod(FC.max_pool1d)
 
 
+class MaxPool3d(_MaxPoolNd):
+    _fn = staticmethod(FC.max_pool3d)
+
+
 class AvgPool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True,
@@ -148,6 +309,12 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool3d(AvgPool2d):
+    def forward(self, x: Any) -> Any:
+        return FC.avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                             self.count_include_pad, self.divisor_override)
 
 
 class AvgPool1d(Module):
@@ -181,6 +348,24 @@ class AdaptiveAvgPool2d(Module):
 class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
     def forward(self, x: Any) -> Any:
         return FC.adaptive_avg_pool1d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(Module):
+    _fn = staticmethod(FC.adaptive_max_pool2d)
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x: Any) -> Any:
+        return type(self)._fn(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
+    _fn = staticmethod(FC.adaptive_max_pool1d)
 
 
 class Dropout2d(Module):
