@@ -212,6 +212,7 @@ def multi_head_attention_forward(
     tgt_len, bsz, embed_dim = query.shape
     src_len = key.shape[0]
     dt = query.dtype
+    kpm_given = _t(key_padding_mask) if key_padding_mask is not None else ""
     key_padding_mask = _float_mask(op, "key_padding_mask", key_padding_mask, dt)
     if is_causal and attn_mask is None:
         raise _fail(f"{op}: is_causal is a hint that needs attn_mask too; pass "
@@ -277,7 +278,7 @@ def multi_head_attention_forward(
     src_len = k.shape[1]
     if key_padding_mask is not None:
         if tuple(key_padding_mask.shape) != (bsz, src_len):
-            raise _fail(f"{op}: key_padding_mask {_t(key_padding_mask)} should be "
+            raise _fail(f"{op}: key_padding_mask {kpm_given} should be "
                         f"[{bsz},{src_len}] (batch, S)")
         kpm = sh.expand(sh.reshape(key_padding_mask, (bsz, 1, 1, src_len)),
                         (bsz, num_heads, 1, src_len))
