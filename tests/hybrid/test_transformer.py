@@ -14,8 +14,8 @@ from gradcheck import gradcheck
 from tolerance import assert_matches_eager
 
 import hybrid
-import hybrid.nn as nn
 import hybrid.nn.functional as F
+from hybrid import nn
 from hybrid.errors import HybridError
 
 
@@ -283,7 +283,8 @@ def _gelu_tanh(x):
 def test_encoder_and_decoder_layers_match_torch(batch_first, norm_first, activation):
     torch = pytest.importorskip("torch")
     d, H, ff, L, S, N = 8, 2, 12, 4, 3, 2
-    kw = dict(dim_feedforward=ff, dropout=0.2, batch_first=batch_first, norm_first=norm_first)
+    kw = {"dim_feedforward": ff, "dropout": 0.2, "batch_first": batch_first,
+          "norm_first": norm_first}
     t_act = activation if activation != "tanh-gelu" else (
         lambda x: torch.nn.functional.gelu(x, approximate="tanh"))
     h_act = activation if activation != "tanh-gelu" else _gelu_tanh
