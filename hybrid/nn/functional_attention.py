@@ -155,6 +155,9 @@ def _check_mha(op: str, query: Any, key: Any, value: Any, key_padding_mask: Any,
     if key.ndim != dims or value.ndim != dims:
         raise _fail(f"{op}: for a {dims}-d query {_t(query)}, key and value must be {dims}-d, "
                     f"got key {_t(key)} and value {_t(value)}")
+    if batched and not query.shape[1] == key.shape[1] == value.shape[1]:
+        raise _fail(f"{op}: query {_t(query)}, key {_t(key)} and value {_t(value)} must have "
+                    "the same batch size (dim 1 of (L, N, E); dim 0 with batch_first=True)")
     if key_padding_mask is not None and key_padding_mask.ndim != dims - 1:
         raise _fail(f"{op}: key_padding_mask must be {dims - 1}-d (batch, S) for a {dims}-d "
                     f"query, got {_t(key_padding_mask)}")
