@@ -254,6 +254,38 @@ def test_multihead_attention_self_attention_unbatched_and_gradients_match_torch(
                                    p.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the NaN row
+def test_multihead_attention_fully_masked_query_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    tm = torch.nn.MultiheadAttention(4, 2).double()
+    hm = _load_from_torch(nn.MultiheadAttention(4, 2).double(), tm)
+    q, k = rand((3, 1, 4), 1), rand((5, 1, 4), 2)
+    mask = np.zeros((3, 5), bool)
+    mask[1] = True  # query 1 may attend to nothing
+    for need_weights in (True, False):  # NaN through the softmax, zeros through sdpa: as torch
+        got = hm(h(q), h(k), h(k), attn_mask=h(mask), need_weights=need_weights)[0]
+        want = tm(torch.tensor(q), torch.tensor(k), torch.tensor(k), attn_mask=torch.tensor(mask),
+                  need_weights=need_weights)[0]
+        assert np.isnan(got.detach().numpy()[1]).all() == need_weights
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12, equal_nan=True)
+
+
+def test_multihead_attention_dropout_in_training_only():
+    hybrid.manual_seed(0)
+    m = nn.MultiheadAttention(8, 2, dropout=0.5).double()
+    x = h(rand((6, 2, 8), 1))
+    w_eval = m.eval()(x, x, x, average_attn_weights=False)[1].detach().numpy()
+    w_train = m.train()(x, x, x, average_attn_weights=False)[1].detach().numpy()
+    kept = w_train != 0
+    np.testing.assert_allclose(w_train[kept], w_eval[kept] * 2, rtol=1e-12)
+    assert 0.35 < 1 - kept.mean() < 0.65  # 144 weights, half dropped
+    out_train = m(x, x, x, need_weights=False)[0].detach().numpy()
+    out_eval = m.eval()(x, x, x, need_weights=False)[0].detach().numpy()
+    assert np.abs(out_train - out_eval).max() > 1e-3
+
+
 def test_multihead_attention_default_init():
     hybrid.manual_seed(0)
     m = nn.MultiheadAttention(16, 4)
@@ -476,6 +508,9 @@ BAD = [
     lambda: F.scaled_dot_product_attention(_Q, hybrid.zeros(1, 2, 5, 3), _K),
     lambda: F.scaled_dot_product_attention(hybrid.zeros(1, 3, 3, 4), _K, _K, enable_gqa=True),
     lambda: nn.TransformerEncoderLayer(8, 2, activation="swish"),
+    lambda: nn.MultiheadAttention(8, 2)(hybrid.zeros(3, 2, 8), hybrid.zeros(4, 3, 8),
+                                        hybrid.zeros(4, 3, 8)),
+    lambda: nn.Transformer(8, 2, 1, 1, 16)(hybrid.zeros(5, 2, 8), hybrid.zeros(4, 3, 8)),
 ]
 
 
