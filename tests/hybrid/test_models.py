@@ -212,9 +212,10 @@ def test_vgg_style_training_gradients_and_running_stats_match_torch():
 def test_default_init_is_torchvisions():
     hybrid.manual_seed(0)
     vgg = M.vgg_style_cifar()
-    conv = vgg.features[17]  # Conv2d(128, 128, 3): kaiming_normal_ fan_out, relu gain
-    assert isinstance(conv, nn.Conv2d)
-    np.testing.assert_allclose(conv.weight.detach().numpy().std(), np.sqrt(2 / (128 * 9)), rtol=0.03)
+    conv = vgg.features[14]  # Conv2d(64, 128, 3): kaiming_normal_ with fan_out (not fan_in)
+    assert (conv.in_channels, conv.out_channels) == (64, 128)
+    np.testing.assert_allclose(conv.weight.detach().numpy().std(), np.sqrt(2 / (128 * 9)),
+                               rtol=0.03)
     assert abs(conv.weight.detach().numpy().mean()) < 1e-3
     np.testing.assert_allclose(vgg.classifier[0].weight.detach().numpy().std(), 0.01, rtol=0.03)
     for m in vgg.modules():
