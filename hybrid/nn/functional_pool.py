@@ -1,4 +1,5 @@
-"""Pooling and channel dropout of hybrid.nn.functional (PyTorch's names and signatures), built on
+"""Pooling (1-3 d, with indices, adaptive, unpooling) and channel dropout of hybrid.nn.functional
+(PyTorch's names and signatures), built on
 the window helpers of functional_conv.py: max pooling is an amax and average pooling a sum over
 the window axis of `_windows`."""
 
@@ -9,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from hybrid.autograd import no_grad
 from hybrid.nn.functional_conv import _batched, _fail, _need_input, _out_size, _pair, _t, _windows
 from hybrid.ops import creation as cr
 from hybrid.ops import reduce as rd
 from hybrid.ops import shape as sh
-from hybrid.ops.elementwise import where
-from hybrid.ops.indexing import index_select, take
+from hybrid.ops.elementwise import maximum, where
+from hybrid.ops.indexing import index_select, scatter_add, take
 from hybrid.ops.linalg import matmul
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
+    "max_unpool1d",
+    "max_unpool2d",
 ]
 
 
@@ -313,6 +317,48 @@ def adaptive_max_pool1d(input: Any, output_size: Any, return_indices: bool = Fal
     if return_indices:
         return sh.squeeze(out[0], -2), sh.squeeze(out[1], -2)
     return sh.squeeze(out, -2)
+
+
+def _unpool(op: str, x: Any, indices: Any, kernel_size: Any, stride: Any, padding: Any,
+            output_size: Any, n: int) -> Any:
+    """Zeros of the unpooled size with x's values at `indices` (flat per plane)."""
+    _need_input(op, x, n)
+    if not hasattr(indices, "dtype") or tuple(indices.shape) != tuple(x.shape) or \
+            not indices.dtype.is_integer:
+        got = _t(indices) if hasattr(indices, "dtype") else type(indices).__name__
+        raise _fail(f"{op}: indices must be an integer tensor shaped like the input {_t(x)}, "
+                    f"got {got}; pass the indices of max_pool{n}d(..., return_indices=True)")
+    k = _pair(op, "kernel_size", kernel_size, n)
+    s = k if stride is None else _pair(op, "stride", stride, n)
+    p = _pair(op, "padding", padding, n)
+    size = tuple((x.shape[x.ndim - n + i] - 1) * s[i] - 2 * p[i] + k[i] for i in range(n))
+    if output_size is not None:
+        size = tuple(int(v) for v in output_size)[-n:]
+    lead = tuple(x.shape[:x.ndim - n])
+    cells = int(np.prod(size))
+    flat_x = sh.reshape(x, lead + (-1,))
+    zeros = cr.zeros(lead + (cells,), dtype=x.dtype, device=x.device)
+    index = sh.reshape(indices, lead + (-1,))
+    y = scatter_add(zeros, len(lead), index, flat_x)
+    # NOTE: overlapping pooling windows repeat an index (always with the same value); PyTorch
+    # writes it once, so the sum is divided by the count (its gradient is then shared among
+    # the repeats, where PyTorch gives each the whole gradient)
+    with no_grad():
+        count = scatter_add(zeros, len(lead), index, cr.ones_like(flat_x))
+    y = where(count > 1, y / maximum(count, 1.0), y)
+    return sh.reshape(y, lead + size)
+
+
+def max_unpool2d(input: Any, indices: Any, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Any:
+    """The partial inverse of max_pool2d: each value goes back to its index, zeros elsewhere."""
+    return _unpool("max_unpool2d", input, indices, kernel_size, stride, padding, output_size, 2)
+
+
+def max_unpool1d(input: Any, indices: Any, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Any:
+    """The partial inverse of max_pool1d: each value goes back to its index, zeros elsewhere."""
+    return _unpool("max_unpool1d", input, indices, kernel_size, stride, padding, output_size, 1)
 
 
 # --- channel dropout ------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from gradcheck import gradcheck
 from tolerance import assert_matches_eager
 
 import hybrid
-import hybrid.nn as nn
 import hybrid.nn.functional as F
+from hybrid import nn
 from hybrid.errors import HybridError
 
 # (x shape, weight shape, kwargs): stride / padding / dilation / groups, depthwise included
@@ -74,7 +74,7 @@ def ref_conv2d(x, w, b, stride=1, padding=0, dilation=1, groups=1):
         ph, pw = _pair(padding)
         p = (ph, ph, pw, pw)
     xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[1]), (p[2], p[3])))
-    n, c = x.shape[:2]
+    n = x.shape[0]
     o, cg = w.shape[:2]
     ho = (xp.shape[2] - d[0] * (kh - 1) - 1) // s[0] + 1
     wo = (xp.shape[3] - d[1] * (kw - 1) - 1) // s[1] + 1
@@ -142,11 +142,10 @@ def test_conv_matches_numpy_and_finite_differences(xs, ws, kw):
     x, w, b = _conv_inputs(xs, ws, bias)
     got = fn(hybrid.tensor(x), hybrid.tensor(w), None if b is None else hybrid.tensor(b), **kw)
     if fn is F.conv1d:
-        want = ref_conv2d(x[..., None, :], w[:, :, None], b, **{
-            "stride": (1, kw.get("stride", 1)), "dilation": (1, kw.get("dilation", 1)),
-            "groups": kw.get("groups", 1),
-            "padding": kw["padding"] if isinstance(kw.get("padding"), str)
-            else (0, kw.get("padding", 0))})[..., 0, :]
+        pad = kw["padding"] if isinstance(kw.get("padding"), str) else (0, kw.get("padding", 0))
+        want = ref_conv2d(x[..., None, :], w[:, :, None], b, stride=(1, kw.get("stride", 1)),
+                          dilation=(1, kw.get("dilation", 1)), groups=kw.get("groups", 1),
+                          padding=pad)[..., 0, :]
     else:
         want = ref_conv2d(x, w, b, **kw)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
@@ -159,11 +158,11 @@ def test_conv_matches_numpy_and_finite_differences(xs, ws, kw):
 def test_pool2d_matches_numpy_and_finite_differences(xs, kw, kind):
     x = rand(xs)
     if kind == "max":
-        fn = lambda t: F.max_pool2d(t, **kw)  # noqa: E731
+        fn = lambda t: F.max_pool2d(t, **kw)
         want = ref_pool2d(x, "max", **kw)
     else:
         cip = kind == "avg"
-        fn = lambda t: F.avg_pool2d(t, count_include_pad=cip, **kw)  # noqa: E731
+        fn = lambda t: F.avg_pool2d(t, count_include_pad=cip, **kw)
         want = ref_pool2d(x, "avg", count_include_pad=cip, **kw)
     np.testing.assert_allclose(fn(hybrid.tensor(x)).numpy(), want, rtol=1e-12, atol=1e-12)
     gradcheck(fn, x)

@@ -488,3 +488,38 @@ def test_bad_input_raises_hybrid_error(call):
     with pytest.raises(HybridError) as e:
         call(x)
     assert "test_conv_extra.py" in str(e.value)
+
+
+@pytest.mark.parametrize("xs,kw", [((2, 3, 7, 6), {"kernel_size": 2}),
+                                   ((1, 2, 7, 6), {"kernel_size": 3, "stride": 2, "padding": 1,
+                                                   "output_size": (7, 6)}),
+                                   ((2, 3, 9), {"kernel_size": 3, "stride": 2}),
+                                   ((3, 8), {"kernel_size": 2, "output_size": (9,)})])
+def test_max_unpool_matches_numpy_and_torch(xs, kw):
+    torch = pytest.importorskip("torch")
+    n = 2 if len(xs) == 4 else 1
+    pool_kw = {k: v for k, v in kw.items() if k != "output_size"}
+    x = rand(xs)
+    vals, idx = getattr(F, f"max_pool{n}d")(hybrid.tensor(x), return_indices=True, **pool_kw)
+    got = getattr(F, f"max_unpool{n}d")(vals, idx, **kw)
+    # numpy: zeros with each pooled value written at its flat index of its plane
+    v, i = vals.numpy(), idx.numpy()
+    lead = v.shape[:-n]
+    k = _tup(kw["kernel_size"], n)
+    s = _tup(kw.get("stride", k), n)
+    p = _tup(kw.get("padding", 0), n)
+    size = kw.get("output_size") or tuple((v.shape[-n + j] - 1) * s[j] - 2 * p[j] + k[j]
+                                          for j in range(n))
+    size = tuple(size)[-n:]
+    want = np.zeros(lead + (math.prod(size),))
+    flat_v, flat_i = v.reshape(-1, v.shape[-1] if n == 1 else v.shape[-2] * v.shape[-1]), \
+        i.reshape(-1, i.shape[-1] if n == 1 else i.shape[-2] * i.shape[-1])
+    w2 = want.reshape(flat_v.shape[0], -1)
+    for r in range(flat_v.shape[0]):
+        w2[r, flat_i[r]] = flat_v[r]
+    np.testing.assert_array_equal(got.numpy(), w2.reshape(lead + size))
+    tf = torch.nn.functional
+    tv, ti = getattr(tf, f"max_pool{n}d")(torch.tensor(x), return_indices=True, **pool_kw)
+    np.testing.assert_array_equal(got.numpy(),
+                                  getattr(tf, f"max_unpool{n}d")(tv, ti, **kw).numpy())
+    gradcheck(lambda t: getattr(F, f"max_unpool{n}d")(t, idx, **kw), v)
