@@ -208,8 +208,9 @@ def multi_head_attention_forward(
     batched = query.ndim == 3
     _check_mha(op, query, key, value, key_padding_mask, attn_mask, num_heads, batched)
     if not batched:
-        query, key, value = (sh.unsqueeze(x, 1) if x is not None else x
-                             for x in (query, key, value))
+        q1 = sh.unsqueeze(query, 1)  # keep the identities: self-attention is one GEMM
+        k1 = q1 if key is query else sh.unsqueeze(key, 1)
+        query, key, value = q1, k1, k1 if value is key else sh.unsqueeze(value, 1)
         if key_padding_mask is not None:
             key_padding_mask = sh.unsqueeze(key_padding_mask, 0)
     tgt_len, bsz, embed_dim = query.shape
