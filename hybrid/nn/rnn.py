@@ -3,9 +3,11 @@ layout and semantics), written as compositions of hybrid's ops.
 
 The time loop is a Python loop: eager mode runs it step by step with autograd, and
 @hybrid.compile unrolls it into the traced graph (one copy of the cell per time step).
-Packed sequences (hybrid.nn.utils.rnn.PackedSequence) run padded, with a per-step mask that
-holds each sequence's state once its length is reached; the reverse direction starts at each
-sequence's own last element because the masked steps before it keep the initial state."""
+Packed sequences (hybrid.nn.utils.rnn.PackedSequence) run padded in the caller's batch order,
+with a per-step mask that holds each sequence's state once its length is reached (so h_n is the
+state at each sequence's own last step); the reverse direction starts at each sequence's own
+last element because the masked steps before it keep the initial state. An LSTM with proj_size
+projects each step's hidden state by weight_hr (h_t = W_hr (o_t * tanh(c_t))), as PyTorch."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from hybrid import errors
 from hybrid.nn import functional as F
 from hybrid.nn import init
 from hybrid.nn.module import Module, Parameter
+from hybrid.nn.utils.rnn import PackedSequence, _pack_like, _unpack
 from hybrid.ops import creation as cr
 from hybrid.ops import elementwise as ew
 from hybrid.ops import shape as sh
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "RNNCellBase"]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -46,12 +49,15 @@ def _rnn_step(xw: Any, h: Any, w_hh: Any, b_hh: Any, relu: bool) -> Any:
     return ew.relu(pre) if relu else pre.tanh()
 
 
-def _lstm_step(xw: Any, state: tuple[Any, Any], w_hh: Any, b_hh: Any) -> tuple[Any, Any]:
+def _lstm_step(xw: Any, state: tuple[Any, Any], w_hh: Any, b_hh: Any,
+               w_hr: Any = None) -> tuple[Any, Any]:
     h, c = state
     gates = xw + _hh(h, w_hh, b_hh)
     i, f, g, o = sh.chunk(gates, 4, dim=-1)
     c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h_new = o.sigmoid() * c_new.tanh()
+    if w_hr is not None:  # LSTM with projections
+        h_new = F.linear(h_new, w_hr)
     return h_new, c_new
 
 
@@ -65,9 +71,9 @@ def _gru_step(xw: Any, h: Any, w_hh: Any, b_hh: Any) -> Any:
     return (1 - z) * n + z * h
 
 
-def _step(mode: str, xw: Any, state: Any, w_hh: Any, b_hh: Any) -> Any:
+def _step(mode: str, xw: Any, state: Any, w_hh: Any, b_hh: Any, w_hr: Any = None) -> Any:
     if mode == "LSTM":
-        return _lstm_step(xw, state, w_hh, b_hh)
+        return _lstm_step(xw, state, w_hh, b_hh, w_hr)
     if mode == "GRU":
         return _gru_step(xw, state, w_hh, b_hh)
     return _rnn_step(xw, state, w_hh, b_hh, relu=mode == "RNN_RELU")
@@ -198,10 +204,14 @@ class RNNBase(Module):
             raise _fail(f"{name}: dropout should be a number in range [0, 1], got {dropout}")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise _fail(f"{name}: num_layers must be a positive int, got {num_layers!r}")
-        if proj_size:
-            raise errors.HybridError(errors.at_user(
-                f"{name}: proj_size={proj_size} is not supported yet in hybrid (LSTM with "
-                f"projections); use proj_size=0 and a Linear layer on the output"))
+        if not isinstance(proj_size, int) or proj_size < 0:
+            raise _fail(f"{name}: proj_size should be a positive integer or zero to disable "
+                        f"projections, got {proj_size!r}")
+        if proj_size and mode != "LSTM":
+            raise _fail(f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size and proj_size >= hidden_size:
+            raise _fail(f"{name}: proj_size has to be smaller than hidden_size (got proj_size="
+                        f"{proj_size}, hidden_size={hidden_size})")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -213,14 +223,17 @@ class RNNBase(Module):
         self.proj_size = proj_size
         rows = _GATES[mode] * hidden_size
         dirs = 2 if bidirectional else 1
+        out_size = proj_size or hidden_size  # the size of h_t
         self._flat_weights_names: list[str] = []
         for layer in range(num_layers):
-            in_size = input_size if layer == 0 else hidden_size * dirs
+            in_size = input_size if layer == 0 else out_size * dirs
             for d in range(dirs):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                shapes = [("weight_ih", (rows, in_size)), ("weight_hh", (rows, hidden_size))]
+                shapes = [("weight_ih", (rows, in_size)), ("weight_hh", (rows, out_size))]
                 if bias:
                     shapes += [("bias_ih", (rows,)), ("bias_hh", (rows,))]
+                if proj_size:
+                    shapes += [("weight_hr", (proj_size, hidden_size))]
                 for pname, shape in shapes:
                     p = Parameter(cr.empty(shape, dtype=dtype, device=device))
                     setattr(self, pname + sfx, p)
@@ -237,12 +250,14 @@ class RNNBase(Module):
 
     @property
     def all_weights(self) -> list[list[Any]]:
-        per = 4 if self.bias else 2
+        per = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         ws = [getattr(self, n) for n in self._flat_weights_names]
         return [ws[i:i + per] for i in range(0, len(ws), per)]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -259,28 +274,59 @@ class RNNBase(Module):
 
     def _check_input(self, x: Any, packed: bool) -> None:
         name = _NAMES[self.mode]
-        want_dims = (2,) if packed else (2, 3)
-        if x.ndim not in want_dims:
-            what = "packed data" if packed else "input"
-            raise _fail(f"{name}: {what} must have {' or '.join(map(str, want_dims))} dims, got "
-                        f"{x.ndim}-D of shape {_shape(x)}")
+        if packed and x.ndim != 2:
+            raise _fail(f"{name}: input must have 2 dimensions, got {x.ndim} (the data of a "
+                        f"PackedSequence, shape {_shape(x)})")
+        if not packed and x.ndim not in (2, 3):
+            raise _fail(f"{name}: Expected input to be 2D or 3D, got {x.ndim}D instead (input "
+                        f"shape {_shape(x)})")
         if x.shape[-1] != self.input_size:
             raise _fail(f"{name}: input.size(-1) must be equal to input_size. Expected "
                         f"{self.input_size}, got {x.shape[-1]} (input shape {_shape(x)})")
+        w = self.weight_ih_l0
+        if x.dtype != w.dtype:
+            raise errors.DTypeError(errors.at_user(
+                f"{name}: input dtype ({x.dtype}) does not match weight dtype ({w.dtype}). "
+                f"Convert input: input.to({w.dtype}), or convert model: model.to({x.dtype})"))
 
-    def _check_hidden(self, h: Any, want: list[int], what: str) -> None:
-        if _shape(h) != want:
-            raise _fail(f"{_NAMES[self.mode]}: expected {what} size {tuple(want)}, got "
-                        f"{tuple(_shape(h))}")
+    def _initial_states(self, hx: Any, x: Any, unbatched: bool) -> Any:
+        """h_0 (and c_0) as (num_layers * D, B, size) tensors: zeros, or hx checked as PyTorch
+        checks it (unbatched hx gains the batch dim)."""
+        name = _NAMES[self.mode]
+        is_lstm = self.mode == "LSTM"
+        layers = self.num_layers * (2 if self.bidirectional else 1)
+        wants = [[layers, x.shape[1], self.proj_size or self.hidden_size]]
+        if is_lstm:
+            wants.append([layers, x.shape[1], self.hidden_size])
+        if hx is None:
+            zeros = [cr.zeros(tuple(w), dtype=x.dtype, device=x.device) for w in wants]
+            return tuple(zeros) if is_lstm else zeros[0]
+        if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            got = f"{len(hx)} tensors" if isinstance(hx, (tuple, list)) else type(hx).__name__
+            raise _fail(f"LSTM: hx must be a tuple (h_0, c_0), got {got}")
+        if not is_lstm and isinstance(hx, (tuple, list)):
+            raise _fail(f"{name}: hx must be one tensor h_0, got a {type(hx).__name__}")
+        parts = tuple(hx) if is_lstm else (hx,)
+        dims = 2 if unbatched else 3
+        if any(h.ndim != dims for h in parts):
+            kind = "unbatched 2-D" if unbatched else "batched 3-D"
+            what = "hx and cx" if is_lstm else "hx"
+            got = ", ".join(f"{h.ndim}-D" for h in parts)
+            raise _fail(f"{name}: For {kind} input, {what} should also be {dims}-D but got "
+                        f"({got}) (shapes {[_shape(h) for h in parts]})")
+        if unbatched:
+            parts = tuple(h.unsqueeze(1) for h in parts)
+        labels = ("hidden[0]", "hidden[1]") if is_lstm else ("hidden",)
+        for label, h, want in zip(labels, parts, wants):
+            if _shape(h) != want:
+                raise _fail(f"{name}: Expected {label} size {tuple(want)}, got {_shape(h)}")
+        return parts if is_lstm else parts[0]
 
     # -- forward --------------------------------------------------------------------------
 
     def forward(self, input: Any, hx: Any = None) -> Any:
         is_lstm = self.mode == "LSTM"
-        packed = type(input).__name__ == "PackedSequence"
-        if packed:  # hybrid/nn/utils/rnn.py (not written yet)
-            from hybrid.nn.utils.rnn import _pack_like, _unpack
-        dirs = 2 if self.bidirectional else 1
+        packed = isinstance(input, PackedSequence)
         unbatched = False
         lengths = None
         if packed:
@@ -294,24 +340,7 @@ class RNNBase(Module):
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
-        batch = x.shape[1]
-        want = [self.num_layers * dirs, batch, self.hidden_size]
-        if unbatched:
-            want_shown = [want[0], want[2]]
-        else:
-            want_shown = want
-        if hx is None:
-            h0 = cr.zeros(tuple(want), dtype=x.dtype, device=x.device)
-            states = (h0, h0) if is_lstm else h0
-        else:
-            parts = tuple(hx) if is_lstm else (hx,)
-            if is_lstm and len(parts) != 2:
-                raise _fail(f"LSTM: hx must be a tuple (h_0, c_0), got {len(parts)} tensors")
-            for what, h in zip(("hidden", "cell"), parts):
-                self._check_hidden(h, want_shown, f"{what} state")
-            if unbatched:
-                parts = tuple(h.unsqueeze(1) for h in parts)
-            states = parts if is_lstm else parts[0]
+        states = self._initial_states(hx, x, unbatched)
         out, h_n = self._layers(x, states, lengths)
         if packed:
             return _pack_like(out, input), h_n
@@ -357,11 +386,12 @@ class RNNBase(Module):
         w_hh = getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
         b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
+        w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
         xw = sh.unbind(F.linear(x, w_ih, b_ih), 0)  # the input projection of all steps at once
         order = range(len(xw) - 1, -1, -1) if reverse else range(len(xw))
         outs: list[Any] = [None] * len(xw)
         for t in order:
-            new = _step(self.mode, xw[t], state, w_hh, b_hh)
+            new = _step(self.mode, xw[t], state, w_hh, b_hh, w_hr)
             if masks is not None:
                 m = masks[t]
                 if self.mode == "LSTM":
@@ -371,7 +401,6 @@ class RNNBase(Module):
             state = new
             outs[t] = state[0] if self.mode == "LSTM" else state
         return sh.stack(outs, 0), state
-
 
 _NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 
