@@ -9,7 +9,8 @@ Every rule is exact in IEEE arithmetic and keeps the node's shape and dtype:
     (`x: f32[3] * ones(f32[4,3])`), the node becomes `expand(x, shape=(4,3))`, a view, rather
     than being left alone: the arithmetic goes, the shape stays right.
   * `copy(x) -> x`: the IR is SSA with no in-place ops, so a copy is only the value again
-    (buffer aliasing is decided later, by memory planning).
+    (buffer aliasing is decided later, by memory planning); a copy of a permuted, sliced or
+    expanded view stays, as the row-major array eager made there.
 Replacement values that the rules leave unused are removed by `dce`."""
 
 from __future__ import annotations
@@ -176,6 +177,13 @@ def cast_round_trip(n: Node, ctx: Context) -> Replacement:
 
 
 def copy_value(n: Node, ctx: Context) -> Replacement:
+    # NOTE: a copy of a permuted, sliced or expanded view stays: it is where eager makes a
+    # row-major array (x.contiguous(), a conv's NCHW result), and reductions over it must see
+    # eager's memory order for the interpreter to match eager bit for bit. The native backend
+    # fuses it like any elementwise identity.
+    src = ctx.producer(n.inputs[0])
+    if src is not None and src.op in (Op.PERMUTE, Op.SLICE, Op.EXPAND):
+        return None
     return n.inputs[0]
 
 
@@ -213,7 +221,7 @@ RULES: list[Rule] = [
           (Op.RESHAPE, Op.EXPAND), same_op_twice),
     _rule("cast(x, x.dtype) -> x", (Op.CAST,), cast_same),
     _rule("cast(cast(x, wide), narrow) -> x", (Op.CAST,), cast_round_trip),
-    _rule("copy(x) -> x", (Op.COPY,), copy_value),
+    _rule("copy(x) -> x (x not a permuted, sliced or expanded view)", (Op.COPY,), copy_value),
     _rule("where(c, x, x) -> x", (Op.WHERE,), where_same),
     _rule("where(true, x, y) -> x, where(false, x, y) -> y", (Op.WHERE,),
           where_known),

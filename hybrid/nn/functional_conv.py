@@ -148,21 +148,22 @@ def _conv(op: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any, di
     h, w = x.shape[2], x.shape[3]
     out = (_out_size(op, h + pads[0] + pads[1], k[0], s[0], 0, d[0]),
            _out_size(op, w + pads[2] + pads[3], k[1], s[1], 0, d[1]))
-    y = _conv_channels_last(x, weight, k, s, pads, d, out, groups)
-    if bias is not None:
-        y = y + sh.reshape(bias, (1, c_out, 1, 1))
+    y = _conv_channels_last(x, weight, k, s, pads, d, out, groups, bias)
     if n == 1:
         y = sh.squeeze(y, 2)
     return sh.squeeze(y, 0) if unbatched else y
 
 
 def _conv_channels_last(x: Any, weight: Any, k: tuple, s: tuple, pads: tuple, d: tuple,
-                        out: tuple, groups: int) -> Any:
+                        out: tuple, groups: int, bias: Any = None) -> Any:
     """(N, C, H, W) conv (O, C / G, kh, kw) -> (N, O, Ho, Wo), computed channels-last: the input
     goes to (N, H, W, C) once, the im2col columns are (N*Ho*Wo, kh*kw*C/G) rows per group, and
     the product with the weight is one GEMM per group whose rows are every output position of
     the whole batch. Its gradients are single GEMMs too (the weight gradient's K is N*Ho*Wo),
-    where the NCHW form needs one small GEMM per sample and a sum over the batch."""
+    where the NCHW form needs one small GEMM per sample and a sum over the batch. The bias is
+    added channels-last; the result is row-major NCHW, as PyTorch's (x.view(n, -1) works):
+    eager pays one transposing copy, compiled the copy is folded and the layout is the
+    compiler's."""
     nb = x.shape[0]
     c_out, c_in_g = weight.shape[0], weight.shape[1]
     top, bottom, left, right = pads
@@ -184,7 +185,9 @@ def _conv_channels_last(x: Any, weight: Any, k: tuple, s: tuple, pads: tuple, d:
     else:
         y = sh.permute(matmul(sh.permute(col, 1, 0, 2), wm), 1, 0, 2)  # (N*L, G, O/G)
     y = sh.reshape(y, (nb, out[0], out[1], c_out))
-    return sh.permute(y, 0, 3, 1, 2)
+    if bias is not None:
+        y = y + bias
+    return sh.contiguous(sh.permute(y, 0, 3, 1, 2))
 
 
 def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,

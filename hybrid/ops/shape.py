@@ -360,8 +360,14 @@ def flip(x, dims):
 
 
 def contiguous(x):
+    """x itself when its elements are already in row-major order, else a row-major copy (as
+    PyTorch's). Traced, the copy is a graph node the compiler folds away; it marks the result
+    as fresh, so a later view() is checked against contiguous strides."""
     v = x._value
-    if STATE.tracer is not None or getattr(v, "flags", None) is None or v.flags.c_contiguous:
+    if getattr(v, "traced", False):
+        src = _strides_of(x) if STATE.tracer is not None else None
+        return x if src is not None and src.is_contiguous() else apply(Op.COPY, x)
+    if getattr(v, "flags", None) is None or v.flags.c_contiguous:
         return x
     return apply(Op.COPY, x)
 

