@@ -412,12 +412,13 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, proj_size: int = 0) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise _fail(f"RNN: unknown nonlinearity {nonlinearity!r} (use 'tanh' or 'relu')")
         mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        # NOTE: proj_size is accepted only to raise PyTorch's error for it (LSTM only)
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype)
+                         bidirectional, proj_size, device, dtype)
         self.nonlinearity = nonlinearity
 
 
@@ -436,6 +437,7 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device: Any = None, dtype: Any = None) -> None:
+                 device: Any = None, dtype: Any = None, proj_size: int = 0) -> None:
+        # NOTE: proj_size is accepted only to raise PyTorch's error for it (LSTM only)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype)
+                         bidirectional, proj_size, device, dtype)

@@ -20,6 +20,7 @@ from hybrid import errors
 from hybrid.ops import creation as cr
 from hybrid.ops import indexing as ix
 from hybrid.ops import shape as sh
+from hybrid.ops.core import STATE
 from hybrid.tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pack_sequence",
@@ -101,8 +102,7 @@ class PackedSequence(_PackedSequenceFields):
         out = type(self)(data, self.batch_sizes,
                          None if order is None else order.to(data.device),
                          None if inv is None else inv.to(data.device))
-        if "_static" in self.__dict__:
-            out.__dict__["_static"] = self.__dict__["_static"]
+        out.__dict__.update(self.__dict__)  # the Python copy of the sizes and order
         return out
 
     def cpu(self) -> PackedSequence:
@@ -152,17 +152,19 @@ def _ints(what: str, x: Any) -> list[int]:
 
 def _static(seq: PackedSequence) -> _Static:
     """The Python copy of seq's batch sizes and order (read from its tensors once)."""
+    # NOTE: a PackedSequence passed into (or captured by) a compiled function still holds its
+    # eager values while tracing, but the cache key sees only its tensors' shapes: reading them
+    # would bake one call's batch sizes and order into the graph for every later call.
+    if STATE.tracer is not None and seq.__dict__.get("_tracer") is not STATE.tracer:
+        raise errors.TraceError(errors.at_user(
+            "PackedSequence: its batch_sizes are not known inside @hybrid.compile (it was "
+            "passed in as an argument or captured); pass the padded tensor and the lengths as a "
+            "list and call pack_padded_sequence inside the compiled function"))
     meta = seq.__dict__.get("_static")
     if meta is None:
-        try:
-            sizes = [int(v) for v in seq.batch_sizes.tolist()]
-            order = None if seq.sorted_indices is None else \
-                tuple(int(v) for v in seq.sorted_indices.tolist())
-        except errors.TraceError:
-            raise errors.TraceError(errors.at_user(
-                "PackedSequence: its batch_sizes are not known inside @hybrid.compile (it was "
-                "passed in as an argument); pass the padded tensor and the lengths as a list "
-                "and call pack_padded_sequence inside the compiled function")) from None
+        sizes = [int(v) for v in seq.batch_sizes.tolist()]
+        order = None if seq.sorted_indices is None else \
+            tuple(int(v) for v in seq.sorted_indices.tolist())
         meta = _Static(tuple(sizes), order)
         seq.__dict__["_static"] = meta
     return meta
@@ -180,6 +182,7 @@ def _packed(data: Any, meta: _Static, like: PackedSequence | None = None) -> Pac
             inv = cr.tensor(meta.inverse, dtype=DType.int64, device=data.device)
         seq = PackedSequence(data, sizes, order, inv)
     seq.__dict__["_static"] = meta
+    seq.__dict__["_tracer"] = STATE.tracer  # the trace (None: eager) that knows these sizes
     return seq
 
 
