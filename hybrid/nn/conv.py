@@ -7,15 +7,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from hybrid import errors
 from hybrid.nn import functional as FC
 from hybrid.nn import init
 from hybrid.nn.functional_conv import _t
 from hybrid.nn.module import Module, Parameter
 from hybrid.ops import creation as cr
-from hybrid.ops.indexing import index_select
+from hybrid.ops import shape as sh
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -48,36 +46,18 @@ def _tuple(v: Any, n: int) -> tuple:
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _pad_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:
-    """Source index of each position of a dim of size n padded by (lo, hi) in `mode`."""
-    i = np.arange(-lo, n + hi)
-    if mode == "reflect":
-        i = np.abs(i)
-        i = np.where(i > n - 1, 2 * (n - 1) - i, i)
-    elif mode == "replicate":
-        i = np.clip(i, 0, n - 1)
-    else:  # circular
-        i = np.mod(i, n)
-    return i.astype(np.int64)
-
-
 def _pad_mode(layer: str, x: Any, pads: tuple, mode: str) -> Any:
-    """F.pad(x, pads, mode) for reflect/replicate/circular: one gather of constant source
-    indices per padded dim (hybrid.ops.shape.pad has the constant mode only)."""
+    """F.pad(x, pads, mode) for a conv layer's reflect / replicate / circular padding_mode."""
     for i in range(len(pads) // 2):
         dim = x.ndim - 1 - i
         lo, hi, n = pads[2 * i], pads[2 * i + 1], x.shape[dim]
-        if not lo and not hi:
-            continue
         limit = n - 1 if mode == "reflect" else n
         if max(lo, hi) > limit or (mode == "replicate" and n == 0):
             raise errors.ShapeError(errors.at_user(
                 f"{layer}: padding_mode={mode!r} needs padding ({lo}, {hi}) at most {limit} for "
                 f"input {_t(x)} along dim {dim}; use a smaller padding "
                 f"or padding_mode='zeros'"))
-        index = cr.tensor(_pad_index(n, lo, hi, mode), device=x.device)
-        x = index_select(x, dim, index)
-    return x
+    return sh.pad_mode(layer, x, pads, mode)
 
 
 class _ConvNd(Module):

@@ -308,14 +308,25 @@ def unbind(x, dim=0):
     return tuple(squeeze(slice_dim(x, d, i, i + 1), d) for i in range(x.shape[d]))
 
 
-def pad(x, pad_, mode="constant", value=0.0):
-    """F.pad: `pad_` holds (left, right) pairs starting from the last dim; negative pads crop."""
-    if mode != "constant":
-        raise errors.ShapeError(errors.at_user(f"pad: only mode='constant' is supported, got {mode!r}"))
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(x, pad_, mode="constant", value=None):
+    """F.pad: `pad_` holds (left, right) pairs starting from the last dim; negative pads crop.
+    reflect / replicate / circular pad the last 1-3 dims of a 2-5 d input, as PyTorch's."""
+    if mode not in PAD_MODES:
+        raise errors.ShapeError(errors.at_user(
+            f"pad: mode must be one of {', '.join(map(repr, PAD_MODES))}, got {mode!r}"))
     if len(pad_) % 2 or len(pad_) // 2 > x.ndim:
         raise errors.ShapeError(
             errors.at_user(f"pad: {list(pad_)} must hold (left, right) pairs for at most {x.ndim} dims")
         )
+    if mode != "constant":
+        if value not in (None, 0, 0.0):
+            raise errors.ShapeError(errors.at_user(
+                f"pad: mode={mode!r} takes no value (got value={value!r}); use mode='constant'"))
+        return pad_mode("pad", x, tuple(int(p) for p in pad_), mode)
+    value = 0.0 if value is None else value
     pads = [[0, 0, 0] for _ in range(x.ndim)]
     for i in range(len(pad_) // 2):
         d = x.ndim - 1 - i
@@ -326,6 +337,54 @@ def pad(x, pad_, mode="constant", value=0.0):
     if not any(p[0] or p[1] for p in pads):
         return x
     return apply(Op.PAD, x, pads=tuple(tuple(p) for p in pads), value=value)
+
+
+def pad_index(n: int, lo: int, hi: int, mode: str) -> Any:
+    """Source index of each position of a dim of size n padded by (lo, hi) in `mode`."""
+    import numpy as np
+
+    i = np.arange(-lo, n + hi)
+    if mode == "reflect":
+        i = np.abs(i)
+        i = np.where(i > n - 1, 2 * (n - 1) - i, i)
+    elif mode == "replicate":
+        i = np.clip(i, 0, n - 1)
+    else:  # circular
+        i = np.mod(i, n)
+    return i.astype(np.int64)
+
+
+def pad_mode(op: str, x: Any, pads: tuple, mode: str) -> Any:
+    """x padded by reflect / replicate / circular: one gather at constant source indices per
+    padded dim (its gradient a scatter-add). Circular crops a negative pad first, as PyTorch."""
+    from hybrid.ops import creation as cr
+    from hybrid.ops.indexing import index_select
+
+    k = len(pads) // 2
+    if not 1 <= k <= 3 or x.ndim not in (k + 1, k + 2):
+        raise errors.ShapeError(errors.at_user(
+            f"{op}: mode={mode!r} with {len(pads)} pad values needs a {k + 1}-d or {k + 2}-d "
+            f"input, got {x.dtype.short}{_shape_str(x.shape)} (it pads the last 1 to 3 dims of a "
+            "2-d to 5-d input); pad fewer dims or use mode='constant'"))
+    for i in range(k):
+        dim = x.ndim - 1 - i
+        lo, hi, n = pads[2 * i], pads[2 * i + 1], x.shape[dim]
+        if not lo and not hi:
+            continue
+        if mode == "circular" and (lo < 0 or hi < 0):
+            x = slice_dim(x, dim, max(-lo, 0), n - max(-hi, 0))
+            lo, hi, n = max(lo, 0), max(hi, 0), x.shape[dim]
+        limit, why = {"reflect": (n - 1, "less than"), "replicate": (None, ""),
+                      "circular": (n, "at most")}[mode]
+        if (limit is not None and max(lo, hi) > limit) or n == 0 or n + lo + hi < 0:
+            raise errors.ShapeError(errors.at_user(
+                f"{op}: mode={mode!r} needs each pad {why} the size of the dim it pads"
+                f"{' (it wraps around at most once)' if mode == 'circular' else ''}; got "
+                f"({lo}, {hi}) for dim {dim} of {x.dtype.short}{_shape_str(x.shape)}; use "
+                "smaller pads or mode='constant'"))
+        index = cr.tensor(pad_index(n, lo, hi, mode), device=x.device)
+        x = index_select(x, dim, index)
+    return x
 
 
 def repeat(x, *reps):
