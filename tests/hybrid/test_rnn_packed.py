@@ -202,6 +202,29 @@ def test_layer_on_packed_input_matches_torch(kind, num_layers, bidirectional, ba
         _close(m.get_parameter(name).grad, p.grad, name, rtol=1e-9)
 
 
+def test_user_built_packed_sequence_matches_torch():
+    """PackedSequence(data, batch_sizes, sorted_indices) built by hand (float32, then .double())
+    into LSTM(proj_size, bias=False): output fields, states, data and parameter gradients."""
+    t, m = _pair("lstm_proj", bias=False)
+    d = np.random.default_rng(9).standard_normal((6, 3)).astype(np.float32)
+    dt = torch.tensor(d.astype(np.float64), requires_grad=True)
+    dh = hybrid.tensor(d, requires_grad=True)
+    pt = tr.PackedSequence(dt, torch.tensor([3, 2, 1]), torch.tensor([2, 0, 1]))
+    ph = hr.PackedSequence(dh, hybrid.tensor([3, 2, 1]), hybrid.tensor([2, 0, 1])).double()
+    assert ph.data.dtype == hybrid.float64 and ph.batch_sizes.dtype == hybrid.int64
+    _fields_equal(ph, pt)
+    ot, (ht, ct) = t(pt)
+    oh, (hh, ch) = m(ph)
+    _fields_equal(oh, ot)
+    _close(hh, ht, "h_n")
+    _close(ch, ct, "c_n")
+    (ot.data.sum() + ht.sum() + (ct * ct).sum()).backward()
+    (oh.data.sum() + hh.sum() + (ch * ch).sum()).backward()
+    _close(dh.grad, dt.grad.float(), "data grad", rtol=1e-6, atol=1e-7)
+    for name, p in t.named_parameters():
+        _close(m.get_parameter(name).grad, p.grad, name, rtol=1e-9)
+
+
 @pytest.mark.parametrize("num_layers,bidirectional,layout", [
     (1, False, "seq_first"), (2, True, "batch_first"), (2, False, "unbatched")])
 def test_lstm_proj_size_unpacked_matches_torch(num_layers, bidirectional, layout):
@@ -326,6 +349,23 @@ def test_packed_lstm_compiled_matches_eager(compiled_backend):
         assert_matches_eager(a, b, name)
 
 
+def test_compiled_function_returns_a_packed_sequence(compiled_backend):
+    """A PackedSequence built and returned by a compiled function: fields as eager's, and it
+    pads (in eager) as eager's does."""
+    hybrid.manual_seed(4)
+    m = hybrid.nn.GRU(3, 4)
+    x = hybrid.tensor(np.random.default_rng(10).standard_normal((4, 3, 3)).astype(np.float32))
+
+    def run(x):
+        return m(hr.pack_padded_sequence(x, [2, 4, 3], enforce_sorted=False))[0]
+
+    got, want = hybrid.compile(run)(x), run(x)
+    assert isinstance(got, hr.PackedSequence) and got.batch_sizes.device.type == "cpu"
+    for name in hr.PackedSequence._fields:
+        assert_matches_eager(getattr(got, name), getattr(want, name), name)
+    assert_matches_eager(hr.pad_packed_sequence(got)[0], hr.pad_packed_sequence(want)[0])
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -411,6 +451,18 @@ def test_wrong_input_size_of_packed_data_raises(kind):
                 lambda: t(tr.pack_padded_sequence(torch.tensor(x), [4, 3])),
                 r"(RNN|LSTM|GRU): input.size\(-1\) must be equal to input_size. Expected 3, "
                 r"got 5")
+
+
+def test_packed_data_of_wrong_rank_or_dtype_raises():
+    t, m = _pair("gru")
+    x3 = np.zeros((4, 2, 2, 3))
+    _both_raise(lambda: m(hr.pack_padded_sequence(hybrid.tensor(x3), [4, 3])),
+                lambda: t(tr.pack_padded_sequence(torch.tensor(x3), [4, 3])),
+                r"GRU: input must have 2 dimensions, got 3")
+    x = np.zeros((4, 2, 3), np.float32)
+    _both_raise(lambda: m(hr.pack_padded_sequence(hybrid.tensor(x), [4, 3])),
+                lambda: t(tr.pack_padded_sequence(torch.tensor(x), [4, 3])),
+                r"GRU: input dtype \(hybrid.float32\) does not match weight dtype")
 
 
 def test_wrong_initial_state_with_packed_input_raises():
