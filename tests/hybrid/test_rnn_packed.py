@@ -228,19 +228,24 @@ def test_user_built_packed_sequence_matches_torch():
 @pytest.mark.parametrize("num_layers,bidirectional,layout", [
     (1, False, "seq_first"), (2, True, "batch_first"), (2, False, "unbatched")])
 def test_lstm_proj_size_unpacked_matches_torch(num_layers, bidirectional, layout):
-    """LSTM(proj_size) on plain tensors: parameter shapes, output, (h_n, c_n), gradients."""
+    """LSTM(proj_size) on plain tensors with (h_0, c_0): parameter shapes and order, output,
+    (h_n, c_n), gradients of the input, the initial states and every parameter."""
     t, m = _pair("lstm_proj", num_layers=num_layers, bidirectional=bidirectional,
                  batch_first=layout == "batch_first")
     for name, p in t.named_parameters():
         assert tuple(m.get_parameter(name).shape) == tuple(p.shape), name
-    assert sorted(n for n, _ in m.named_parameters()) == sorted(n for n, _ in
-                                                                 t.named_parameters())
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in t.named_parameters()]
     shape = {"seq_first": (4, 3, 3), "batch_first": (3, 4, 3), "unbatched": (4, 3)}[layout]
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape)
     xt, xh = torch.tensor(x, requires_grad=True), hybrid.tensor(x, requires_grad=True)
-    ot, (ht, ct) = t(xt)
-    oh, (hh, ch) = m(xh)
+    batch = () if layout == "unbatched" else (3,)
+    layers = num_layers * (2 if bidirectional else 1)
+    s0 = [rng.standard_normal((layers, *batch, n)) for n in (4, HIDDEN)]  # h_0 is proj_size
+    st0 = [torch.tensor(v, requires_grad=True) for v in s0]
+    sh0 = [hybrid.tensor(v, requires_grad=True) for v in s0]
+    ot, (ht, ct) = t(xt, tuple(st0))
+    oh, (hh, ch) = m(xh, tuple(sh0))
     _close(oh, ot, "output")
     _close(hh, ht, "h_n")
     _close(ch, ct, "c_n")
@@ -248,6 +253,8 @@ def test_lstm_proj_size_unpacked_matches_torch(num_layers, bidirectional, layout
     ((ot * torch.tensor(w)).sum() + ht.sum() + 2 * ct.sum()).backward()
     ((oh * hybrid.tensor(w)).sum() + hh.sum() + 2 * ch.sum()).backward()
     _close(xh.grad, xt.grad, "input grad", rtol=1e-9)
+    for a, b in zip(sh0, st0):
+        _close(a.grad, b.grad, "initial state grad", rtol=1e-9)
     for name, p in t.named_parameters():
         _close(m.get_parameter(name).grad, p.grad, name, rtol=1e-9)
 
@@ -349,21 +356,27 @@ def test_packed_lstm_compiled_matches_eager(compiled_backend):
         assert_matches_eager(a, b, name)
 
 
-def test_compiled_function_returns_a_packed_sequence(compiled_backend):
-    """A PackedSequence built and returned by a compiled function: fields as eager's, and it
-    pads (in eager) as eager's does."""
+def test_compiled_function_rebuilds_and_returns_a_packed_sequence(compiled_backend):
+    """Inside @hybrid.compile: PackedSequence(f(p.data), p.batch_sizes, ...) and _replace (the
+    idiom for a layer on packed data) into a GRU; the returned PackedSequence's fields and its
+    padding equal eager's, for two lengths lists (each its own graph)."""
     hybrid.manual_seed(4)
-    m = hybrid.nn.GRU(3, 4)
+    lin, m = hybrid.nn.Linear(3, 3), hybrid.nn.GRU(3, 4)
     x = hybrid.tensor(np.random.default_rng(10).standard_normal((4, 3, 3)).astype(np.float32))
 
-    def run(x):
-        return m(hr.pack_padded_sequence(x, [2, 4, 3], enforce_sorted=False))[0]
+    def run(x, lengths):
+        p = hr.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        p = hr.PackedSequence(lin(p.data), p.batch_sizes, p.sorted_indices, p.unsorted_indices)
+        return m(p._replace(data=p.data.tanh()))[0]
 
-    got, want = hybrid.compile(run)(x), run(x)
-    assert isinstance(got, hr.PackedSequence) and got.batch_sizes.device.type == "cpu"
-    for name in hr.PackedSequence._fields:
-        assert_matches_eager(getattr(got, name), getattr(want, name), name)
-    assert_matches_eager(hr.pad_packed_sequence(got)[0], hr.pad_packed_sequence(want)[0])
+    compiled = hybrid.compile(run)
+    for lengths in ([2, 4, 3], [4, 1, 3]):
+        got, want = compiled(x, lengths), run(x, lengths)
+        assert isinstance(got, hr.PackedSequence) and got.batch_sizes.device.type == "cpu"
+        for name in hr.PackedSequence._fields:
+            assert_matches_eager(getattr(got, name), getattr(want, name), name)
+        assert_matches_eager(hr.pad_packed_sequence(got)[0], hr.pad_packed_sequence(want)[0])
+    assert compiled.compile_count == 2
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -6,13 +6,16 @@ the sequences longer than t. Every conversion here is one gather (`index_select`
 indices computed in Python from the lengths, which are static (a list or a CPU tensor, as in
 PyTorch), so gradients flow through packing and padding and @hybrid.compile traces them.
 
-NOTE: the lengths are also kept in Python on each PackedSequence built here, because a tensor
-created while tracing cannot be read back; a PackedSequence passed *into* a compiled function
-has only tensors, and using it there raises a TraceError that says to pack inside instead."""
+NOTE: the lengths are also kept in Python on each PackedSequence built here (and found again
+by one rebuilt from its batch_sizes and sorted_indices tensors), because a tensor created while
+tracing cannot be read back; a PackedSequence passed *into* a compiled function has only
+tensors whose values the cache key does not see, and using it there raises a TraceError that
+says to pack inside instead."""
 
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Any, NamedTuple, Self
 
 from compiler.ir.types import DType
@@ -67,6 +70,33 @@ class _Static(NamedTuple):
         return out
 
 
+class _Known(NamedTuple):
+    """The Python sizes and order of a batch_sizes tensor made here, and the trace (None:
+    eager) that made it: a PackedSequence rebuilt from the same batch_sizes and sorted_indices
+    tensors, as in PackedSequence(f(seq.data), seq.batch_sizes, seq.sorted_indices), finds
+    them, also inside @hybrid.compile where the tensors cannot be read."""
+
+    sizes: weakref.ref
+    order: weakref.ref | None
+    meta: _Static
+    tracer: Any
+
+
+_KNOWN: dict[int, _Known] = {}  # id(batch_sizes) -> _Known, dropped when batch_sizes dies
+
+
+def _remember(seq: Any, meta: _Static) -> None:
+    key = id(seq.batch_sizes)
+
+    def forget(ref: weakref.ref) -> None:
+        if key in _KNOWN and _KNOWN[key].sizes is ref:
+            del _KNOWN[key]
+
+    order = None if seq.sorted_indices is None else weakref.ref(seq.sorted_indices)
+    _KNOWN[key] = _Known(weakref.ref(seq.batch_sizes, forget), order, meta, STATE.tracer)
+    seq.__dict__.update(_static=meta, _tracer=STATE.tracer)
+
+
 class _PackedSequenceFields(NamedTuple):
     data: Tensor
     batch_sizes: Tensor
@@ -91,7 +121,17 @@ class PackedSequence(_PackedSequenceFields):
                 "with pack_padded_sequence or pack_sequence"))
         if unsorted_indices is None:
             unsorted_indices = invert_permutation(sorted_indices)
-        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
+        seq = super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
+        known = _KNOWN.get(id(batch_sizes))
+        if known is not None and known.sizes() is batch_sizes and (
+                known.order() if known.order is not None else None) is sorted_indices:
+            seq.__dict__.update(_static=known.meta, _tracer=known.tracer)
+        return seq
+
+    @classmethod
+    def _make(cls, iterable: Any) -> PackedSequence:
+        """As namedtuple's, through __new__ (so _replace(data=...) keeps the known sizes)."""
+        return cls(*iterable)
 
     def to(self, *args: Any, **kwargs: Any) -> PackedSequence:
         """data.to(...); the indices follow data's device, batch_sizes stays on the CPU."""
@@ -181,8 +221,7 @@ def _packed(data: Any, meta: _Static, like: PackedSequence | None = None) -> Pac
             order = cr.tensor(list(meta.order), dtype=DType.int64, device=data.device)
             inv = cr.tensor(meta.inverse, dtype=DType.int64, device=data.device)
         seq = PackedSequence(data, sizes, order, inv)
-    seq.__dict__["_static"] = meta
-    seq.__dict__["_tracer"] = STATE.tracer  # the trace (None: eager) that knows these sizes
+    _remember(seq, meta)
     return seq
 
 
