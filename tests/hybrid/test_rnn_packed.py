@@ -454,6 +454,10 @@ def test_packed_sequence_or_length_tensor_passed_into_compile_raises():
     pack = hybrid.compile(lambda x, n: hr.pack_padded_sequence(x, n).data)
     with pytest.raises(hybrid.errors.TraceError, match=r"pack_padded_sequence.*list of ints"):
         pack(x, hybrid.tensor([4, 2, 2]))
+    captured = hybrid.tensor([4, 2, 2])
+    pack = hybrid.compile(lambda x: hr.pack_padded_sequence(x, captured).data)
+    with pytest.raises(hybrid.errors.TraceError, match=r"pack_padded_sequence.*list of ints"):
+        pack(x)
 
 
 @pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "lstm_proj", "gru"])

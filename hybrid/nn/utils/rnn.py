@@ -177,12 +177,13 @@ def _ints(what: str, x: Any) -> list[int]:
         if x.ndim != 1 or x.dtype.is_floating:
             raise _fail(f"{what}: lengths should be a 1-d integer tensor or a list of ints, got "
                         f"{_t(x)}")
-        try:
-            return [int(v) for v in x.tolist()]
-        except errors.TraceError:
+        # NOTE: while tracing, even a captured tensor's values (readable: it is not lifted
+        # yet) would be baked into a graph whose cache key sees only its shape
+        if STATE.tracer is not None:
             raise errors.TraceError(errors.at_user(
                 f"{what}: the lengths are a tensor whose values are not known inside "
-                "@hybrid.compile; pass them as a list of ints (a static argument)")) from None
+                "@hybrid.compile; pass them as a list of ints (a static argument)"))
+        return [int(v) for v in x.tolist()]
     try:
         return [int(v) for v in x]
     except (TypeError, ValueError):
