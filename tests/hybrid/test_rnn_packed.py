@@ -428,6 +428,14 @@ def test_bad_lengths_raise():
                 r"pad_packed_sequence.*total_length")
 
 
+def test_bad_pad_sequence_arguments_raise():
+    _both_raise(lambda: hr.pad_sequence([hybrid.zeros(2)], padding_side="up"),
+                lambda: tr.pad_sequence([torch.zeros(2)], padding_side="up"),
+                r"pad_sequence: Expected padding_side to be one of left or right")
+    _both_raise(lambda: hr.pad_sequence([]), lambda: tr.pad_sequence([]),
+                r"pad_sequence: received an empty list")
+
+
 @pytest.mark.parametrize("proj_size", [6, 7])
 def test_proj_size_not_smaller_than_hidden_raises(proj_size):
     _both_raise(lambda: hybrid.nn.LSTM(3, 6, proj_size=proj_size),
