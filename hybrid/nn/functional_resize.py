@@ -264,11 +264,16 @@ def interpolate(input: Any, size: Any = None, scale_factor: Any = None, mode: st
     if mode == "area":
         from hybrid.nn import functional_pool as pool
 
-        if dims == 3:
-            raise _fail(f"interpolate: mode='area' supports 3-d and 4-d inputs, got "
-                        f"{_t(input)}")
-        return (pool.adaptive_avg_pool1d(input, out[0]) if dims == 1 else
-                pool.adaptive_avg_pool2d(input, tuple(out)))
+        if dims == 1:
+            return pool.adaptive_avg_pool1d(input, out[0])
+        if dims == 2:
+            return pool.adaptive_avg_pool2d(input, tuple(out))
+        # 3-d: adaptive averages are separable; (H, W) first, then D with H * W kept
+        n, c, d, h, w = input.shape
+        y = pool.adaptive_avg_pool2d(sh.reshape(input, (n, c * d, h, w)), (out[1], out[2]))
+        y = pool.adaptive_avg_pool2d(sh.reshape(y, (n, c, d, out[1] * out[2])),
+                                     (out[0], out[1] * out[2]))
+        return sh.reshape(y, (n, c, *out))
     opm = np.float64 if input.dtype.np == np.float64 else np.float32
     kind = {"bilinear": "linear", "trilinear": "linear", "bicubic": "bicubic"}.get(mode, mode)
     y = input
