@@ -4,10 +4,11 @@ and pixel_unshuffle, written as compositions of hybrid's primitive ops.
 
 interpolate is separable: along each spatial dim, from the last to the first (PyTorch's order),
 the output is a weighted sum of K `index_select`s of the input (K = 1 nearest, 2 linear, 4 cubic,
-more with antialias). The indices and weights depend only on the static sizes, so they are
-computed here with numpy, in the precision of PyTorch's CPU kernels (UpSampleKernel.cpp: float32
-for float32 and float16 inputs, float64 for float64; `floorf` rounds to float32 first), and enter
-a compiled graph as constants. Gradients are those of index_select (a scatter-add) and the
+more with antialias); 'area' is adaptive average pooling (5-d: over (H, W), then over D). The
+indices and weights depend only on the static sizes, so they are computed here with numpy, in
+the precision of PyTorch's CPU kernels (UpSampleKernel.cpp: float32 for float32 and float16
+inputs, float64 for float64; `floorf` rounds to float32 first), and enter a compiled graph as
+constants. Gradients are those of index_select (a scatter-add) and the
 products. fold places each kernel offset's block with one interior-padded pad (stride - 1 zeros
 between elements), so its gradient is a strided slice per offset."""
 
@@ -384,7 +385,10 @@ def fold(input: Any, output_size: Any, kernel_size: Any, dilation: Any = 1, padd
 
 
 def _factor(op: str, name: str, r: Any) -> int:
-    if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 1:
+    if not isinstance(r, (int, np.integer)) or isinstance(r, bool):
+        raise errors.DTypeError(errors.at_user(f"{op}: {name} must be a positive int, got "
+                                               f"{type(r).__name__} {r!r}"))
+    if r < 1:
         raise _fail(f"{op}: {name} must be a positive int, got {r!r}")
     return int(r)
 

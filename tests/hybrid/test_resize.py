@@ -527,6 +527,7 @@ BAD = [
     (lambda L, x: L.pixel_shuffle(x, 2), "pixel_shuffle: the channel dim"),
     (lambda L, x: L.pixel_shuffle(x[0, 0], 1), "pixel_shuffle: expected"),
     (lambda L, x: L.pixel_shuffle(x, 0), "pixel_shuffle: upscale_factor"),
+    (lambda L, x: L.pixel_unshuffle(x, 2.0), "pixel_unshuffle: downscale_factor"),
     (lambda L, x: L.pixel_unshuffle(x, 2), "pixel_unshuffle: height (4) and width (5)"),
 ]
 
