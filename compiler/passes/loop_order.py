@@ -1,5 +1,5 @@
 """Loop order of a fused kernel: kept dims outer, reduced dims inner, size-1 dims dropped,
-contiguous dims collapsed (the CPU schedule's first pass, passes/schedule_cpu.py)."""
+contiguous dims collapsed, a transposing elementwise kernel split into square tiles (the CPU schedule's first pass, passes/schedule_cpu.py)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,40 @@ def finish(rk: Any) -> Kernel:
     elif rk.kernel.serial:
         outer, inner = sizes, ()
     else:
+        tiled = _tiled(sizes, new_stages) if not _has_padded(new_stages) else None
+        if tiled is not None:
+            sizes, new_stages = tiled
         outer, inner = sizes[:1], sizes[1:]
     k = rk.kernel
     return Kernel(k.name, k.args, outer, inner, new_stages, nodes=k.nodes, serial=k.serial)
+
+
+# Side of the square tiles a transposing elementwise kernel is split into (a tile's load and
+# store cache lines stay in L1 while it is written); the largest that divides both dims.
+TILES = (16, 8, 4)
+
+
+def _tiled(sizes: tuple[int, ...], stages: list[Stage]) -> tuple | None:
+    """For an elementwise kernel that transposes (its stores contiguous along the last dim, a
+    load contiguous along another dim `a`), the loop space with `a` and the last dim split
+    into tiles: (other dims..., a / T, last / T, T, T). Written in store order, every load of
+    the inner loop would land on another cache line; tile by tile, T lines of each."""
+    last = len(sizes) - 1
+    if last < 1 or any(s.kind != "store" or s.strides[last] != 1 for s in stages):
+        return None
+    a = next((d for s in stages for e in walk(s.expr)
+              if isinstance(e, Load) and e.strides[last] not in (0, 1)
+              for d in range(last) if e.strides[d] == 1), None)
+    if a is None:
+        return None
+    t = next((t for t in TILES if sizes[a] % t == 0 and sizes[last] % t == 0
+              and sizes[a] > t and sizes[last] > t), None)
+    if t is None:
+        return None
+    others = [d for d in range(last) if d != a]
+
+    def split(v: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(v[d] for d in others) + (v[a] * t, v[last] * t, v[a], v[last])
+
+    new_sizes = tuple(sizes[d] for d in others) + (sizes[a] // t, sizes[last] // t, t, t)
+    return new_sizes, [s.reindexed(split) for s in stages]

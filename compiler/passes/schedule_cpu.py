@@ -4,7 +4,7 @@ compiler/passes/manager.py `run_kernel_passes`, times, dumps and checks each pas
 
 In order:
   * `loop order`  kept dims outer, reduced dims inner, size-1 dims dropped, contiguous dims
-                  collapsed (passes/loop_order.py);
+                  collapsed, transposing elementwise kernels tiled (passes/loop_order.py);
   * `lanes`       a reduction whose loads run along the outer dims (a column sum) runs LANES
                   outer indices at a time, lanes innermost, so that the lane loop vectorizes;
   * `gemm epilogue`  `x + alpha * (a @ b)` folded into the GEMM's C (passes/gemm_epilogue.py);

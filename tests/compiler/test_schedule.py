@@ -10,8 +10,8 @@ import logging
 
 import numpy as np
 import pytest
-from graphs import graph, mlp
-from native import assert_match, reference
+from graphs import full, graph, mlp
+from native import assert_match, check_native, reference
 
 from compiler.ir.ops import Op
 from compiler.kernel import Kernel, Load, Row
@@ -193,3 +193,27 @@ def test_the_checker_wants_one_float_dtype_per_gemm(dtype):
         other = {v: TensorType(u.shape, DType.int32) for v, u in other.items()}
     with pytest.raises(KernelVerifyError, match=r"gemm operands must share one dtype, float32"):
         verify_program(dataclasses.replace(prog, buffers=other))
+
+
+@pytest.mark.parametrize("shape,perm,tile", [
+    ((4, 32, 48), (0, 2, 1), 16),  # NHWC -> NCHW-like
+    ((24, 40), (1, 0), 8),  # a matrix transpose
+    ((2, 6, 12, 20), (0, 3, 1, 2), 4),  # channels-last to channels-first (rows of 6*12)
+    ((3, 17, 19), (0, 2, 1), None),  # no tile divides both: untiled
+])
+def test_a_transposing_kernel_is_tiled_and_gives_the_same_values(shape, perm, tile):
+    g, (x,) = graph("transpose", f"f32[{','.join(map(str, shape))}]")
+    out_shape = tuple(shape[p] for p in perm)
+    half = g.add(Op.RESHAPE, [full(g, 0.5, "f32[1]")], shape=(1,) * len(shape))
+    y = g.add(Op.COPY, [g.add(Op.PERMUTE, [x], perm=perm)])
+    g.set_outputs([g.add(Op.ADD, [y, g.add(Op.EXPAND, [half], shape=out_shape)])])
+    prog = fuse(g)
+    (k,) = [s for s in prog.steps if isinstance(s, Kernel)]
+    if tile is None:
+        assert len(k.inner) == 2, (k.outer, k.inner)
+    else:  # (other dims..., rows / T, cols / T, T, T)
+        space = k.outer + k.inner
+        assert len(space) >= 4 and space[-2:] == (tile, tile), (k.outer, k.inner)
+    x0 = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    assert_match(run_program(prog, [x0]), reference(g, [x0]))
+    check_native(g, [x0])
