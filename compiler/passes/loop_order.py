@@ -1,5 +1,6 @@
 """Loop order of a fused kernel: kept dims outer, reduced dims inner, size-1 dims dropped,
-contiguous dims collapsed, a transposing elementwise kernel split into square tiles (the CPU schedule's first pass, passes/schedule_cpu.py)."""
+contiguous dims collapsed, a transposing elementwise kernel split into square tiles (the CPU
+schedule's first pass, passes/schedule_cpu.py)."""
 
 from __future__ import annotations
 
