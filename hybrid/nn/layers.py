@@ -54,11 +54,16 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A lookup table of num_embeddings vectors of size embedding_dim, initialized N(0, 1)."""
+    """A lookup table of num_embeddings vectors of size embedding_dim, initialized N(0, 1)
+    (or `_weight`); `Embedding.from_pretrained(weights)` wraps given vectors, frozen by
+    default."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 device: Any = None, dtype: Any = None) -> None:
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False, _weight: Any = None,
+                 _freeze: bool = False, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
+        _embedding_options(max_norm, scale_grad_by_freq, sparse)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise errors.HybridIndexError(
@@ -69,9 +74,35 @@ class Embedding(Module):
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
-        self.weight = Parameter(cr.empty((num_embeddings, embedding_dim), dtype=dtype,
-                                         device=device))
-        self.reset_parameters()
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = Parameter(cr.empty((num_embeddings, embedding_dim), dtype=dtype,
+                                             device=device), requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise errors.ShapeError(errors.at_user(
+                    f"Embedding: _weight has shape {list(_weight.shape)}, expected "
+                    f"[{num_embeddings}, {embedding_dim}] (num_embeddings, embedding_dim)"))
+            self.weight = Parameter(_weight.detach(), requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Any, freeze: bool = True,
+                        padding_idx: int | None = None, max_norm: float | None = None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> Embedding:
+        """An Embedding holding the 2-d `embeddings` (shared, not copied, as PyTorch's); it
+        gets no gradient when `freeze`. The padding row keeps its given values."""
+        if getattr(embeddings, "ndim", None) != 2:
+            shape = list(getattr(embeddings, "shape", ()))
+            raise errors.ShapeError(errors.at_user(
+                f"Embedding.from_pretrained: embeddings must be 2-d (num_embeddings, "
+                f"embedding_dim), got shape {shape}"))
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse, _weight=embeddings,
+                   _freeze=freeze)
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
@@ -87,6 +118,18 @@ class Embedding(Module):
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+
+def _embedding_options(max_norm: Any, scale_grad_by_freq: bool, sparse: bool) -> None:
+    """PyTorch's Embedding options hybrid does not implement: a clear error, never ignored."""
+    given = [name for name, on in (("max_norm", max_norm is not None),
+                                   ("scale_grad_by_freq", scale_grad_by_freq),
+                                   ("sparse", sparse)) if on]
+    if given:
+        raise errors.HybridError(errors.at_user(
+            f"Embedding: {', '.join(given)} is not supported (hybrid's embedding gradient is "
+            "dense and rows are not renormalized); leave the default, or renormalize the "
+            "weight yourself under no_grad()"))
 
 
 class LayerNorm(Module):
