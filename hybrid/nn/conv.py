@@ -31,9 +31,12 @@ __all__ = [
     "ConvTranspose3d",
     "Dropout1d",
     "Dropout2d",
+    "Dropout3d",
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
 ]
 
 
@@ -369,3 +372,32 @@ class Dropout2d(Module):
 
 class Dropout1d(Dropout2d):
     _fn = staticmethod(FC.dropout1d)
+
+
+class Dropout3d(Dropout2d):
+    _fn = staticmethod(FC.dropout3d)
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of MaxPool2d: forward(input, indices, output_size=None) puts each
+    value back at its index (return_indices=True of the pool), zeros elsewhere."""
+
+    _n = 2
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()
+        n = type(self)._n
+        self.kernel_size = _tuple(kernel_size, n)
+        self.stride = _tuple(stride if stride is not None else kernel_size, n)
+        self.padding = _tuple(padding, n)
+
+    def forward(self, input: Any, indices: Any, output_size: Any = None) -> Any:
+        fn = FC.max_unpool2d if type(self)._n == 2 else FC.max_unpool1d
+        return fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(MaxUnpool2d):
+    _n = 1

@@ -29,6 +29,7 @@ __all__ = [
     "avg_pool3d",
     "dropout1d",
     "dropout2d",
+    "dropout3d",
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
@@ -381,22 +382,28 @@ def _channel_dropout(op: str, x: Any, p: float, training: bool, dims: int) -> An
     return where(keep, x * (1.0 / (1.0 - p)), 0.0)
 
 
-def dropout2d(input: Any, p: float = 0.5, training: bool = True,
-              inplace: bool = False) -> Any:
-    """Zero whole channels of (N, C, H, W) with probability p, scaling the rest by 1/(1-p)."""
-    out = _channel_dropout("dropout2d", input, p, training, 2)
+def _dropout_nd(op: str, input: Any, p: float, training: bool, inplace: bool, dims: int) -> Any:
+    out = _channel_dropout(op, input, p, training, dims)
     if inplace and out is not input:
         from hybrid.tensor import inplace_op
 
         return inplace_op(input, lambda _: out)
     return out
+
+
+def dropout2d(input: Any, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Any:
+    """Zero whole channels of (N, C, H, W) with probability p, scaling the rest by 1/(1-p)."""
+    return _dropout_nd("dropout2d", input, p, training, inplace, 2)
 
 
 def dropout1d(input: Any, p: float = 0.5, training: bool = True,
               inplace: bool = False) -> Any:
-    out = _channel_dropout("dropout1d", input, p, training, 1)
-    if inplace and out is not input:
-        from hybrid.tensor import inplace_op
+    """Zero whole channels of (N, C, L) with probability p, scaling the rest by 1/(1-p)."""
+    return _dropout_nd("dropout1d", input, p, training, inplace, 1)
 
-        return inplace_op(input, lambda _: out)
-    return out
+
+def dropout3d(input: Any, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Any:
+    """Zero whole channels of (N, C, D, H, W) with probability p, scaling the rest by 1/(1-p)."""
+    return _dropout_nd("dropout3d", input, p, training, inplace, 3)

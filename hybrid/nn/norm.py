@@ -21,6 +21,7 @@ __all__ = [
     "GroupNorm",
     "InstanceNorm1d",
     "InstanceNorm2d",
+    "InstanceNorm3d",
     "LocalResponseNorm",
 ]
 
@@ -163,6 +164,12 @@ class InstanceNorm2d(_InstanceNorm):
     """Instance normalization of (N, C, H, W) or unbatched (C, H, W) input over H and W."""
 
     _dims, _dims_text = (3, 4), "3D or 4D"
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization of (N, C, D, H, W) or unbatched (C, D, H, W) input over D, H, W."""
+
+    _dims, _dims_text = (4, 5), "4D or 5D"
 
 
 class GroupNorm(Module):
