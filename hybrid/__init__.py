@@ -10,8 +10,8 @@ from hybrid.autograd import enable_grad, inference_mode, is_grad_enabled, no_gra
 from hybrid.device import cuda_is_available, device
 from hybrid.dlpack import from_dlpack, to_dlpack
 from hybrid.dtypes import (
-    bool_, double, float, float16, float32, float64, get_default_dtype, half, int, int32, int64,
-    long, promote_types, result_type, set_default_dtype,
+    bfloat16, bool_, double, float, float16, float32, float64, get_default_dtype, half, int,
+    int32, int64, long, promote_types, result_type, set_default_dtype,
 )
 from hybrid.errors import (
     AutogradError, DeviceError, DTypeError, HybridError, HybridIndexError, ShapeError,

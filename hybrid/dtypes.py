@@ -13,6 +13,7 @@ int16 = DType.int16
 int32 = DType.int32
 int64 = DType.int64
 float16 = DType.float16
+bfloat16 = DType.bfloat16
 float32 = DType.float32
 float64 = DType.float64
 
@@ -25,7 +26,8 @@ float = float32  # noqa: A001
 double = float64
 
 _ORDER = {DType.bool: 0, DType.uint8: 1, DType.int8: 1, DType.int16: 2, DType.int32: 3,
-          DType.int64: 4, DType.float16: 5, DType.float32: 6, DType.float64: 7}
+          DType.int64: 4, DType.float16: 5, DType.bfloat16: 5, DType.float32: 6,
+          DType.float64: 7}
 _default = DType.float32
 
 
@@ -44,13 +46,16 @@ def set_default_dtype(dtype: DType) -> None:
 
 def promote_types(a: DType | None, b: DType | None) -> DType | None:
     """The smallest dtype both promote to: bool < uint8, int8 < int16 < int32 < int64 < float16 <
-    float32 < float64 (uint8 with int8 gives int16, as in PyTorch)."""
+    float32 < float64 (uint8 with int8 gives int16, float16 with bfloat16 float32, as in
+    PyTorch)."""
     if a is None:
         return b
     if b is None:
         return a
     if {a, b} == {DType.uint8, DType.int8}:
         return DType.int16
+    if {a, b} == {DType.float16, DType.bfloat16}:  # neither holds the other: float32, as PyTorch
+        return DType.float32
     return a if _ORDER[a] >= _ORDER[b] else b
 
 

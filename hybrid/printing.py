@@ -34,6 +34,8 @@ def tensor_repr(t) -> str:
         return f"tensor(<traced {v}>{', requires_grad=True' if t._rg else ''})"
     arr = v if isinstance(v, np.ndarray) else v.get()
     dt = t.dtype
+    if dt is DType.bfloat16:  # numpy prints ml_dtypes' bfloat16 as an opaque kind: as float32
+        arr = arr.astype(np.float32)
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")

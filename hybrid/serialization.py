@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.ir.types import DType
 from hybrid import errors
 from hybrid.tensor import Tensor
 
@@ -129,20 +130,12 @@ def _decode(node: Any, tensors: dict[str, Any], where: str) -> Any:
 
 
 def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from safetensors import safe_open
-
     try:
-        with safe_open(path, framework="numpy") as f:
-            metadata = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open is not a dict)
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise CheckpointNotFoundError(errors.at_user(f"load: no such file {path!r}")) from None
-    except Exception as e:  # noqa: BLE001  (safetensors rejected the file: say so in our terms)
-        raise SerializationError(
-            errors.at_user(f"load: {path!r} is not a valid safetensors file (truncated, corrupt "
-                           f"or another format): {e}")
-        ) from None
-    return arrays, metadata
+    return _read_bytes(data, repr(path))
 
 
 def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool = True,
@@ -158,9 +151,17 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool =
     return _rebuild(arrays, metadata, path, map_location)
 
 
-def _read_bytes(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The arrays and metadata of safetensors bytes (read from a file object)."""
-    from safetensors.numpy import load as from_bytes
+# safetensors' dtype names -> numpy dtypes (BF16 as ml_dtypes' bfloat16, which safetensors'
+# own numpy loader does not map)
+_ST_DTYPES = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16,
+              "I32": np.int32, "I64": np.int64, "F16": np.float16,
+              "BF16": DType.bfloat16.np, "F32": np.float32, "F64": np.float64}
+
+
+def _read_bytes(data: bytes, where: str = "the data") -> tuple[dict[str, np.ndarray],
+                                                             dict[str, str]]:
+    """The arrays and metadata of safetensors bytes, checked by safetensors' own parser."""
+    from safetensors import deserialize
 
     try:
         n = int.from_bytes(data[:8], "little")
@@ -170,11 +171,20 @@ def _read_bytes(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object")  # noqa: TRY004  (caught below)
         metadata = header.get("__metadata__") or {}
-        arrays = from_bytes(bytes(data))
+        entries = deserialize(bytes(data))
     except Exception as e:  # noqa: BLE001  (safetensors rejected the bytes: say so in our terms)
         raise SerializationError(errors.at_user(
-            f"load: the data is not a valid safetensors file (truncated, corrupt or another "
+            f"load: {where} is not a valid safetensors file (truncated, corrupt or another "
             f"format): {e}")) from None
+    arrays = {}
+    for name, entry in entries:
+        dtype = _ST_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise SerializationError(errors.at_user(
+                f"load: tensor {name!r} of {where} has dtype {entry['dtype']}, which hybrid does "
+                f"not hold (it has {', '.join(_ST_DTYPES)}); convert it with the tool that "
+                "wrote it"))
+        arrays[name] = np.frombuffer(entry["data"], dtype=dtype).reshape(entry["shape"])
     return arrays, metadata
 
 

@@ -325,6 +325,9 @@ class Tensor:
     def half(self) -> Tensor:
         return ew.cast(self, DType.float16)
 
+    def bfloat16(self) -> Tensor:
+        return ew.cast(self, DType.bfloat16)
+
     def long(self) -> Tensor:
         return ew.cast(self, DType.int64)
 

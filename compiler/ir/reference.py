@@ -16,6 +16,11 @@ GAMMA = 0x9E3779B97F4A7C15
 MIX1 = 0xBF58476D1CE4E5B9
 MIX2 = 0x94D049BB133111EB
 
+# the half-precision dtypes reductions accumulate in float32 (numpy and CuPy dtypes compare
+# equal to these)
+_BF16 = DType.bfloat16.np
+_HALVES = (DType.float16.np, _BF16)
+
 
 def splitmix_key(seed: int) -> int:
     """The 64-bit stream key of a seed (a scalar mix, so nearby seeds give unrelated streams)."""
@@ -57,12 +62,17 @@ def make_impls(xp, scatter_add: Callable) -> dict[str, Callable]:
         e = xp.exp(-xp.abs(x))
         return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
+    def matmul(a, b):
+        if a.dtype == _BF16:  # numpy's bfloat16 product is float32: accumulated, then rounded
+            return xp.matmul(a, b).astype(a.dtype)
+        return xp.matmul(a, b)
+
     def rsqrt(x):
         return 1 / xp.sqrt(x)
 
     def reduce(fn):
         def run(x, *, axes):
-            if x.dtype == xp.float16:  # NOTE: accumulate half precision in float32, as PyTorch
+            if x.dtype in _HALVES:  # NOTE: accumulate half precision in float32, as PyTorch
                 return fn(x, axis=axes, keepdims=True, dtype=xp.float32).astype(x.dtype)
             return fn(x, axis=axes, keepdims=True, dtype=x.dtype)
 
@@ -187,7 +197,7 @@ def make_impls(xp, scatter_add: Callable) -> dict[str, Callable]:
         "slice": slice_, "pad": pad,
         "concat": lambda *xs, axis: xp.concatenate(xs, axis=axis),
         # compute and indexing
-        "matmul": xp.matmul, "gather": gather, "scatter": scatter, "scatter_add": scatter_add_,
+        "matmul": matmul, "gather": gather, "scatter": scatter, "scatter_add": scatter_add_,
         # sources
         "constant": constant, "full": full, "iota": iota, "rand": rand,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 
@@ -18,6 +19,7 @@ class DType(enum.Enum):
     int32 = "i32"
     int64 = "i64"
     float16 = "f16"
+    bfloat16 = "bf16"
     float32 = "f32"
     float64 = "f64"
 
@@ -38,7 +40,7 @@ class DType(enum.Enum):
 
     @property
     def is_floating(self) -> bool:
-        """True for float16/32/64."""
+        """True for float16/bfloat16/float32/float64."""
         return self in _FLOATS
 
     @property
@@ -69,13 +71,15 @@ class DType(enum.Enum):
             raise TypeError(f"dtype {dtype} is not supported; use one of: {names}") from None
 
 
-_FLOATS = frozenset({DType.float16, DType.float32, DType.float64})
+_FLOATS = frozenset({DType.float16, DType.bfloat16, DType.float32, DType.float64})
 _INTS = frozenset({DType.uint8, DType.int8, DType.int16, DType.int32, DType.int64})
 # NOTE: the dtypes the native CPU backend (code generator and C++ runtime) handles; graphs with
 # any other dtype run on the reference interpreter (see compiler.backend_cpu).
 NATIVE = frozenset({DType.bool, DType.int32, DType.int64, DType.float16, DType.float32,
                     DType.float64})
-_TO_NP = {d: np.dtype(d.name) for d in DType}
+# NOTE: bfloat16 is ml_dtypes' numpy dtype (the one JAX and TensorFlow use); no backend
+# generates code for it yet: graphs with it run on the reference interpreter
+_TO_NP = {d: np.dtype(ml_dtypes.bfloat16 if d is DType.bfloat16 else d.name) for d in DType}
 _FROM_NP = {v: k for k, v in _TO_NP.items()}
 
 

@@ -163,7 +163,8 @@ def apply(op: Op, *xs: Any, **attrs: Any) -> Any:
         for x in xs:
             if x._rg:
                 d = out.dtype
-                floating = d.is_floating if d.__class__ is DType else d.kind == "f"
+                floating = (d.is_floating if d.__class__ is DType
+                            else d.kind == "f" or d == DType.bfloat16.np)
                 if floating and OPS[op].differentiable:
                     t._rg = True
                     t._node = TapeNode(op, xs, attrs, wrap(out) if op in SAVES_OUTPUT else None)
