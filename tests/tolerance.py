@@ -33,3 +33,17 @@ def assert_matches_eager(got: Any, want: Any, err_msg: str = "") -> None:
     else:
         rtol, atol = NATIVE_TOL[g.dtype.name]
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, equal_nan=True, err_msg=err_msg)
+
+
+def fwd_bwd(fn: Any, n_inputs: int) -> Any:
+    """A step for comparing compiled with eager: step(*inputs, cotangent) runs fn on fresh
+    leaves of the first n_inputs tensors and returns (fn's output, each leaf's gradient of
+    sum(output * cotangent))."""
+
+    def step(*ts: Any) -> tuple:
+        leaves = [t.detach().requires_grad_() for t in ts[:n_inputs]]
+        y = fn(*leaves)
+        (y * ts[n_inputs]).sum().backward()
+        return (y.detach(),) + tuple(t.grad for t in leaves)
+
+    return step

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 from gradcheck import gradcheck
-from tolerance import assert_matches_eager
+from tolerance import assert_matches_eager, fwd_bwd
 
 import hybrid
 import hybrid.nn.functional as F
@@ -289,15 +289,6 @@ def test_adaptive_avg_pool2d_and_divisor_override_match_torch():
 # --- compiled forward + backward vs eager ---------------------------------------------------------
 
 
-def _fwd_bwd(fn, n_inputs):
-    def step(*ts):
-        leaves = [t.detach().requires_grad_() for t in ts[:n_inputs]]
-        y = fn(*leaves)
-        (y * ts[n_inputs]).sum().backward()
-        return (y.detach(),) + tuple(t.grad for t in leaves)
-    return step
-
-
 @pytest.mark.parametrize("xs,ws,kw", CONV2D[:6] + [(x, w, dict(k, conv1d=True))
                                                    for x, w, k in CONV1D[1:3]])
 def test_conv_compiled_matches_eager(compiled_backend, xs, ws, kw):
@@ -305,7 +296,7 @@ def test_conv_compiled_matches_eager(compiled_backend, xs, ws, kw):
     fn = F.conv1d if kw.pop("conv1d", False) else F.conv2d
     x, w, b = (hybrid.tensor(a.astype(np.float32)) for a in _conv_inputs(xs, ws, True))
     cot = hybrid.tensor(rand(tuple(fn(x, w, b, **kw).shape), 3).astype(np.float32))
-    step = _fwd_bwd(lambda x, w, b: fn(x, w, b, **kw), 3)
+    step = fwd_bwd(lambda x, w, b: fn(x, w, b, **kw), 3)
     want = step(x, w, b, cot)
     got = hybrid.compile(step)(x, w, b, cot)
     for g, e in zip(got, want):
@@ -321,10 +312,10 @@ def test_pools_compiled_match_eager(compiled_backend, xs, kw):
                 + F.avg_pool2d(t, count_include_pad=False, **kw))
 
     cot = hybrid.tensor(rand(tuple(fn(x).shape), 3).astype(np.float32))
-    step = _fwd_bwd(fn, 1)
+    step = fwd_bwd(fn, 1)
     for g, e in zip(hybrid.compile(step)(x, cot), step(x, cot)):
         assert_matches_eager(g, e)
-    ad = _fwd_bwd(lambda t: F.adaptive_avg_pool2d(t, (3, 2)) + F.adaptive_avg_pool2d(t, 1), 1)
+    ad = fwd_bwd(lambda t: F.adaptive_avg_pool2d(t, (3, 2)) + F.adaptive_avg_pool2d(t, 1), 1)
     cot = hybrid.tensor(rand((1, 2, 3, 2), 4).astype(np.float32))
     x = hybrid.tensor(rand((1, 2, 7, 5)).astype(np.float32))
     for g, e in zip(hybrid.compile(ad)(x, cot), ad(x, cot)):

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 from gradcheck import gradcheck
-from tolerance import assert_matches_eager
+from tolerance import assert_matches_eager, fwd_bwd
 
 import hybrid
 import hybrid.nn.functional as F
@@ -407,19 +407,10 @@ def test_transposed_init_uses_pytorch_fan_in():
 # --- compiled forward + backward vs eager ---------------------------------------------------------
 
 
-def _fwd_bwd(fn, n_inputs):
-    def step(*ts):
-        leaves = [t.detach().requires_grad_() for t in ts[:n_inputs]]
-        y = fn(*leaves)
-        (y * ts[n_inputs]).sum().backward()
-        return (y.detach(),) + tuple(t.grad for t in leaves)
-    return step
-
-
 def _check_compiled(fn, arrays):
     ts = [hybrid.tensor(a.astype(np.float32)) for a in arrays]
     cot = hybrid.tensor(rand(tuple(fn(*ts).shape), 3).astype(np.float32))
-    step = _fwd_bwd(fn, len(ts))
+    step = fwd_bwd(fn, len(ts))
     for g, e in zip(hybrid.compile(step)(*ts, cot), step(*ts, cot)):
         assert_matches_eager(g, e)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import gradcheck
-from tolerance import assert_matches_eager
+from tolerance import assert_matches_eager, fwd_bwd
 
 import hybrid
 import hybrid.nn.functional as F
@@ -236,15 +236,6 @@ def test_instance_group_and_lrn_match_torch():
 # --- compiled forward + backward vs eager ---------------------------------------------------------
 
 
-def _fwd_bwd(fn, n_inputs):
-    def step(*ts):
-        leaves = [t.detach().requires_grad_() for t in ts[:n_inputs]]
-        y = fn(*leaves)
-        (y * ts[n_inputs]).sum().backward()
-        return (y.detach(),) + tuple(t.grad for t in leaves)
-    return step
-
-
 def test_norms_compiled_match_eager(compiled_backend):
     x = hybrid.tensor(rand((2, 4, 3, 3)).astype(np.float32))
     w, b = (hybrid.tensor(rand((4,), i).astype(np.float32)) for i in (1, 2))
@@ -258,7 +249,7 @@ def test_norms_compiled_match_eager(compiled_backend):
 
     def make(name):
         rm, rv = stats[name]
-        return _fwd_bwd(lambda x, w, b: fn(x, w, b, rm, rv), 3)
+        return fwd_bwd(lambda x, w, b: fn(x, w, b, rm, rv), 3)
 
     compiled = hybrid.compile(make("compiled"))
     eager = make("eager")

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 from gradcheck import gradcheck
-from tolerance import assert_matches_eager
+from tolerance import assert_matches_eager, fwd_bwd
 
 import hybrid
 import hybrid.nn.functional as F
@@ -406,15 +406,6 @@ def test_stacks_deep_copy_their_layer_and_transformer_init_is_xavier():
 # --- compiled vs eager ----------------------------------------------------------------------------
 
 
-def _fwd_bwd(fn, n_inputs):
-    def step(*ts):
-        leaves = [t.detach().requires_grad_() for t in ts[:n_inputs]]
-        y = fn(*leaves)
-        (y * ts[n_inputs]).sum().backward()
-        return (y.detach(),) + tuple(t.grad for t in leaves)
-    return step
-
-
 def test_sdpa_compiled_matches_eager(compiled_backend):
     q, k, v = (hybrid.tensor(a.astype(np.float32)) for a in _sdpa_inputs(*SDPA[1][:3]))
     mask, fmask = hybrid.tensor(_BOOL), hybrid.tensor(_FLOAT.astype(np.float32))
@@ -425,7 +416,7 @@ def test_sdpa_compiled_matches_eager(compiled_backend):
                 + F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
     cot = hybrid.tensor(rand((1, 2, 3, 3), 7).astype(np.float32))
-    step = _fwd_bwd(fn, 3)
+    step = fwd_bwd(fn, 3)
     for g, e in zip(hybrid.compile(step)(q, k, v, cot), step(q, k, v, cot)):
         assert not np.isnan(e.numpy()).any()
         assert_matches_eager(g, e)
