@@ -20,6 +20,7 @@ import pytest
 
 import hybrid as h
 import hybrid.nn.functional as F
+from compiler.ir.types import DType
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -339,3 +340,25 @@ def test_compiled_draws_from_a_generator_equal_eager(compiled_backend):
     np.testing.assert_array_equal(gc.get_state(), ge.get_state())
     assert gc.get_state().tolist() == [12, 2 * (4 + 8)]
     assert h.random.default_generator.get_state().tolist() == [0, 0]  # not drawn from
+
+
+class _ArrayModule:
+    """numpy under another name: splitmix_uniform takes its whole-array form (CuPy's)."""
+
+    __name__ = "not-numpy"
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@pytest.mark.parametrize("n", [0, 1, 32768, 32769, 70001])
+@pytest.mark.parametrize("dtype", [DType.float64, DType.float32, DType.float16])
+def test_chunked_numpy_uniforms_equal_the_array_form_bit_for_bit(n, dtype):
+    from compiler.ir.reference import splitmix_uniform
+
+    counters = np.random.default_rng(n).integers(0, 2**64 - 1, n, dtype=np.uint64)
+    for seed in (0, 2**63 + 5):
+        got = splitmix_uniform(np, seed, counters.reshape(-1, 1), dtype)
+        want = splitmix_uniform(_ArrayModule(), seed, counters.reshape(-1, 1), dtype)
+        assert got.dtype == want.dtype and got.shape == want.shape == (n, 1)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
