@@ -294,10 +294,18 @@ class CpuExecutable:
         flag = [np.zeros(2, np.int64)] if self.plan.error_flag >= 0 else []
         seconds = self.executor.profile(self._fixed(arrays) + flag, repeats)
         total = sum(seconds) or 1.0
-        lines = [f"{'step':>4}  {'us':>9}  {'share':>6}  what"]
+        lines = [f"{'step':>4}  {'us':>9}  {'share':>6}  {'GFLOP/s':>7}  what"]
+        gemm_s = gemm_flops = 0.0
         for i, (step, s) in enumerate(zip(self.plan.steps, seconds)):
-            lines.append(f"{i:>4}  {s * 1e6:>9.1f}  {s / total:>6.1%}  {step}")
+            flops = _gemm_flops(step)
+            rate = f"{flops / s / 1e9:>7.1f}" if flops and s > 0 else " " * 7
+            if flops:
+                gemm_s, gemm_flops = gemm_s + s, gemm_flops + flops
+            lines.append(f"{i:>4}  {s * 1e6:>9.1f}  {s / total:>6.1%}  {rate}  {step}")
         lines.append(f"{'all':>4}  {total * 1e6:>9.1f}  {1:>6.1%}")
+        if gemm_flops:
+            lines.append(f"gemm steps: {gemm_s * 1e3:.3f} ms of {total * 1e3:.3f} ms, "
+                         f"{gemm_flops / 1e9:.4g} GFLOP at {gemm_flops / gemm_s / 1e9:.1f} GFLOP/s")
         return "\n".join(lines)
 
     @property
@@ -323,3 +331,10 @@ class CpuExecutable:
 
         self.program = self.program or fuse(self.graph)
         return "\n\n".join([str(self.program), self.plan.describe(), self.memory.describe()])
+
+
+def _gemm_flops(step: Any) -> int:
+    """2 m n k per product (times the batch) for a GEMM step, 0 for any other step."""
+    if not all(hasattr(step, f) for f in ("m", "n", "k", "batch")):
+        return 0
+    return 2 * step.m * step.n * step.k * step.batch

@@ -14,7 +14,7 @@ import hybrid.nn.functional as F
 from hybrid.config import config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_ops  # noqa: E402  (the table-driven op suite)
+import test_ops
 
 RTOL, ATOL = 2e-5, 2e-5
 
@@ -147,9 +147,15 @@ def test_profile_lists_every_plan_step_with_its_time():
     text = f.profile(x, repeats=3)
     lines = text.split("\n")
     steps = f.last_entry.run.plan.steps
-    assert len(lines) == len(steps) + 2  # a header, one line per step, the total
-    assert "gemm" in lines[1] and lines[-1].split()[0] == "all"
-    assert all(float(ln.split()[1]) >= 0 for ln in lines[1:])
+    # a header, one line per step, the total, the GEMM summary
+    assert len(lines) == len(steps) + 3
+    assert "gemm" in lines[1] and lines[-2].split()[0] == "all"
+    assert all(float(ln.split()[1]) >= 0 for ln in lines[1:-1])
+    # the GEMM's rate is its 2 m n k flops over its time: 2 * 16 * 32 * 64
+    us, rate = float(lines[1].split()[1]), float(lines[1].split()[3])
+    np.testing.assert_allclose(rate, 2 * 16 * 32 * 64 / (us * 1e-6) / 1e9, rtol=0.02, atol=0.051)
+    assert lines[-1].startswith("gemm steps:") and "GFLOP/s" in lines[0]
+    assert f"{2 * 16 * 32 * 64 / 1e9:.4g} GFLOP at" in lines[-1]
     np.testing.assert_allclose(f(x).item(), F.softmax(x @ w, -1).sum().item(), rtol=1e-5)
 
 
