@@ -35,21 +35,37 @@ class RowKernel:
 # --- row fusion ----------------------------------------------------------------------------------
 
 
-def _readers(steps: list, buf: int, start: int, stop: int) -> bool:
-    for s in steps[start:stop]:
-        reads = kernel_reads(s.kernel) if isinstance(s, RowKernel) else s.reads()
-        if buf in reads:
-            return True
-    return False
+class _Reads:
+    """The buffers each step reads, computed once per step object (steps are never changed in
+    place: a merge or cleanup makes a new one), for the many queries of one row_fusion call."""
+
+    def __init__(self) -> None:
+        self._sets: dict[int, tuple[Any, frozenset[int]]] = {}
+
+    def __call__(self, s: Any) -> frozenset[int]:
+        hit = self._sets.get(id(s))
+        if hit is not None and hit[0] is s:
+            return hit[1]
+        reads = frozenset(kernel_reads(s.kernel) if isinstance(s, RowKernel) else s.reads())
+        self._sets[id(s)] = (s, reads)
+        return reads
+
+
+def _readers(steps: list, buf: int, start: int, stop: int, reads: _Reads) -> bool:
+    return any(buf in reads(s) for s in steps[start:stop])
 
 
 def row_fusion(steps: list, graph: Graph) -> list:
     """Merge row kernels into later kernels over the same (or the row) space, to a fixed point."""
     outputs = {v.id for v in graph.outputs}
-    changed = True
+    reads = _Reads()
+    changed, start = True, 0
     while changed:
         changed = False
-        for j, c in enumerate(steps):
+        # NOTE: a merge of steps i < j changes nothing before i, where no merge was found: the
+        # next sweep starts at i (the same merges, in the same order, as sweeping from 0)
+        for j in range(start, len(steps)):
+            c = steps[j]
             if not isinstance(c, RowKernel) or c.kernel.serial:
                 continue
             for i in range(j - 1, -1, -1):
@@ -58,29 +74,28 @@ def row_fusion(steps: list, graph: Graph) -> list:
                     continue
                 if not p.reduced and (p.shape != c.shape or not p.stores):
                     continue  # elementwise producers merge only into consumers of their space
-                if not _reads_any(c, p):
+                if not _reads_any(c, p, reads):
                     continue
                 merged = _try_merge(p, c)
                 if merged is None:
                     continue
                 produced = [a.value for a in p.kernel.args if a.writes]
-                if any(_readers(steps, buf, i + 1, j) for buf in produced):
+                if any(_readers(steps, buf, i + 1, j, reads) for buf in produced):
                     continue
                 steps = steps[:i] + steps[i + 1:j] + [merged] + steps[j + 1:]
-                changed = True
+                changed, start = True, i
                 break
             if changed:
                 break
-    return [_cleanup(s, steps, k, outputs) if isinstance(s, RowKernel) else s
+    return [_cleanup(s, steps, k, outputs, reads) if isinstance(s, RowKernel) else s
             for k, s in enumerate(steps)]
 
 
-def _read_elsewhere(steps: list, k: int, buf: int, outputs: set[int]) -> bool:
-    return buf in outputs or any(
-        _readers(steps, buf, i, i + 1) for i in range(len(steps)) if i != k)
+def _read_elsewhere(steps: list, k: int, buf: int, outputs: set[int], reads: _Reads) -> bool:
+    return buf in outputs or any(buf in reads(s) for i, s in enumerate(steps) if i != k)
 
 
-def _cleanup(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> RowKernel:
+def _cleanup(rk: RowKernel, steps: list, k: int, outputs: set[int], reads: _Reads) -> RowKernel:
     """Inside one kernel: a buffer stored and re-read at the same positions, and read by no other
     step, is recomputed from its expression instead (no memory round trip); stores nobody reads
     are dropped."""
@@ -91,7 +106,7 @@ def _cleanup(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> RowKernel
         if st is None or st.kind != "store":
             continue
         buf = args[st.arg].value
-        if _read_elsewhere(steps, k, buf, outputs):
+        if _read_elsewhere(steps, k, buf, outputs, reads):
             continue
         same = [a for a, x in enumerate(args) if x.value == buf]
 
@@ -115,7 +130,7 @@ def _cleanup(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> RowKernel
         except _Keep:
             continue
         stages = stages[:i] + [None] + later
-    return _drop_dead_stores(_with_stages(rk, stages), steps, k, outputs)
+    return _drop_dead_stores(_with_stages(rk, stages), steps, k, outputs, reads)
 
 
 def _expensive(e: Any) -> bool:
@@ -205,10 +220,9 @@ def _with_stages(rk: RowKernel, stages: list) -> RowKernel:
     return RowKernel(k, rk.shape, rk.reduced, {}, rows)
 
 
-def _reads_any(c: RowKernel, p: RowKernel) -> bool:
+def _reads_any(c: RowKernel, p: RowKernel, reads: _Reads) -> bool:
     """Whether kernel c reads a buffer kernel p writes."""
-    written = {a.value for a in p.kernel.args if a.writes}
-    return bool(written & kernel_reads(c.kernel))
+    return any(a.writes and a.value in reads(c) for a in p.kernel.args)
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -358,7 +372,8 @@ def _row_strides(s: Stage, p: RowKernel) -> Stage | None:
         return None
 
 
-def _drop_dead_stores(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> RowKernel:
+def _drop_dead_stores(rk: RowKernel, steps: list, k: int, outputs: set[int],
+                      reads: _Reads) -> RowKernel:
     """Remove stores of buffers no one reads (their value lives in a register), and unused
     arguments."""
     args = rk.kernel.args
@@ -368,7 +383,7 @@ def _drop_dead_stores(rk: RowKernel, steps: list, k: int, outputs: set[int]) -> 
             buf = args[s.arg].value
             in_kernel = any(isinstance(x, (Load, Gather, Padded)) and args[x.arg].value == buf
                             for st in stages if st is not None for x in walk(st.expr))
-            if not in_kernel and not _read_elsewhere(steps, k, buf, outputs):
+            if not in_kernel and not _read_elsewhere(steps, k, buf, outputs, reads):
                 stages[i] = None
     rk = _with_stages(rk, stages)
     stages = rk.kernel.stages
