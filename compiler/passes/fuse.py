@@ -327,32 +327,59 @@ class _Fuser:
         return f"k{len(self.steps)}"
 
     def run(self) -> Program:
+        """Kernels for the realized nodes in graph order. A value a kernel cannot inline
+        (NeedsRealize) is realized and fusion resumes at the node that computes it: the nodes
+        before it cannot read it, so what was built for them stays as it was."""
         t0 = time.perf_counter()
-        for node in self.graph.nodes:
-            vid = node.out.id
-            if vid not in self.realized:
+        nodes = self.graph.nodes
+        position = {n.out.id: i for i, n in enumerate(nodes)}
+        marks: list[int] = []  # len(self.steps) when node i was reached
+        i = retries = 0
+        while i < len(nodes):
+            del marks[i:]
+            marks.append(len(self.steps))
+            try:
+                self._node(nodes[i])
+            except NeedsRealize as e:
+                if e.value in self.realized or retries >= 10000:
+                    raise AssertionError(f"fusion: value {e.value} is realized but still asked "
+                                         "for" if e.value in self.realized else
+                                         "fusion did not converge") from None
+                retries += 1
+                self.realized.add(e.value)
+                i = position[e.value]
+                del self.steps[marks[i]:]
+                self.constants = {v: c for v, c in self.constants.items() if position[v] < i}
+                self.buffers_ready = {v.id for v in self.graph.inputs} | {
+                    n.out.id for n in nodes[:i] if n.out.id in self.realized}
                 continue
-            op = node.op
-            if op is Op.CONSTANT and node.out.type.numel > 1:
-                self.constants[vid] = np.asarray(node.attrs["value"].array,
-                                                 dtype=node.out.type.dtype.np)
-            elif op is Op.MATMUL:
-                self._gemm(node)
-            elif op in REDUCE_OPS:
-                self._reduce(node)
-            elif op in (Op.SCATTER, Op.SCATTER_ADD):
-                self._scatter(node)
-            elif op is Op.CONCAT:
-                self._concat(node)
-            else:
-                self._elementwise(vid, vid, node.out.type.shape)
-            self.buffers_ready.add(vid)
+            i += 1
         t1 = time.perf_counter()
         steps = row_fusion(self.steps, self.graph)
         t2 = time.perf_counter()
         types = {v: self.types[v] for v in self.realized}
         return _program(self.graph, steps, types, self.constants,
                         [("fuse", t1 - t0), ("row fusion", t2 - t1)])
+
+    def _node(self, node: Node) -> None:
+        vid = node.out.id
+        if vid not in self.realized:
+            return
+        op = node.op
+        if op is Op.CONSTANT and node.out.type.numel > 1:
+            self.constants[vid] = np.asarray(node.attrs["value"].array,
+                                             dtype=node.out.type.dtype.np)
+        elif op is Op.MATMUL:
+            self._gemm(node)
+        elif op in REDUCE_OPS:
+            self._reduce(node)
+        elif op in (Op.SCATTER, Op.SCATTER_ADD):
+            self._scatter(node)
+        elif op is Op.CONCAT:
+            self._concat(node)
+        else:
+            self._elementwise(vid, vid, node.out.type.shape)
+        self.buffers_ready.add(vid)
 
     def _new_kernel(self, b: _Builder, shape, reduced, stages, stores, rows) -> RowKernel:
         k = Kernel(self.name(), b.args, (), (), stages, nodes=b.nodes)
@@ -518,12 +545,4 @@ def fuse(graph: Graph) -> Program:
 
 def fusion(graph: Graph) -> Program:
     """Fuse `graph` into unscheduled kernels and GEMMs (see the module docstring)."""
-    realized = _realized(graph)
-    for _ in range(10000):
-        try:
-            return _Fuser(graph, set(realized)).run()
-        except NeedsRealize as e:
-            if e.value in realized:
-                raise AssertionError(f"fusion: value {e.value} is realized but still asked for")
-            realized.add(e.value)
-    raise AssertionError("fusion did not converge")
+    return _Fuser(graph, set(_realized(graph))).run()

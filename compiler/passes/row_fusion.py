@@ -6,6 +6,7 @@ reduction's input space absorbs the whole row program; then the cleanup of the m
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +52,10 @@ class _Reads:
         return reads
 
 
-def _readers(steps: list, buf: int, start: int, stop: int, reads: _Reads) -> bool:
-    return any(buf in reads(s) for s in steps[start:stop])
+def _read_between(indices: list[int], i: int, j: int) -> bool:
+    """Whether a step strictly between i and j is among `indices` (sorted)."""
+    k = bisect.bisect_right(indices, i)
+    return k < len(indices) and indices[k] < j
 
 
 def row_fusion(steps: list, graph: Graph) -> list:
@@ -62,25 +65,37 @@ def row_fusion(steps: list, graph: Graph) -> list:
     changed, start = True, 0
     while changed:
         changed = False
+        # which steps write and read each buffer, in step order (rebuilt after every merge)
+        writers: dict[int, list[int]] = {}
+        readers: dict[int, list[int]] = {}
+        for k, s in enumerate(steps):
+            for buf in reads(s):
+                readers.setdefault(buf, []).append(k)
+            if isinstance(s, RowKernel):
+                for a in s.kernel.args:
+                    if a.writes:
+                        writers.setdefault(a.value, []).append(k)
         # NOTE: a merge of steps i < j changes nothing before i, where no merge was found: the
         # next sweep starts at i (the same merges, in the same order, as sweeping from 0)
         for j in range(start, len(steps)):
             c = steps[j]
             if not isinstance(c, RowKernel) or c.kernel.serial:
                 continue
-            for i in range(j - 1, -1, -1):
+            # the producers of what c reads, nearest first: every other earlier step fails the
+            # "c reads what p writes" test
+            candidates = sorted({i for buf in reads(c) for i in writers.get(buf, ()) if i < j},
+                                reverse=True)
+            for i in candidates:
                 p = steps[i]
-                if not isinstance(p, RowKernel) or p.kernel.serial:
+                if p.kernel.serial:
                     continue
                 if not p.reduced and (p.shape != c.shape or not p.stores):
                     continue  # elementwise producers merge only into consumers of their space
-                if not _reads_any(c, p, reads):
-                    continue
                 merged = _try_merge(p, c)
                 if merged is None:
                     continue
                 produced = [a.value for a in p.kernel.args if a.writes]
-                if any(_readers(steps, buf, i + 1, j, reads) for buf in produced):
+                if any(_read_between(readers.get(buf, ()), i, j) for buf in produced):
                     continue
                 steps = steps[:i] + steps[i + 1:j] + [merged] + steps[j + 1:]
                 changed, start = True, i
@@ -218,11 +233,6 @@ def _with_stages(rk: RowKernel, stages: list) -> RowKernel:
                serial=rk.kernel.serial)
     rows = {b: remap[r] for b, r in rk.rows.items() if r in remap}
     return RowKernel(k, rk.shape, rk.reduced, {}, rows)
-
-
-def _reads_any(c: RowKernel, p: RowKernel, reads: _Reads) -> bool:
-    """Whether kernel c reads a buffer kernel p writes."""
-    return any(a.writes and a.value in reads(c) for a in p.kernel.args)
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:

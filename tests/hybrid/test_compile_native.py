@@ -152,8 +152,9 @@ def test_profile_lists_every_plan_step_with_its_time():
     assert "gemm" in lines[1] and lines[-2].split()[0] == "all"
     assert all(float(ln.split()[1]) >= 0 for ln in lines[1:-1])
     # the GEMM's rate is its 2 m n k flops over its time: 2 * 16 * 32 * 64
-    us, rate = float(lines[1].split()[1]), float(lines[1].split()[3])
-    np.testing.assert_allclose(rate, 2 * 16 * 32 * 64 / (us * 1e-6) / 1e9, rtol=0.02, atol=0.051)
+    us, rate = float(lines[1].split()[1]), float(lines[1].split()[3])  # us printed to 0.1
+    flops = 2 * 16 * 32 * 64
+    assert flops / (us + 0.05) / 1e3 - 0.05 <= rate <= flops / max(us - 0.05, 1e-9) / 1e3 + 0.05
     assert lines[-1].startswith("gemm steps:") and "GFLOP/s" in lines[0]
     assert f"{2 * 16 * 32 * 64 / 1e9:.4g} GFLOP at" in lines[-1]
     np.testing.assert_allclose(f(x).item(), F.softmax(x @ w, -1).sum().item(), rtol=1e-5)
