@@ -99,6 +99,17 @@ def _windows3d(x: Any, k: tuple, s: tuple, p: tuple, d: tuple, out: tuple,
     return sh.permute(col, 0, 1, 3, 2, 4, 5)
 
 
+def _window_max(cols: Any) -> Any:
+    """The max over axis 2 (the window elements) of cols (N, C, K, *out), its gradient going
+    to the first maximum only, as PyTorch's max pools route it (a max reduction splits it
+    among ties): the sum of the elements at the first argmax, each window's one non-zero
+    term, so the value is the maximum exactly (NaN where the window holds one)."""
+    first = rd.argmax(cols.detach(), 2, keepdim=True)
+    k = cr.tensor(np.arange(cols.shape[2], dtype=np.int64).reshape(
+        (1, 1, -1) + (1,) * (cols.ndim - 3)), device=cols.device)
+    return rd.sum(where(k == first, cols, 0.0), 2)
+
+
 def _flat_indices(cols: Any, table: np.ndarray) -> Any:
     """PyTorch's indices of a max pool: for cols (N, C, K, *out) and table (K, *out) (the flat
     index into each input plane of every window element), table[argmax over K, position]."""
@@ -150,7 +161,7 @@ def _max_pool(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dila
             cols = _windows3d(x, k, s, p, d, out, value=-math.inf)
         else:
             cols = _windows(x, k, s, (p[0], p[0], p[1], p[1]), d, out, value=-math.inf)
-        values = rd.amax(cols, 2)
+        values = _window_max(cols)
         if not return_indices:
             return values
         table = _window_table(tuple(x.shape[2:]), k, s, p, d, out)
@@ -297,7 +308,7 @@ def adaptive_max_pool2d(input: Any, output_size: Any, return_indices: bool = Fal
         picks += [sh.unsqueeze(index_select(xr, 3, cr.tensor(c, device=x.device)), 2)
                   for c in cols]
     stacked = picks[0] if len(picks) == 1 else sh.cat(picks, 2)  # (N, C, K, oh, ow)
-    values = rd.amax(stacked, 2)
+    values = _window_max(stacked)
     result = (values,)
     if return_indices:
         table = rows[:, None, :, None] * w + cols[None, :, None, :]  # (Kh, Kw, oh, ow)
