@@ -49,20 +49,6 @@ def _tuple(v: Any, n: int) -> tuple:
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _pad_mode(layer: str, x: Any, pads: tuple, mode: str) -> Any:
-    """F.pad(x, pads, mode) for a conv layer's reflect / replicate / circular padding_mode."""
-    for i in range(len(pads) // 2):
-        dim = x.ndim - 1 - i
-        lo, hi, n = pads[2 * i], pads[2 * i + 1], x.shape[dim]
-        limit = n - 1 if mode == "reflect" else n
-        if max(lo, hi) > limit or (mode == "replicate" and n == 0):
-            raise errors.ShapeError(errors.at_user(
-                f"{layer}: padding_mode={mode!r} needs padding ({lo}, {hi}) at most {limit} for "
-                f"input {_t(x)} along dim {dim}; use a smaller padding "
-                f"or padding_mode='zeros'"))
-    return sh.pad_mode(layer, x, pads, mode)
-
-
 class _ConvNd(Module):
     _n = 2
     _fn = staticmethod(FC.conv2d)
@@ -127,8 +113,8 @@ class _ConvNd(Module):
 
     def forward(self, x: Any) -> Any:
         if self.padding_mode != "zeros":
-            x = _pad_mode(type(self).__name__, x, tuple(self._reversed_padding_repeated_twice),
-                          self.padding_mode)
+            x = sh.pad_mode(type(self).__name__, x, tuple(self._reversed_padding_repeated_twice),
+                            self.padding_mode, "padding_mode")
             return type(self)._fn(x, self.weight, self.bias, self.stride, 0, self.dilation,
                                   self.groups)
         return type(self)._fn(x, self.weight, self.bias, self.stride, self.padding,

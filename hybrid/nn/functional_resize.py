@@ -393,14 +393,20 @@ def _factor(op: str, name: str, r: Any) -> int:
     return int(r)
 
 
-def pixel_shuffle(input: Any, upscale_factor: int) -> Any:
-    """(*, C * r^2, H, W) -> (*, C, H * r, W * r)."""
-    _need_tensor("pixel_shuffle", input)
-    r = _factor("pixel_shuffle", "upscale_factor", upscale_factor)
+def _shuffle_input(op: str, input: Any, name: str, r: Any) -> tuple:
+    """The checked factor and (batch dims, C, H, W) of a pixel (un)shuffle's input."""
+    _need_tensor(op, input)
+    r = _factor(op, name, r)
     if input.ndim < 3:
-        raise _fail(f"pixel_shuffle: expected an input with at least 3 dims (*, C, H, W), got "
+        raise _fail(f"{op}: expected an input with at least 3 dims (*, C, H, W), got "
                     f"{_t(input)}")
     *batch, c, h, w = input.shape
+    return r, batch, c, h, w
+
+
+def pixel_shuffle(input: Any, upscale_factor: int) -> Any:
+    """(*, C * r^2, H, W) -> (*, C, H * r, W * r)."""
+    r, batch, c, h, w = _shuffle_input("pixel_shuffle", input, "upscale_factor", upscale_factor)
     if c % (r * r):
         raise _fail(f"pixel_shuffle: the channel dim of {_t(input)} ({c}) must be divisible by "
                     f"upscale_factor ** 2 = {r * r}")
@@ -412,12 +418,8 @@ def pixel_shuffle(input: Any, upscale_factor: int) -> Any:
 
 def pixel_unshuffle(input: Any, downscale_factor: int) -> Any:
     """(*, C, H * r, W * r) -> (*, C * r^2, H, W)."""
-    _need_tensor("pixel_unshuffle", input)
-    r = _factor("pixel_unshuffle", "downscale_factor", downscale_factor)
-    if input.ndim < 3:
-        raise _fail(f"pixel_unshuffle: expected an input with at least 3 dims (*, C, H, W), "
-                    f"got {_t(input)}")
-    *batch, c, h, w = input.shape
+    r, batch, c, h, w = _shuffle_input("pixel_unshuffle", input, "downscale_factor",
+                                       downscale_factor)
     if h % r or w % r:
         raise _fail(f"pixel_unshuffle: height ({h}) and width ({w}) of {_t(input)} must be "
                     f"divisible by downscale_factor {r}")

@@ -354,34 +354,41 @@ def pad_index(n: int, lo: int, hi: int, mode: str) -> Any:
     return i.astype(np.int64)
 
 
-def pad_mode(op: str, x: Any, pads: tuple, mode: str) -> Any:
+def pad_mode(op: str, x: Any, pads: tuple, mode: str, name: str = "mode") -> Any:
     """x padded by reflect / replicate / circular: one gather at constant source indices per
-    padded dim (its gradient a scatter-add). Circular crops a negative pad first, as PyTorch."""
+    padded dim (its gradient a scatter-add). Circular crops a negative pad first, as PyTorch.
+    `name` is the argument the errors name (a conv layer's padding_mode)."""
     from hybrid.ops import creation as cr
     from hybrid.ops.indexing import index_select
 
+    zeros = "padding_mode='zeros'" if name == "padding_mode" else "mode='constant'"
     k = len(pads) // 2
     if not 1 <= k <= 3 or x.ndim not in (k + 1, k + 2):
         raise errors.ShapeError(errors.at_user(
-            f"{op}: mode={mode!r} with {len(pads)} pad values needs a {k + 1}-d or {k + 2}-d "
+            f"{op}: {name}={mode!r} with {len(pads)} pad values needs a {k + 1}-d or {k + 2}-d "
             f"input, got {x.dtype.short}{_shape_str(x.shape)} (it pads the last 1 to 3 dims of a "
-            "2-d to 5-d input); pad fewer dims or use mode='constant'"))
+            f"2-d to 5-d input); pad fewer dims or use {zeros}"))
     for i in range(k):
         dim = x.ndim - 1 - i
         lo, hi, n = pads[2 * i], pads[2 * i + 1], x.shape[dim]
         if not lo and not hi:
             continue
-        if mode == "circular" and (lo < 0 or hi < 0):
+        if mode == "circular" and (lo < 0 or hi < 0) and max(-lo, 0) + max(-hi, 0) <= n:
             x = slice_dim(x, dim, max(-lo, 0), n - max(-hi, 0))
             lo, hi, n = max(lo, 0), max(hi, 0), x.shape[dim]
-        limit, why = {"reflect": (n - 1, "less than"), "replicate": (None, ""),
-                      "circular": (n, "at most")}[mode]
-        if (limit is not None and max(lo, hi) > limit) or n == 0 or n + lo + hi < 0:
+        limit = {"reflect": n - 1, "replicate": None, "circular": n}[mode]
+        problem = None
+        if n == 0:
+            problem = "has no element to pad from in"
+        elif n + lo + hi < 0:
+            problem = "crops more than there is of"
+        elif limit is not None and max(lo, hi) > limit:
+            problem = ("needs each pad less than the size of" if mode == "reflect" else
+                       "needs each pad at most the size (it wraps around once) of")
+        if problem is not None:
             raise errors.ShapeError(errors.at_user(
-                f"{op}: mode={mode!r} needs each pad {why} the size of the dim it pads"
-                f"{' (it wraps around at most once)' if mode == 'circular' else ''}; got "
-                f"({lo}, {hi}) for dim {dim} of {x.dtype.short}{_shape_str(x.shape)}; use "
-                "smaller pads or mode='constant'"))
+                f"{op}: {name}={mode!r} {problem} the dim it pads; got ({lo}, {hi}) for dim "
+                f"{dim} of {x.dtype.short}{_shape_str(x.shape)}; use smaller pads or {zeros}"))
         index = cr.tensor(pad_index(n, lo, hi, mode), device=x.device)
         x = index_select(x, dim, index)
     return x

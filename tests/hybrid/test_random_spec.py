@@ -343,7 +343,7 @@ def test_compiled_draws_from_a_generator_equal_eager(compiled_backend):
 
 
 class _ArrayModule:
-    """numpy under another name: splitmix_uniform takes its whole-array form (CuPy's)."""
+    """numpy under another name: splitmix_uniform runs it in one pass, as on CuPy."""
 
     __name__ = "not-numpy"
 
@@ -351,14 +351,29 @@ class _ArrayModule:
         return getattr(np, name)
 
 
+def _splitmix_scalar(seed: int, counter: int) -> int:
+    """SplitMix64 of one counter in Python integers (Steele, Lea and Flood's mix)."""
+    from compiler.ir.reference import GAMMA, MIX1, MIX2, splitmix_key
+
+    mask = (1 << 64) - 1
+    z = (splitmix_key(seed) + counter * GAMMA) & mask
+    z = ((z ^ (z >> 30)) * MIX1) & mask
+    z = ((z ^ (z >> 27)) * MIX2) & mask
+    return z ^ (z >> 31)
+
+
 @pytest.mark.parametrize("n", [0, 1, 32768, 32769, 70001])
 @pytest.mark.parametrize("dtype", [DType.float64, DType.float32, DType.float16])
-def test_chunked_numpy_uniforms_equal_the_array_form_bit_for_bit(n, dtype):
+def test_uniforms_match_scalar_splitmix_in_chunks_and_in_one_pass(n, dtype):
     from compiler.ir.reference import splitmix_uniform
 
     counters = np.random.default_rng(n).integers(0, 2**64 - 1, n, dtype=np.uint64)
     for seed in (0, 2**63 + 5):
         got = splitmix_uniform(np, seed, counters.reshape(-1, 1), dtype)
-        want = splitmix_uniform(_ArrayModule(), seed, counters.reshape(-1, 1), dtype)
-        assert got.dtype == want.dtype and got.shape == want.shape == (n, 1)
-        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+        one_pass = splitmix_uniform(_ArrayModule(), seed, counters.reshape(-1, 1), dtype)
+        assert got.dtype == one_pass.dtype == dtype.np and got.shape == (n, 1)
+        np.testing.assert_array_equal(got.view(np.uint8), one_pass.view(np.uint8))
+        for i in sorted({0, n // 2, 32767, 32768, n - 1} & set(range(n))):
+            z = _splitmix_scalar(seed, int(counters[i]))
+            want = (z >> 11) * 2.0**-53 if dtype is DType.float64 else (z >> 40) * 2.0**-24
+            assert got[i, 0] == np.asarray(want).astype(dtype.np), (i, got[i, 0], want)
