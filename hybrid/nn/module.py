@@ -419,6 +419,11 @@ class Module:
 
         return self.to(float16)
 
+    def bfloat16(self) -> Module:
+        from hybrid.dtypes import bfloat16
+
+        return self.to(bfloat16)
+
     # --- state dict -------------------------------------------------------------------------------
 
     def state_dict(self, destination: dict | None = None, prefix: str = "",

@@ -120,3 +120,12 @@ def test_safetensors_round_trip_and_torch_files(tmp_path):
     st.save_file({"w": torch.arange(6.0).reshape(2, 3).bfloat16()}, str(tmp_path / "t.st"))
     w = hybrid.load(tmp_path / "t.st")["w"]  # torch's file read by hybrid
     assert w.dtype is hybrid.bfloat16 and w.float().tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_module_bfloat16_converts_parameters_and_buffers():
+    m = hybrid.nn.Sequential(hybrid.nn.Linear(3, 2), hybrid.nn.BatchNorm1d(2))
+    assert m.bfloat16() is m
+    assert {p.dtype for p in m.parameters()} == {hybrid.bfloat16}
+    assert m[1].running_mean.dtype is hybrid.bfloat16
+    y = m(hybrid.randn(4, 3).bfloat16())
+    assert y.dtype is hybrid.bfloat16 and y.shape == (4, 2)

@@ -33,7 +33,8 @@ def _np_pad(x: np.ndarray, pads: tuple, mode: str) -> np.ndarray:
     return np.pad(x, width, mode=NP_MODE[mode])
 
 
-def _x(shape: tuple) -> np.ndarray:
+def _x(*shape) -> np.ndarray:
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
     return np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
 
 
@@ -98,7 +99,7 @@ def test_compiled_forward_and_backward_match_eager(compiled_backend, mode):
 
 @pytest.mark.parametrize("mode,shape,pads,words", [
     ("reflect", (1, 2, 4), (4, 0), "less than"),  # reflect needs pad < size
-    ("circular", (1, 2, 4), (5, 0), "wraps around"),
+    ("circular", (1, 2, 4), (5, 0), "wraps around once"),
     ("reflect", (4,), (1, 1), "got f32[4]"),  # needs a 2-d or 3-d input for one padded dim
     ("replicate", (1, 2, 3, 4), (1, 1), "2-d or 3-d"),
     ("reflect", (1, 1, 2, 2, 2, 2), (1,) * 8, "mode='constant'"),
@@ -121,3 +122,39 @@ def test_mode_and_value_checks():
     with pytest.raises(HybridError, match="takes no value"):
         F.pad(x, (1, 1), mode="reflect", value=1.0)
     assert F.pad(x, (1, 1), value=2.0).numpy()[0, 0].tolist() == [2.0, 0.0, 0.0, 0.0, 2.0]
+
+
+def test_more_pad_refusals():
+    with pytest.raises(HybridError, match="replicate'.*no element to pad from"):
+        F.pad(hybrid.zeros(1, 2, 0), (1, 1), mode="replicate")
+    for mode in ("circular", "reflect"):  # cropping more than the dim holds
+        with pytest.raises(HybridError, match="crops more than there is"):
+            F.pad(hybrid.zeros(1, 2, 3), (-2, -2), mode=mode)
+    with pytest.raises(HybridError, match=r"Conv2d: padding_mode='reflect'.*padding_mode='zeros'"):
+        hybrid.nn.Conv2d(2, 3, 3, padding=4, padding_mode="reflect")(hybrid.zeros(1, 2, 3, 3))
+
+
+LAYERS = [(kind, n) for kind in ("Reflection", "Replication", "Circular", "Zero", "Constant")
+          for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("kind,n", LAYERS)
+def test_padding_layers_match_torch(kind, n):
+    torch = pytest.importorskip("torch")
+    name = f"{kind}Pad{n}d"
+    args = ((1, 2) * n,) + ((1.5,) if kind == "Constant" else ())
+    t, h = getattr(torch.nn, name)(*args), getattr(hybrid.nn, name)(*args)
+    assert repr(h) == repr(t) and h.padding == t.padding
+    x = _x(*((2, 3) + (4,) * n))
+    xt, xh = torch.tensor(x, requires_grad=True), hybrid.tensor(x, requires_grad=True)
+    (t(xt) ** 2).sum().backward()
+    (h(xh) ** 2).sum().backward()
+    np.testing.assert_array_equal(h(hybrid.tensor(x)).numpy(), t(torch.tensor(x)).numpy())
+    np.testing.assert_allclose(xh.grad.numpy(), xt.grad.numpy(), rtol=1e-6)
+    t1, h1 = getattr(torch.nn, name)(*((1,) + args[1:])), getattr(hybrid.nn, name)(*((1,) + args[1:]))
+    assert repr(h1) == repr(t1)  # an int pads every side
+
+
+def test_padding_layer_bad_padding():
+    with pytest.raises(HybridError, match=r"ReflectionPad2d: padding must be an int or 4 ints"):
+        hybrid.nn.ReflectionPad2d((1, 2, 3))

@@ -151,3 +151,10 @@ def test_missing_file(tmp_path):
         hybrid.load(os.path.join(tmp_path, "absent.safetensors"))
     assert issubclass(CheckpointNotFoundError, FileNotFoundError)
     assert issubclass(SerializationError, hybrid.HybridError)
+
+
+def test_a_dtype_hybrid_does_not_hold_is_a_clear_error(tmp_path):
+    path = tmp_path / "u16.safetensors"
+    save_file({"ok": np.ones(2, np.float32), "counts": np.arange(3, dtype=np.uint16)}, str(path))
+    with pytest.raises(SerializationError, match=r"tensor 'counts' .* has dtype U16"):
+        hybrid.load(path)
