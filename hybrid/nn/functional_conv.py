@@ -162,8 +162,8 @@ def _conv_channels_last(x: Any, weight: Any, k: tuple, s: tuple, pads: tuple, d:
     the whole batch. Its gradients are single GEMMs too (the weight gradient's K is N*Ho*Wo),
     where the NCHW form needs one small GEMM per sample and a sum over the batch. The bias is
     added channels-last; the result is row-major NCHW, as PyTorch's (x.view(n, -1) works):
-    eager pays one transposing copy, compiled the copy is folded and the layout is the
-    compiler's."""
+    eager pays one transposing copy; compiled, the copy is an elementwise node fused into its
+    consumers (a tiled transposing store where it must be written)."""
     nb = x.shape[0]
     c_out, c_in_g = weight.shape[0], weight.shape[1]
     top, bottom, left, right = pads

@@ -427,8 +427,9 @@ def flip(x, dims):
 
 def contiguous(x):
     """x itself when its elements are already in row-major order, else a row-major copy (as
-    PyTorch's). Traced, the copy is a graph node the compiler folds away; it marks the result
-    as fresh, so a later view() is checked against contiguous strides."""
+    PyTorch's). Traced, the copy is a graph node (simplify keeps a copy of a permuted, sliced
+    or expanded view; fusion inlines it into its consumers); it marks the result as fresh, so a
+    later view() is checked against contiguous strides."""
     v = x._value
     if getattr(v, "traced", False):
         src = _strides_of(x) if STATE.tracer is not None else None
