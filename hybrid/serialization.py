@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import OrderedDict
 from typing import Any
 
@@ -131,10 +132,20 @@ def _decode(node: Any, tensors: dict[str, Any], where: str) -> Any:
 
 def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        # NOTE: opened without blocking and checked to be a regular file before it is read: a
+        # FIFO, device or directory in its place is an error, never a hang
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise CheckpointNotFoundError(errors.at_user(f"load: no such file {path!r}")) from None
+    except OSError as e:
+        raise SerializationError(errors.at_user(f"load: cannot open {path!r}: {e.strerror}")) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SerializationError(errors.at_user(
+            f"load: {path!r} is not a regular file (a directory, FIFO or device); give the "
+            "path of a safetensors file"))
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
     return _read_bytes(data, repr(path))
 
 

@@ -158,3 +158,12 @@ def test_a_dtype_hybrid_does_not_hold_is_a_clear_error(tmp_path):
     save_file({"ok": np.ones(2, np.float32), "counts": np.arange(3, dtype=np.uint16)}, str(path))
     with pytest.raises(SerializationError, match=r"tensor 'counts' .* has dtype U16"):
         hybrid.load(path)
+
+
+def test_a_directory_or_fifo_is_an_error_not_a_hang(tmp_path):
+    with pytest.raises(SerializationError, match="not a regular file"):
+        hybrid.load(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody writes it: a blocking read would never return
+    with pytest.raises(SerializationError, match="not a regular file"):
+        hybrid.load(fifo)
