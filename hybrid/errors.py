@@ -60,6 +60,10 @@ class TraceError(HybridError, RuntimeError):
     """A traced value was read by Python inside @hybrid.compile."""
 
 
+class ArtifactError(HybridError, ValueError):
+    """An exported program that cannot be written, loaded or run as given."""
+
+
 def _in_package(filename: str) -> bool:
     f = os.path.abspath(filename)
     if f.startswith(_PKG_DIRS) or filename.startswith("<frozen"):
