@@ -1,0 +1,265 @@
+"""hybrid.onnx: export a function or module to an ONNX file (a first slice).
+
+    hybrid.onnx.export(model.eval(), (x,), "model.onnx")
+
+The function is compiled once with `hybrid.compile` under `hybrid.no_grad()` at the example
+arguments' sizes; the optimized primitive graph is translated node by node to standard ONNX
+(default domain, opset >= 17). Module parameters and buffers (captured tensors) become
+initializers named by their state_dict keys; literal constants become initializers too.
+
+Refused (a HybridError naming the reason): a function with effects (in-place updates of
+captured tensors, such as batch-norm statistics in train mode, `.grad` writes, random draws such
+as dropout in train mode: call `model.eval()`), a primitive without an ONNX mapping (see
+`supported_ops()`: scatter, scatter_add, rand, atan2 are not mapped; nor pad with interior
+padding, integer floordiv, bfloat16 tensors), and non-tensor outputs.
+
+Dynamic axes: hybrid graphs have static shapes, and ops such as reshape, expand, slice, pad,
+concat, gather, iota and non-scalar constants bake the traced sizes into the file. So
+`dynamic_axes` is honoured (a symbolic `dim_param` on the named inputs/outputs) only when the
+graph contains none of those ops (e.g. an MLP of Linear/activation/softmax layers); otherwise it
+is refused with an error naming the input and the op that bakes the size (a CNN's im2col
+reshapes, attention's head reshapes). Export at the size you will run at in that case."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hybrid import errors
+from hybrid.onnx._ops import EMITTERS, SHAPE_BAKING, Emit, Unsupported, onnx_dtype, supported_ops
+
+MIN_OPSET = 17
+
+
+def _fail(message: str) -> errors.HybridError:
+    return errors.error(errors.ArtifactError, message)
+
+
+def _ir_version(opset: int) -> int:
+    """The lowest IR version that carries `opset` (so older runtimes load the file)."""
+    return 8 if opset <= 18 else 9 if opset <= 20 else 10
+
+
+def _compiled(fn: Any) -> Any:
+    import hybrid
+    from hybrid.compile import CompiledFunction, CompiledModule
+
+    if isinstance(fn, CompiledModule):
+        return fn.__dict__["forward"], fn.__dict__["module"]
+    if isinstance(fn, CompiledFunction):
+        return fn, None
+    if hasattr(fn, "forward") and hasattr(fn, "named_parameters"):
+        return hybrid.compile(fn).__dict__["forward"], fn
+    return hybrid.compile(fn), None
+
+
+def _state_names(module: Any) -> dict[int, str]:
+    found: dict[int, str] = {}
+    if module is not None:
+        for method in ("named_parameters", "named_buffers"):
+            for key, t in getattr(module, method)():
+                found.setdefault(id(t), key)
+    return found
+
+
+def _unique(name: str, used: set[str]) -> str:
+    base = "".join(c if c.isalnum() or c in "_.:/" else "_" for c in name) or "value"
+    out, k = base, 1
+    while out in used:
+        out, k = f"{base}_{k}", k + 1
+    used.add(out)
+    return out
+
+
+def _baking_node(graph: Any) -> Any:
+    for node in graph.nodes:
+        if node.op in SHAPE_BAKING and not (
+                node.op in (_op("FULL"), _op("CONSTANT")) and node.out.type.numel <= 1):
+            return node
+    return None
+
+
+def _op(name: str) -> Any:
+    from compiler.ir.ops import Op
+
+    return Op[name]
+
+
+def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict | None = None,
+           input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+           opset_version: int = MIN_OPSET) -> Any:
+    """Write `fn_or_module(*example_args)` as an ONNX model to `path` (a file path, or None to
+    only build it) and return the `onnx.ModelProto`. `example_args` is a tensor or a tuple of
+    distinct tensors; their sizes are the model's. `dynamic_axes` is as torch.onnx's
+    ({"x": {0: "batch"}} by input/output name), with the limits in the module docstring."""
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise _fail("hybrid.onnx.export needs the onnx package: pip install onnx") from None
+    import hybrid
+    from hybrid.tensor import _TENSOR_CLASSES
+
+    name = getattr(fn_or_module, "__name__", type(fn_or_module).__name__)
+    where = f"onnx.export({name})"
+    hi = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= int(opset_version) <= hi:
+        raise _fail(f"{where}: opset_version={opset_version} is not supported; use "
+                    f"{MIN_OPSET}..{hi}")
+    opset = int(opset_version)
+    args = example_args if isinstance(example_args, tuple | list) else (example_args,)
+    args = tuple(args)
+    for i, a in enumerate(args):
+        if a.__class__ not in _TENSOR_CLASSES:
+            raise _fail(f"{where}: example argument {i} is a {type(a).__name__}; export takes "
+                        "tensors (bind other arguments with functools.partial or a lambda)")
+    if len({id(a) for a in args}) != len(args):
+        raise _fail(f"{where}: the same tensor is passed twice; pass distinct tensors")
+    cf, module = _compiled(fn_or_module)
+    with hybrid.no_grad():
+        graph = cf.graph_for(*args)
+    entry = cf.last_entry
+    fx = entry.effects
+    if fx.writes or fx.grads or fx.rng:
+        what = ("updates captured tensors in place (a training step, or a module in train "
+                "mode updating batch-norm statistics)" if fx.writes else
+                "writes .grad" if fx.grads else "draws random numbers (dropout in train mode?)")
+        raise _fail(f"{where}: the function {what}; ONNX export supports pure functions and "
+                    "modules in eval mode: call model.eval() first")
+    n_args = entry.n_args
+    if n_args != len(args):
+        raise _fail(f"{where}: traced {n_args} tensor arguments, expected {len(args)}")
+
+    used: set[str] = set()
+    if input_names is not None and len(input_names) != n_args:
+        raise _fail(f"{where}: input_names has {len(input_names)} names for {n_args} inputs")
+    in_names = [_unique(input_names[i] if input_names else f"input_{i}", used)
+                for i in range(n_args)]
+    if input_names and in_names != list(input_names):
+        raise _fail(f"{where}: input_names must be distinct and made of letters, digits, _ . "
+                    f"(got {list(input_names)})")
+    names = {v.id: n for v, n in zip(graph.inputs[:n_args], in_names)}
+    ctx = Emit(opset)
+    state = _state_names(module)
+    from onnx import numpy_helper
+
+    for i, t in enumerate(entry.captured):
+        v = graph.inputs[n_args + i]
+        key = _unique(state.get(id(t)) or graph.input_names[n_args + i] or f"captured_{i}",
+                      used)
+        names[v.id] = key
+        try:
+            onnx_dtype(v.dtype)
+        except Unsupported as e:
+            raise _fail(f"{where}: captured tensor {key}: {e}") from None
+        ctx.initializers.append(numpy_helper.from_array(
+            np.ascontiguousarray(np.asarray(t.numpy(force=True), dtype=v.dtype.np)), key))
+
+    for node in graph.nodes:
+        emit = EMITTERS.get(node.op)
+        loc = f" (traced at {node.loc})" if node.loc else ""
+        if emit is None:
+            raise _fail(f"{where}: primitive '{node.op.value}'{loc} has no ONNX mapping; "
+                        f"supported primitives: {', '.join(supported_ops())}")
+        out = f"v{node.out.id}"
+        try:
+            onnx_dtype(node.out.dtype)
+            emit(ctx, [names[v.id] for v in node.inputs], node, out)
+        except Unsupported as e:
+            raise _fail(f"{where}: primitive '{node.op.value}'{loc}: {e} has no ONNX mapping; "
+                        f"supported primitives: {', '.join(supported_ops())}") from None
+        names[node.out.id] = out
+
+    outs = _user_outputs(graph, entry, where)
+    if output_names is not None and len(output_names) != len(outs):
+        raise _fail(f"{where}: output_names has {len(output_names)} names for {len(outs)} "
+                    "outputs")
+    out_names = []
+    for k, v in enumerate(outs):
+        want = output_names[k] if output_names else ("output" if len(outs) == 1
+                                                     else f"output_{k}")
+        got = _unique(want, used)
+        if output_names and got != want:
+            raise _fail(f"{where}: output name {want!r} is repeated or clashes with an input "
+                        "or parameter name")
+        out_names.append(got)
+        ctx.node("Identity", [names[v.id]], got)
+
+    dyn = _check_dynamic(dynamic_axes, in_names, out_names, graph, where)
+    g_inputs = [helper.make_tensor_value_info(
+        n, onnx_dtype(v.dtype), _dims(v.shape, dyn.get(n, {})))
+        for n, v in zip(in_names, graph.inputs[:n_args])]
+    g_outputs = []
+    for n, v in zip(out_names, outs):
+        try:
+            dt = onnx_dtype(v.dtype)
+        except Unsupported as e:
+            raise _fail(f"{where}: output {n}: {e}") from None
+        g_outputs.append(helper.make_tensor_value_info(n, dt, _dims(v.shape, dyn.get(n, {}))))
+    onnx_graph = helper.make_graph(ctx.nodes, name, g_inputs, g_outputs, ctx.initializers)
+    model = helper.make_model(onnx_graph, producer_name="hybrid",
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = _ir_version(opset)
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save(model, str(path) if not hasattr(path, "write") else path)
+    return model
+
+
+def _dims(shape: Sequence[int], dynamic: dict[int, str]) -> list:
+    return [dynamic.get(i, int(s)) for i, s in enumerate(shape)]
+
+
+def _user_outputs(graph: Any, entry: Any, where: str) -> list:
+    from hybrid.compile_entry import SAME, TARGET
+
+    outs = []
+    kinds = getattr(entry, "out_kinds", None) or [(None, i) for i in range(entry.n_out)]
+    for kind, index in kinds:
+        if kind == SAME:
+            outs.append(outs[index])
+        elif kind == TARGET:
+            outs.append(graph.inputs[index])
+        else:
+            outs.append(graph.outputs[index])
+    if not outs:
+        raise _fail(f"{where}: the function returns no tensors; nothing to export")
+    return outs
+
+
+def _check_dynamic(dynamic_axes: Any, in_names: list, out_names: list, graph: Any,
+                   where: str) -> dict[str, dict[int, str]]:
+    """{name: {axis: dim_param}} from a torch.onnx-style spec, or a refusal (see the module
+    docstring: only graphs without shape-baking ops take symbolic dims)."""
+    if not dynamic_axes:
+        return {}
+    ranks = {n: v.ndim for n, v in zip(in_names, graph.inputs)}
+    out: dict[str, dict[int, str]] = {}
+    for n, spec in dynamic_axes.items():
+        if n not in in_names and n not in out_names:
+            raise _fail(f"{where}: dynamic_axes names {n!r}, which is not an input or output "
+                        f"(inputs {in_names}, outputs {out_names})")
+        if isinstance(spec, dict):
+            axes = {int(a): str(p) for a, p in spec.items()}
+        else:
+            axes = {int(a): f"{n}_dynamic_axes_{j + 1}" for j, a in enumerate(spec)}
+        rank = ranks.get(n)
+        for a in axes:
+            if rank is not None and not 0 <= a < rank:
+                raise _fail(f"{where}: dynamic_axes[{n!r}] axis {a} is out of range for a "
+                            f"rank-{rank} input")
+        out[n] = axes
+    bake = _baking_node(graph)
+    if bake is not None:
+        first = next(iter(out))
+        loc = f" (traced at {bake.loc})" if bake.loc else ""
+        raise _fail(f"{where}: dynamic_axes for {first!r} cannot be exported: the graph's "
+                    f"'{bake.op.value}'{loc} bakes the traced sizes "
+                    f"({bake.out.type}) into the model, so another size would be computed "
+                    "wrongly; export without dynamic_axes at the size you will run at")
+    return out
+
+
+__all__ = ["MIN_OPSET", "export", "supported_ops"]
