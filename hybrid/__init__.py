@@ -51,7 +51,8 @@ is_tensor = lambda x: isinstance(x, Tensor)  # noqa: E731
 numel = Tensor.numel
 from hybrid.compile import RecompileWarning, compile  # noqa: E402
 from hybrid.export import ExportedProgram, export  # noqa: E402
-from hybrid.export_format import load_exported  # noqa: E402
+from hybrid.export_format import load_exported, runtime_dir  # noqa: E402
+from hybrid import onnx  # noqa: E402  (ONNX export: the onnx package is imported on use)
 from hybrid.compile_trace import TraceStabilityWarning  # noqa: E402
 from hybrid.memory import empty_cache, memory_stats, reset_peak_memory_stats  # noqa: E402
 from hybrid.config import config  # noqa: E402

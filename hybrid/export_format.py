@@ -349,6 +349,19 @@ def _open_kernels(blob: bytes, where: str) -> tuple[Any, str]:
         os.rmdir(d)
 
 
+def runtime_dir() -> str:
+    """The folder holding the C runtime for exported programs: `include/hybrid/runtime.h` and
+    `lib/libhybrid_rt.so` (installed by `pip install` beside the package)."""
+    import site
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for root in [here, *site.getsitepackages(), site.getusersitepackages(), *sys.path]:
+        d = os.path.join(root, "hybrid", "_runtime")
+        if os.path.isfile(os.path.join(d, "include", "hybrid", "runtime.h")):
+            return d
+    raise _fail("the C runtime (hybrid/_runtime) is not installed: reinstall hybrid with pip")
+
+
 def load_exported(path: Any) -> LoadedProgram:
     """The program `ExportedProgram.save` wrote to `path`, ready to call: no tracing, no LLVM,
     no original Python code; see this module's docstring for what is checked (and trusted)."""
