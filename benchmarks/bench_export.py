@@ -21,10 +21,10 @@ from safetensors.numpy import save_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
-from common import bench, setup_threads  # noqa: E402
+from common import bench, setup_threads
 
-import hybrid  # noqa: E402
-from hybrid.models import vgg_style_cifar  # noqa: E402
+import hybrid
+from hybrid.models import vgg_style_cifar
 
 
 def _mlp():

@@ -22,9 +22,10 @@ from safetensors.numpy import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import hybrid  # noqa: E402
-import hybrid.nn.functional as F  # noqa: E402
-from train_digits import MLP, load_data  # noqa: E402
+from train_digits import MLP, load_data
+
+import hybrid
+import hybrid.nn.functional as F
 
 
 def main() -> None:
@@ -78,7 +79,7 @@ def main() -> None:
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)
-    fresh = np.array(eval(done.stdout))  # noqa: S307 - a list of ints this script printed
+    fresh = np.array(eval(done.stdout))
     print(f"new process: {(fresh == here.argmax(1)).mean():.0%} of predictions identical")
 
     runner = os.path.join(sysconfig.get_path("scripts"), "hybrid-run")
