@@ -79,29 +79,16 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
     from hybrid.compile import CompiledFunction, _optimize
     from hybrid.compile_entry import SAME, TARGET
     from hybrid.compile_trace import trace_call
-    from hybrid.tensor import _TENSOR_CLASSES
-
     name = getattr(fn, "__name__", type(fn).__name__)
     if _has_dynamic(dynamic_shapes):
         raise _fail(f"export({name}): symbolic dimensions (dynamic_shapes={dynamic_shapes!r}) "
                     "are not supported yet: export with the sizes the program will run at "
                     "(one export per size)")
-    for i, a in enumerate(args):
-        if a.__class__ not in _TENSOR_CLASSES:
-            raise _fail(f"export({name}): argument {i} is a {type(a).__name__}; export takes "
-                        "tensors (bind other arguments with functools.partial or a lambda)")
-    if len({id(a) for a in args}) != len(args):
-        raise _fail(f"export({name}): the same tensor is passed twice; pass distinct tensors")
+    check_example_args(f"export({name})", args)
     cf = CompiledFunction(fn, name=name)
     with no_grad():
         traced = trace_call(cf, args, {})
-    fx = traced.effects
-    if fx.writes or fx.grads or fx.rng:
-        what = ("updates tensors in place (a training step, or a module in train mode "
-                "updating batch-norm statistics)" if fx.writes else
-                "writes .grad" if fx.grads else "draws random numbers (dropout in train mode?)")
-        raise _fail(f"export({name}): the function {what}; export supports pure functions and "
-                    "modules in eval mode: call model.eval() first")
+    refuse_effects(f"export({name})", traced.effects, "export")
     tracer = traced.tracer
     graph, _ = _optimize(tracer.graph, None)
     from compiler.backend_cpu import unsupported
@@ -173,6 +160,28 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
     sections = {"plan": plan.to_bytes(), "kernels": native.shared_object,
                 "weights": save(weights) if weights else save({"__none": np.zeros(0)})}
     return ExportedProgram(graph, manifest, sections)
+
+
+def check_example_args(where: str, args: tuple, label: str = "argument") -> None:
+    """ArtifactError unless `args` are distinct tensors (what an exported signature takes)."""
+    from hybrid.tensor import _TENSOR_CLASSES
+
+    for i, a in enumerate(args):
+        if a.__class__ not in _TENSOR_CLASSES:
+            raise _fail(f"{where}: {label} {i} is a {type(a).__name__}; export takes "
+                        "tensors (bind other arguments with functools.partial or a lambda)")
+    if len({id(a) for a in args}) != len(args):
+        raise _fail(f"{where}: the same tensor is passed twice; pass distinct tensors")
+
+
+def refuse_effects(where: str, fx: Any, what_export: str) -> None:
+    """ArtifactError when a trace has effects (in-place updates, .grad writes, random draws)."""
+    if fx.writes or fx.grads or fx.rng:
+        what = ("updates captured tensors in place (a training step, or a module in train "
+                "mode updating batch-norm statistics)" if fx.writes else
+                "writes .grad" if fx.grads else "draws random numbers (dropout in train mode?)")
+        raise _fail(f"{where}: the function {what}; {what_export} supports pure functions and "
+                    "modules in eval mode: call model.eval() first")
 
 
 def _has_dynamic(spec: Any) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hybrid import errors
+from hybrid.export import check_example_args, refuse_effects
 from hybrid.onnx._ops import EMITTERS, SHAPE_BAKING, Emit, Unsupported, onnx_dtype, supported_ops
 
 MIN_OPSET = 17
@@ -111,23 +112,12 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
     opset = int(opset_version)
     args = example_args if isinstance(example_args, tuple | list) else (example_args,)
     args = tuple(args)
-    for i, a in enumerate(args):
-        if a.__class__ not in _TENSOR_CLASSES:
-            raise _fail(f"{where}: example argument {i} is a {type(a).__name__}; export takes "
-                        "tensors (bind other arguments with functools.partial or a lambda)")
-    if len({id(a) for a in args}) != len(args):
-        raise _fail(f"{where}: the same tensor is passed twice; pass distinct tensors")
+    check_example_args(where, args, "example argument")
     cf, module = _compiled(fn_or_module)
     with hybrid.no_grad():
         graph = cf.graph_for(*args)
     entry = cf.last_entry
-    fx = entry.effects
-    if fx.writes or fx.grads or fx.rng:
-        what = ("updates captured tensors in place (a training step, or a module in train "
-                "mode updating batch-norm statistics)" if fx.writes else
-                "writes .grad" if fx.grads else "draws random numbers (dropout in train mode?)")
-        raise _fail(f"{where}: the function {what}; ONNX export supports pure functions and "
-                    "modules in eval mode: call model.eval() first")
+    refuse_effects(where, entry.effects, "ONNX export")
     n_args = entry.n_args
     if n_args != len(args):
         raise _fail(f"{where}: traced {n_args} tensor arguments, expected {len(args)}")
