@@ -101,7 +101,6 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
     except ImportError:  # pragma: no cover - depends on the environment
         raise _fail("hybrid.onnx.export needs the onnx package: pip install onnx") from None
     import hybrid
-    from hybrid.tensor import _TENSOR_CLASSES
 
     name = getattr(fn_or_module, "__name__", type(fn_or_module).__name__)
     where = f"onnx.export({name})"
