@@ -103,3 +103,43 @@ def test_c_program_through_the_installed_library(exported, tmp_path):
     bad = subprocess.run([exe, tmp_path / "nope.hyb"], capture_output=True, text=True, timeout=60,
                          check=False)
     assert bad.returncode == 1 and "load failed" in bad.stderr and "cannot open" in bad.stderr
+
+
+def test_other_format_version_and_cpu_are_refused_natively(exported, tmp_path):
+    import struct
+
+    from compiler.export_native import CPUINFO_FLAGS
+    from hybrid.export_format import cpu_features, parse, to_bytes
+
+    d, _ = exported
+    data = (d / "m.hyb").read_bytes()
+    newer = bytearray(data)
+    struct.pack_into("<I", newer, 8, 7)
+    (tmp_path / "v7.hyb").write_bytes(bytes(newer))
+    done = _run(tmp_path / "v7.hyb")
+    assert done.returncode == 1 and "format version 7" in done.stderr
+    manifest, sections = parse(data)
+    del manifest["sections"]
+    manifest["target"]["machine"] = "riscv64"
+    (tmp_path / "rv.hyb").write_bytes(to_bytes(manifest, sections))
+    done = _run(tmp_path / "rv.hyb")
+    assert done.returncode == 1 and "compiled for linux/riscv64" in done.stderr
+    absent = sorted(set(CPUINFO_FLAGS) - cpu_features())
+    if absent:
+        manifest["target"]["machine"] = parse(data)[0]["target"]["machine"]
+        manifest["target"]["features"].append(absent[0])
+        (tmp_path / "cpu.hyb").write_bytes(to_bytes(manifest, sections))
+        done = _run(tmp_path / "cpu.hyb")
+        assert done.returncode == 1 and f"a CPU with {absent[0]}" in done.stderr, done.stderr
+
+
+def test_cpu_feature_tables_agree():
+    """The C++ loader's feature table (artifact.cc) is the Python one (export_native.py)."""
+    import re
+
+    from compiler.export_native import CPUINFO_FLAGS
+
+    src = open(os.path.join(HERE, "..", "..", "runtime_cpp", "src", "artifact.cc")).read()
+    table = src[src.index("std::set<std::string> cpu_features()"):]
+    table = table[:table.index("};")]
+    assert dict(re.findall(r'\{"([\w.]+)", "(\w+)"\}', table)) == CPUINFO_FLAGS
