@@ -139,7 +139,8 @@ def test_cpu_feature_tables_agree():
 
     from compiler.export_native import CPUINFO_FLAGS
 
-    src = open(os.path.join(HERE, "..", "..", "runtime_cpp", "src", "artifact.cc")).read()
+    with open(os.path.join(HERE, "..", "..", "runtime_cpp", "src", "artifact.cc")) as f:
+        src = f.read()
     table = src[src.index("std::set<std::string> cpu_features()"):]
     table = table[:table.index("};")]
     assert dict(re.findall(r'\{"([\w.]+)", "(\w+)"\}', table)) == CPUINFO_FLAGS
