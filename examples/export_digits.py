@@ -22,10 +22,9 @@ from safetensors.numpy import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from train_digits import MLP, load_data
+from train_digits import MLP, load_data, train_step
 
 import hybrid
-import hybrid.nn.functional as F
 
 
 def main() -> None:
@@ -39,19 +38,13 @@ def main() -> None:
     model = MLP()
     opt = hybrid.optim.Adam(model.parameters(), lr=1e-3)
 
-    @hybrid.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = hybrid.compile(train_step)  # the training example's step, compiled
 
     for _ in range(args.epochs):
         order = np.random.default_rng(_).permutation(len(x_train))
         for i in range(0, len(order) - 63, 64):
             idx = hybrid.tensor(order[i:i + 64])
-            step(x_train[idx], y_train[idx])
+            step(model, opt, x_train[idx], y_train[idx])
 
     model.eval()
     program = hybrid.export(model, x_test)  # the test set's size is the program's
