@@ -214,3 +214,16 @@ def test_fuzzed_files_are_errors_never_crashes(mlp_file, tmp_path):
         p.write_bytes(case)
         with pytest.raises(ArtifactError):
             hybrid.load_exported(p)
+
+
+def test_no_linker_is_a_clear_error(monkeypatch):
+    import compiler.export_native as native
+
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    with pytest.raises(ArtifactError, match="system C compiler driver"):
+        hybrid.export(_mlp(), hybrid.randn(4, 64))
+
+
+def test_nothing_to_compile_is_a_clear_error():
+    with pytest.raises(ArtifactError, match="nothing to compile"):
+        hybrid.export(lambda x: x, hybrid.randn(3))
