@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -77,8 +78,8 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
     program's. Needs the system's C compiler driver (`cc`) to link the kernels."""
     from hybrid.autograd import no_grad
     from hybrid.compile import CompiledFunction, _optimize
-    from hybrid.compile_entry import SAME, TARGET
     from hybrid.compile_trace import trace_call
+
     name = getattr(fn, "__name__", type(fn).__name__)
     if _has_dynamic(dynamic_shapes):
         raise _fail(f"export({name}): symbolic dimensions (dynamic_shapes={dynamic_shapes!r}) "
@@ -92,7 +93,7 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
     tracer = traced.tracer
     graph, _ = _optimize(tracer.graph, None)
     from compiler.backend_cpu import unsupported
-    from compiler.outputs import CONST, COPY, INPUT, RUN, split_outputs
+    from compiler.outputs import split_outputs
 
     odd = unsupported(graph)
     if odd:
@@ -109,6 +110,45 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
                       or f"captured{i}", used)
         weights[key] = np.ascontiguousarray(rec.array)
         bound.append(key)
+    outputs = _output_table(traced, graph, sources, weights, bound)
+    from compiler.export_native import LinkerMissing, build
+
+    try:
+        native = build(reduced) if reduced.outputs else None
+    except LinkerMissing as e:
+        raise _fail(f"export({name}): {e}") from None
+    if native is None:
+        raise _fail(f"export({name}): every output is a constant or an input; nothing to compile")
+    plan = native.plan
+    constants = []
+    for i, c in enumerate(plan.constants):
+        constants.append(f"__plan_constant{i}")
+        weights[constants[-1]] = np.ascontiguousarray(c)
+    from safetensors.numpy import save
+
+    manifest = {
+        "format_version": FORMAT_VERSION, "hybrid_version": _VERSION, "name": name,
+        "target": {"machine": native.machine, "platform": sys.platform, "cpu": native.cpu,
+                   "triple": native.triple, "features": native.features},
+        "inputs": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)}
+                   for n, a in zip(_arg_names(fn, len(args)), args)],
+        "outputs": outputs, "bound": bound, "constants": constants,
+        "symbols": sorted({s.symbol for s in plan.steps if hasattr(s, "symbol")}),
+        "errors": _error_messages(reduced), "single": traced.out_spec == ("T",),
+        "graph": str(graph),
+    }
+    sections = {"plan": plan.to_bytes(), "kernels": native.shared_object,
+                "weights": save(weights) if weights else save({"__none": np.zeros(0)})}
+    return ExportedProgram(graph, manifest, sections)
+
+
+def _output_table(traced: Any, graph: Any, sources: list, weights: dict, bound: list) -> list:
+    """Where each of the function's outputs comes from in the loaded program (the manifest's
+    `outputs`: run, input, copy or const), constant outputs added to `weights`."""
+    from compiler.outputs import CONST, COPY, INPUT, RUN
+    from hybrid.compile_entry import SAME, TARGET
+
+    n_args = traced.n_args
     outputs: list[dict] = []
     for k, (kind, index) in enumerate(traced.out_kinds):
         out_name = "output" if len(traced.out_kinds) == 1 else f"output{k}"
@@ -131,35 +171,7 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
                                        if src == CONST else weights[bound[at - n_args]])
             entry.update(kind="const", index=0, weight=f"__output{k}")
         outputs.append(entry)
-    from compiler.export_native import LinkerMissing, build
-
-    try:
-        native = build(reduced) if reduced.outputs else None
-    except LinkerMissing as e:
-        raise _fail(f"export({name}): {e}") from None
-    if native is None:
-        raise _fail(f"export({name}): every output is a constant or an input; nothing to compile")
-    plan = native.plan
-    constants = []
-    for i, c in enumerate(plan.constants):
-        constants.append(f"__plan_constant{i}")
-        weights[constants[-1]] = np.ascontiguousarray(c)
-    from safetensors.numpy import save
-
-    manifest = {
-        "format_version": FORMAT_VERSION, "hybrid_version": _VERSION, "name": name,
-        "target": {"machine": native.machine, "platform": _platform(), "cpu": native.cpu,
-                   "triple": native.triple, "features": native.features},
-        "inputs": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)}
-                   for n, a in zip(_arg_names(fn, len(args)), args)],
-        "outputs": outputs, "bound": bound, "constants": constants,
-        "symbols": sorted({s.symbol for s in plan.steps if hasattr(s, "symbol")}),
-        "errors": _error_messages(reduced), "single": traced.out_spec == ("T",),
-        "graph": str(graph),
-    }
-    sections = {"plan": plan.to_bytes(), "kernels": native.shared_object,
-                "weights": save(weights) if weights else save({"__none": np.zeros(0)})}
-    return ExportedProgram(graph, manifest, sections)
+    return outputs
 
 
 def check_example_args(where: str, args: tuple, label: str = "argument") -> None:
@@ -239,9 +251,3 @@ def _error_messages(graph: Any) -> dict[str, str]:
                                f"size {size} (valid: 0 <= index < {size})"
                                + (f" at {node.loc}" if node.loc else ""))
     return out
-
-
-def _platform() -> str:
-    import sys
-
-    return sys.platform
