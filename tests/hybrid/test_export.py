@@ -227,3 +227,16 @@ def test_no_linker_is_a_clear_error(monkeypatch):
 def test_nothing_to_compile_is_a_clear_error():
     with pytest.raises(ArtifactError, match="nothing to compile"):
         hybrid.export(lambda x: x, hybrid.randn(3))
+
+
+def test_a_captured_tensor_returned_as_it_is():
+    w = hybrid.randn(3)
+
+    def fn(x):
+        return x * w, w
+
+    x = hybrid.randn(3)
+    got = hybrid.export(fn, x)(x)
+    np.testing.assert_allclose(got[0].numpy(), (x * w).numpy())
+    np.testing.assert_array_equal(got[1].numpy(), w.numpy())
+    assert not np.shares_memory(got[1].numpy(), w.numpy())
