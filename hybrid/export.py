@@ -75,7 +75,8 @@ class ExportedProgram:
 def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
     """Trace `fn(*args)` (a function or a module; modules as they are, so call `.eval()`
     first) and compile it ahead of time for this CPU. `args` are tensors; their sizes are the
-    program's. Needs the system's C compiler driver (`cc`) to link the kernels."""
+    program's; torch.export's form `export(model, (x, y))` works too. Needs the system's C
+    compiler driver (`cc`) to link the kernels."""
     from hybrid.autograd import no_grad
     from hybrid.compile import CompiledFunction, _optimize
     from hybrid.compile_trace import trace_call
@@ -85,6 +86,8 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
         raise _fail(f"export({name}): symbolic dimensions (dynamic_shapes={dynamic_shapes!r}) "
                     "are not supported yet: export with the sizes the program will run at "
                     "(one export per size)")
+    if len(args) == 1 and isinstance(args[0], tuple):  # torch.export's form: (model, (x,))
+        args = args[0]
     check_example_args(f"export({name})", args)
     cf = CompiledFunction(fn, name=name)
     with no_grad():

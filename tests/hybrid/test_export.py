@@ -240,3 +240,11 @@ def test_a_captured_tensor_returned_as_it_is():
     np.testing.assert_allclose(got[0].numpy(), (x * w).numpy())
     np.testing.assert_array_equal(got[1].numpy(), w.numpy())
     assert not np.shares_memory(got[1].numpy(), w.numpy())
+
+
+def test_torch_export_argument_form():
+    """torch.export.export(model, (x,)) passes the example arguments as one tuple."""
+    model, x = _mlp(), hybrid.randn(4, 64)
+    ep = hybrid.export(model, (x,))
+    assert ep.inputs[0][2] == (4, 64)
+    np.testing.assert_allclose(ep(x).numpy(), model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
