@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as _np
+
 from hybrid import errors
 from hybrid.ops.core import STATE, TapeNode
 
@@ -187,9 +189,22 @@ def _run_backward(outputs: Sequence, grads: Sequence, retain_graph: bool, create
         if not create_graph:
             # NOTE: under a trace a gradient is a fresh value (no storage to share), so .grad is
             # a plain tensor, not an alias: in-place updates of it (p.grad.mul_(c)) just work.
-            g = g.detach() if STATE.tracer is None else _fresh(g)
+            g = _laid_out_like(g.detach(), leaf) if STATE.tracer is None else _fresh(g)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     return {}
+
+
+def _laid_out_like(g: Any, leaf: Any) -> Any:
+    """PyTorch's gradient layout contract: a C-contiguous leaf gets a C-contiguous .grad (a
+    linear layer's weight gradient arrives as a transposed view otherwise), so optimizer updates
+    and compiled steps read it without a strided pass or a copy per call."""
+    v = g._value
+    if v.__class__ is _np.ndarray and not v.flags.c_contiguous \
+            and leaf._value.__class__ is _np.ndarray and leaf._value.flags.c_contiguous:
+        from hybrid.ops.core import wrap
+
+        return wrap(_np.ascontiguousarray(v))
+    return g
 
 
 def _fresh(g: Any) -> Any:

@@ -10,6 +10,8 @@
     HYBRID_CACHE_SIZE_LIMIT=64     compiled variants kept per function (least recent dropped)
     HYBRID_CHECK_RETRACE=first     retrace a variant's second call and compare the programs
                                    ('first'; 'always' on every call, slow; 'off')
+    HYBRID_EAGER_KERNELS=1         eager softmax, gelu, layer_norm, ... run as native kernels
+                                   (hybrid/eager_kernels.py); 0: numpy composites only
 """
 
 from __future__ import annotations
@@ -36,6 +38,19 @@ class Config:
         self.backend = os.environ.get("HYBRID_BACKEND", "native")
         self.cache_size_limit = int(os.environ.get("HYBRID_CACHE_SIZE_LIMIT", "64"))
         self.check_retrace = os.environ.get("HYBRID_CHECK_RETRACE", "first")
+
+    @property
+    def eager_kernels(self) -> bool:
+        """Eager composites run as native kernels once a signature is hot (eager_kernels.py)."""
+        from hybrid.eager_kernels import SETTINGS
+
+        return SETTINGS.enabled
+
+    @eager_kernels.setter
+    def eager_kernels(self, on: bool) -> None:
+        from hybrid.eager_kernels import SETTINGS
+
+        SETTINGS.enabled = bool(on)
 
     @property
     def verify(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.types import DType
-from hybrid import errors
+from hybrid import eager_kernels, errors
 from hybrid.ops import elementwise as ew
 from hybrid.ops import reduce as rd
 from hybrid.ops import shape as sh
@@ -76,6 +76,14 @@ def _float_input(op: str, x: Any) -> None:
 
 def gelu(x: Any, approximate: str = "none") -> Any:
     """x * Phi(x): exact via erf ('none') or the tanh approximation ('tanh')."""
+    if approximate in ("none", "tanh"):
+        out = eager_kernels.call("gelu", _gelu, (approximate,), (x,))
+        if out is not None:
+            return out
+    return _gelu(x, approximate)
+
+
+def _gelu(x: Any, approximate: str) -> Any:
     if approximate == "none":
         return x * 0.5 * (ew.erf(x * (1 / math.sqrt(2.0))) + 1.0)
     if approximate == "tanh":
@@ -88,6 +96,11 @@ def gelu(x: Any, approximate: str = "none") -> Any:
 
 def silu(x: Any) -> Any:
     """x * sigmoid(x)."""
+    out = eager_kernels.call("silu", _silu, (), (x,))
+    return _silu(x) if out is None else out
+
+
+def _silu(x: Any) -> Any:
     return x * ew.sigmoid(x)
 
 
@@ -126,6 +139,14 @@ def _shifted(op: str, x: Any, dim: int | None, dtype: Any) -> tuple[Any, int]:
 
 def softmax(x: Any, dim: int | None = None, dtype: Any = None) -> Any:
     """exp(x) / sum(exp(x)) along `dim`, with the max subtracted first."""
+    if dtype is None and x.dtype.is_floating:
+        out = eager_kernels.call("softmax", _softmax, (_softmax_dim("softmax", x, dim),), (x,))
+        if out is not None:
+            return out
+    return _softmax(x, dim, dtype)
+
+
+def _softmax(x: Any, dim: int | None, dtype: Any = None) -> Any:
     z, d = _shifted("softmax", x, dim, dtype)
     e = ew.exp(z)
     # NOTE: times the reciprocal of the sum, as PyTorch's CPU kernel computes it: one division
@@ -135,6 +156,15 @@ def softmax(x: Any, dim: int | None = None, dtype: Any = None) -> Any:
 
 def log_softmax(x: Any, dim: int | None = None, dtype: Any = None) -> Any:
     """x - logsumexp(x) along `dim`, with the max subtracted first."""
+    if dtype is None and x.dtype.is_floating:
+        out = eager_kernels.call("log_softmax", _log_softmax,
+                                 (_softmax_dim("log_softmax", x, dim),), (x,))
+        if out is not None:
+            return out
+    return _log_softmax(x, dim, dtype)
+
+
+def _log_softmax(x: Any, dim: int | None, dtype: Any = None) -> Any:
     z, d = _shifted("log_softmax", x, dim, dtype)
     return z - ew.log(rd.sum(ew.exp(z), d, keepdim=True))
 
@@ -384,6 +414,23 @@ def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = No
             errors.at_user(f"layer_norm: normalized_shape {list(shape)} does not match the last "
                            f"dims of input {_t(x)}")
         )
+    if x.dtype.is_floating:
+        tensors = tuple(t for t in (x, weight, bias) if t is not None)
+        out = eager_kernels.call("layer_norm", _layer_norm_args,
+                                 (n, eps, weight is not None, bias is not None), tensors)
+        if out is not None:
+            return out
+    return _layer_norm(x, n, weight, bias, eps)
+
+
+def _layer_norm_args(*args: Any) -> Any:
+    *tensors, n, eps, has_weight, has_bias = args
+    weight = tensors[1] if has_weight else None
+    bias = tensors[-1] if has_bias else None
+    return _layer_norm(tensors[0], n, weight, bias, eps)
+
+
+def _layer_norm(x: Any, n: int, weight: Any, bias: Any, eps: float) -> Any:
     axes = tuple(range(x.ndim - n, x.ndim))
     mu = rd.mean(x, axes, keepdim=True)
     d = x - mu
