@@ -7,9 +7,11 @@ schedule and code generator as `hybrid.compile`, so an eager call is one fused k
 kernels' object code is cached on disk by the code generator (`compiler.codegen.cache`), so a
 new process rebuilds a signature from the cache without running LLVM.
 
-A signature is compiled the second time it is seen (`hybrid.config.eager_kernels_after`): a
-shape used once in a notebook cell runs the numpy composite and costs no compile; a training
-loop's shapes are compiled on the second step. Outputs that require grad get one tape node; its
+A signature is compiled once it is hot: seen at least twice, with at least
+`SETTINGS.min_elements` (2^18) input elements over its calls, since a compile costs about as much
+as that many elements' worth of numpy passes (20-100 ms cold, 5 ms from the disk cache). A shape
+used once in a notebook cell runs the numpy composite and compiles nothing; a (256, 1024)
+activation compiles on its second call, a (64, 64) one after 64 calls. Outputs that require grad get one tape node; its
 backward is the composite's backward graph, compiled the same way (and, under
 create_graph=True, the composite replayed as Tensor ops, so higher-order gradients work).
 
@@ -57,7 +59,8 @@ def _op(name: str) -> _EagerKernelOp:
 
 class Settings:
     enabled = os.environ.get("HYBRID_EAGER_KERNELS", "1") not in ("0", "")
-    after = 2  # compile a signature on its n-th sighting
+    min_calls = 2  # a signature compiles on its min_calls-th call at the earliest
+    min_elements = 1 << 18  # ... once its calls have seen this many input elements
 
 
 SETTINGS = Settings()
@@ -102,9 +105,10 @@ def call(name: str, fn: Callable, attrs: tuple, tensors: tuple) -> Any:
     key = (name, attrs, tuple((v.shape, v.dtype.char) for v in vals))
     kernel = _KERNELS.get(key, False)
     if kernel is False:
-        seen = _SEEN.get(key, 0) + 1
-        _SEEN[key] = seen
-        if seen < SETTINGS.after:
+        calls, elements = _SEEN.get(key, (0, 0))
+        calls, elements = calls + 1, elements + sum(v.size for v in vals)
+        _SEEN[key] = (calls, elements)
+        if calls < SETTINGS.min_calls or elements < SETTINGS.min_elements:
             return None
         kernel = _KERNELS[key] = _build(name, fn, attrs, vals)
         _SEEN.pop(key, None)

@@ -27,6 +27,9 @@ def _torch():
 def _native(monkeypatch):
     monkeypatch.setattr(hybrid.config, "backend", "native")
     monkeypatch.setattr(eager_kernels.SETTINGS, "enabled", True)
+    # NOTE: the small shapes here would only get hot after many calls (the compile budget)
+    monkeypatch.setattr(eager_kernels.SETTINGS, "min_elements", 0)
+    monkeypatch.setattr(fused_step, "MIN_ELEMENTS", 0)
 
 
 def _off():
@@ -141,6 +144,29 @@ def test_first_sighting_runs_numpy_and_compiles_nothing():
     assert key not in eager_kernels._KERNELS
     F.gelu(x)
     assert key in eager_kernels._KERNELS
+
+
+def test_small_signatures_and_models_wait_for_their_compile_budget(monkeypatch):
+    monkeypatch.setattr(eager_kernels.SETTINGS, "min_elements", 1 << 18)
+    monkeypatch.setattr(fused_step, "MIN_ELEMENTS", 1 << 20)
+    small = hybrid.randn(64, 64)  # 4096 elements: hot after 64 calls
+    key = ("silu", (), (((64, 64), "f"),))
+    eager_kernels._KERNELS.pop(key, None)
+    eager_kernels._SEEN.pop(key, None)
+    for _ in range(63):
+        F.silu(small)
+    assert key not in eager_kernels._KERNELS
+    F.silu(small)
+    assert key in eager_kernels._KERNELS
+    _, _, opt = _train(OPTS["adam"], 6, True)  # 163 parameters
+    assert fused_step._compiled.get(opt) is None
+    big = nn.Linear(1024, 1024)  # 1 M parameters: compiled on the third step
+    opt = optim.SGD(big.parameters(), lr=0.1)
+    for i in range(3):
+        opt.zero_grad()
+        big(hybrid.ones(1, 1024)).sum().backward()
+        opt.step()
+        assert (fused_step._compiled.get(opt) is not None) == (i == 2)
 
 
 def test_not_used_while_tracing_or_on_the_interpreter(monkeypatch):
