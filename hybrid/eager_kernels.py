@@ -16,7 +16,7 @@ backward is the composite's backward graph, compiled the same way (and, under
 create_graph=True, the composite replayed as Tensor ops, so higher-order gradients work).
 
 Not used while tracing (the composite is traced into the user's graph as before), for arrays that
-are not CPU float32/float64, when `hybrid.config.eager_kernels` is off (HYBRID_EAGER_KERNELS=0), or
+are not CPU float32/float64 (int64 for indices), when `hybrid.config.eager_kernels` is off (HYBRID_EAGER_KERNELS=0), or
 when `hybrid.config.backend` is "interpreter": then every op runs on numpy, the reference, and
 the interpreter's results are bit for bit eager's.
 """
@@ -31,7 +31,7 @@ import numpy as np
 from hybrid.config import config as _config
 from hybrid.ops.core import STATE, TapeNode, wrap
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))  # int64: indices
 _ndarray = np.ndarray
 
 
@@ -99,7 +99,7 @@ def call(name: str, fn: Callable, attrs: tuple, tensors: tuple) -> Any:
     vals = []
     for t in tensors:
         v = t._value
-        if v.__class__ is not _ndarray or v.dtype not in _FLOATS or v.size == 0:
+        if v.__class__ is not _ndarray or v.dtype not in _DTYPES or v.size == 0:
             return None
         vals.append(v)
     key = (name, attrs, tuple((v.shape, v.dtype.char) for v in vals))

@@ -172,6 +172,11 @@ def _log_softmax(x: Any, dim: int | None, dtype: Any = None) -> Any:
 # --- losses -----------------------------------------------------------------------------------------
 
 
+def _cross_entropy_indices(input: Any, target: Any, ignore_index: int, reduction: str) -> Any:
+    """cross_entropy of class-index targets without weights or smoothing (one eager kernel)."""
+    return nll_loss(log_softmax(input, _class_dim(input)), target, None, ignore_index, reduction)
+
+
 def _class_dim(x: Any) -> int:
     return 0 if x.ndim == 1 else 1
 
@@ -276,6 +281,14 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     cd = _class_dim(input)
     n_classes = input.shape[cd]
     _class_weight("cross_entropy", weight, n_classes)
+    if weight is None and label_smoothing == 0 and target.dtype == DType.int64 \
+            and eager_kernels.active():
+        _check_class_target("cross_entropy", input, target)
+        _check_class_range("cross_entropy", target, n_classes, ignore_index)
+        out = eager_kernels.call("cross_entropy", _cross_entropy_indices,
+                                 (ignore_index, reduction), (input, target))
+        if out is not None:
+            return out
     logp = log_softmax(input, cd)
     wshape = tuple(n_classes if i == cd else 1 for i in range(input.ndim))
     wb = sh.reshape(ew.cast(weight, input.dtype), wshape) if weight is not None else None

@@ -298,3 +298,28 @@ def test_linear_weight_grad_is_contiguous():
     lin = nn.Linear(7, 5)
     lin(hybrid.randn(3, 7)).sum().backward()
     assert lin.weight.grad.numpy().flags.c_contiguous
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_kernel(reduction):
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((9, 5)).astype(np.float32)
+    tgt = np.array([0, 4, 2, -100, 1, 3, 3, 0, 4])
+
+    def run():
+        x = hybrid.tensor(a, requires_grad=True)
+        loss = F.cross_entropy(x, hybrid.tensor(tgt), reduction=reduction)
+        (loss * loss).sum().backward()
+        return loss.detach().numpy(), x.grad.numpy(), loss.grad_fn.name()
+
+    with _off():
+        want, gwant, _ = run()
+    run()
+    got, g, name = run()
+    assert name == "CrossEntropyBackward"
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(g, gwant, rtol=1e-5, atol=1e-7)
+    bad = tgt.copy()
+    bad[2] = 7
+    with pytest.raises(hybrid.errors.HybridIndexError, match="7 is out of bounds for 5"):
+        F.cross_entropy(hybrid.tensor(a), hybrid.tensor(bad), reduction=reduction)
