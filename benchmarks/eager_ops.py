@@ -84,10 +84,28 @@ def workloads(h, torch, np):
             tf.linear(tx, tw).sum().backward()
 
         out["linear fwd+bwd (256x1024 @ 1024x512)"]["torch eager"] = t_linear
+    out["autograd: backward of a 1000-op chain, 1 element (per node: / 1000)"] = {
+        "hybrid eager": _chain(h), **({"torch eager": _chain(torch)} if torch else {})}
     out["MLP 784-512-512-10 step, Adam, batch 128"] = {"hybrid eager": _mlp(h, np)}
     if torch:
         out["MLP 784-512-512-10 step, Adam, batch 128"]["torch eager"] = _mlp(torch, np)
     return out
+
+
+def _chain(lib, n=1000):
+    """The autograd engine's cost per node: backward through n multiplications of one element
+    (the forward is built outside the timed call: retain_graph keeps it)."""
+    x = lib.ones(1, requires_grad=True)
+    y = x
+    for _ in range(n):
+        y = y * 1.0001
+    y = y.sum()
+
+    def backward():
+        x.grad = None
+        y.backward(retain_graph=True)
+
+    return backward
 
 
 def _mlp(lib, np):
