@@ -51,6 +51,15 @@ def unbroadcast(g: Any, shape: tuple) -> Any:
     return sh.reshape(g, shape)
 
 
+def _wants(node: TapeNode, i: int) -> bool:
+    """Whether input i can take a gradient (the engine drops it otherwise): a constant or an
+    input that did not require grad when the node was recorded costs no backward work (the
+    gradient of the data in `x @ w` is a whole GEMM). An input changed in place since then is
+    asked about conservatively."""
+    x = node.inputs[i]
+    return x._rg or x._version != node.versions[i]
+
+
 def _x(node: TapeNode, i: int = 0) -> Any:
     return node.inputs[i]
 
@@ -164,18 +173,21 @@ def _reciprocal(g, n):
 
 @rule(Op.ADD, reads=())
 def _add(g, n):
-    return unbroadcast(g, _x(n, 0).shape), unbroadcast(g, _x(n, 1).shape)
+    return (unbroadcast(g, _x(n, 0).shape) if _wants(n, 0) else None,
+            unbroadcast(g, _x(n, 1).shape) if _wants(n, 1) else None)
 
 
 @rule(Op.SUB, reads=())
 def _sub(g, n):
-    return unbroadcast(g, _x(n, 0).shape), unbroadcast(-g, _x(n, 1).shape)
+    return (unbroadcast(g, _x(n, 0).shape) if _wants(n, 0) else None,
+            unbroadcast(-g, _x(n, 1).shape) if _wants(n, 1) else None)
 
 
 @rule(Op.MUL)
 def _mul(g, n):
     a, b = n.inputs
-    return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+    return (unbroadcast(g * b, a.shape) if _wants(n, 0) else None,
+            unbroadcast(g * a, b.shape) if _wants(n, 1) else None)
 
 
 @rule(Op.DIV, reads=(1,), saves_output=True)
@@ -311,7 +323,8 @@ def _concat(g, n):
 @rule(Op.MATMUL)
 def _matmul(g, n):
     a, b = n.inputs
-    return apply(Op.MATMUL, g, sh.transpose(b, -1, -2)), apply(Op.MATMUL, sh.transpose(a, -1, -2), g)
+    return (apply(Op.MATMUL, g, sh.transpose(b, -1, -2)) if _wants(n, 0) else None,
+            apply(Op.MATMUL, sh.transpose(a, -1, -2), g) if _wants(n, 1) else None)
 
 
 @rule(Op.GATHER, reads=(1,))
