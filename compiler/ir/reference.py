@@ -85,6 +85,12 @@ def make_impls(xp, scatter_add: Callable) -> dict[str, Callable]:
         return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
     def matmul(a, b):
+        # NOTE: numpy multiplies a stack of transposed views (q @ k.transpose(-1, -2)) far
+        # slower than a copy of it (0.43 vs 0.25 ms at (96, 64, 32)); 2-D views go to BLAS as is
+        if a.ndim > 2 and not a.flags.c_contiguous:
+            a = xp.ascontiguousarray(a)
+        if b.ndim > 2 and not b.flags.c_contiguous:
+            b = xp.ascontiguousarray(b)
         if a.dtype == _BF16:  # numpy's bfloat16 product is float32: accumulated, then rounded
             return xp.matmul(a, b).astype(a.dtype)
         return xp.matmul(a, b)
