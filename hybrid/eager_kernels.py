@@ -120,9 +120,11 @@ def call(name: str, fn: Callable, attrs: tuple, tensors: tuple) -> Any:
         rg = tuple(i for i, t in enumerate(tensors) if t._rg)
         if rg:
             out._rg = True
-            out._node = TapeNode(kernel.op, tuple(tensors[i] for i in rg),
+            # NOTE: every input is on the node (gradients None for those that need none), so an
+            # in-place change of any saved input before backward is the usual AutogradError
+            out._node = TapeNode(kernel.op, tensors,
                                  {"kernel": kernel, "primals": vals, "rg": rg, "fn": fn,
-                                  "attrs": attrs, "all": tensors}, None)
+                                  "attrs": attrs}, None)
     return out
 
 
@@ -130,7 +132,6 @@ def _build(name: str, fn: Callable, attrs: tuple, vals: list) -> Kernel | None:
     """Trace `fn` on inputs of the arrays' types and compile the graph natively (None when the
     native backend cannot run it: the composite stays on numpy)."""
     from compiler.ir.types import DType, TensorType
-    from hybrid.compile import _executable, _optimize
     from hybrid.tracing import Tracer
 
     tracer = Tracer(f"eager_{name}")
@@ -169,10 +170,10 @@ def _vjp(g: Any, node: TapeNode) -> tuple:
     if STATE.grad:  # create_graph=True: the composite's own tape gives higher-order gradients
         from hybrid.autograd import grad
 
-        inputs = a["all"]
+        inputs = node.inputs
         out = a["fn"](*inputs, *a["attrs"])
-        return tuple(grad([out], [inputs[i] for i in a["rg"]], [g], create_graph=True,
-                          allow_unused=True))
+        return _spread(grad([out], [inputs[i] for i in a["rg"]], [g], create_graph=True,
+                            allow_unused=True), a["rg"], len(inputs))
     kernel: Kernel = a["kernel"]
     rg = a["rg"]
     run = kernel.backward.get(rg)
@@ -186,7 +187,14 @@ def _vjp(g: Any, node: TapeNode) -> tuple:
     gv = g._value
     if gv.__class__ is not _ndarray or gv.dtype != kernel.graph.outputs[0].type.dtype.np:
         gv = np.asarray(gv, kernel.graph.outputs[0].type.dtype.np)
-    return tuple(wrap(x) for x in run(list(a["primals"]) + [gv]))
+    return _spread([wrap(x) for x in run(list(a["primals"]) + [gv])], rg, len(node.inputs))
+
+
+def _spread(grads: Any, rg: tuple, n: int) -> tuple:
+    out: list = [None] * n
+    for i, gx in zip(rg, grads):
+        out[i] = gx
+    return tuple(out)
 
 
 def stats() -> dict:

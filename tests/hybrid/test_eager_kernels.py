@@ -14,7 +14,6 @@ from hybrid import eager_kernels, nn, optim
 from hybrid.optim import fused_step
 
 
-
 def _torch():
     try:
         import torch as t
@@ -98,7 +97,7 @@ def test_kernel_matches_composite_and_torch(case, dtype):
 
 @pytest.mark.parametrize("case", ["gelu", "softmax_last", "layer_norm"])
 def test_second_order_gradients_through_a_kernel(case):
-    fn, name, _ = CASES[case]
+    fn = CASES[case][0]
     a = np.random.default_rng(1).standard_normal((4, 9))
 
     def second():
@@ -192,6 +191,17 @@ def test_in_place_change_of_a_saved_input_is_caught():
         y = F.gelu(h)
     assert y.grad_fn.name() == "GeluBackward"
     h.add_(1)
+    with pytest.raises(hybrid.errors.AutogradError, match="modified by an in-place"):
+        y.sum().backward()
+
+
+def test_in_place_change_of_an_input_without_grad_is_caught_too():
+    w = hybrid.ones(5)  # layer_norm's weight, not requiring grad
+    x = hybrid.randn(4, 5, requires_grad=True)
+    for _ in range(2):
+        y = F.layer_norm(x, (5,), w)
+    assert y.grad_fn.name() == "LayerNormBackward"
+    w.mul_(2)
     with pytest.raises(hybrid.errors.AutogradError, match="modified by an in-place"):
         y.sum().backward()
 
