@@ -333,3 +333,22 @@ def test_cross_entropy_kernel(reduction):
     bad[2] = 7
     with pytest.raises(hybrid.errors.HybridIndexError, match="7 is out of bounds for 5"):
         F.cross_entropy(hybrid.tensor(a), hybrid.tensor(bad), reduction=reduction)
+
+
+def test_the_switch_from_python_and_from_the_environment():
+    from subproc import run_python
+
+    hybrid.config.eager_kernels = False
+    try:
+        assert not eager_kernels.SETTINGS.enabled and not eager_kernels.active()
+    finally:
+        hybrid.config.eager_kernels = True
+    assert eager_kernels.SETTINGS.enabled
+    code = ("import hybrid, hybrid.nn.functional as F\n"
+            "x = hybrid.randn(512, 1024)\n"
+            "for _ in range(3): y = F.gelu(x)\n"
+            "print(hybrid.config.eager_kernels, len(hybrid.eager_kernels.stats()))")
+    for value, want in (("0", "False 0"), ("1", "True 1")):
+        r = run_python(code, HYBRID_EAGER_KERNELS=value)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == want.split()
