@@ -37,6 +37,7 @@ def unsupported(graph: Graph) -> list[str]:
     (codegen/llvm_scalar.py); the other kinds are lowered by the kernel builder for every
     native dtype."""
     from compiler.codegen.llvm_scalar import supports
+    from compiler.ir.control import bodies
     from compiler.ir.ops import ELEMENTWISE, Op
     from compiler.ir.types import NATIVE
 
@@ -49,6 +50,8 @@ def unsupported(graph: Graph) -> list[str]:
             dt = n.inputs[0].type.dtype
             if dt in NATIVE and not supports(n.op, dt):
                 odd.add(f"{n.op.value} on {dt.name}")
+        for body in bodies(n):  # a scan/while/cond body runs on the same backend
+            odd.update(unsupported(body))
     return sorted(odd)
 
 

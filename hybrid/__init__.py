@@ -50,6 +50,7 @@ clip = clamp
 is_tensor = lambda x: isinstance(x, Tensor)  # noqa: E731
 numel = Tensor.numel
 from hybrid.compile import RecompileWarning, compile  # noqa: E402
+from hybrid.control_flow import cond, scan, while_loop  # noqa: E402
 from hybrid.export import ExportedProgram, export  # noqa: E402
 from hybrid.export_format import load_exported, runtime_dir  # noqa: E402
 from hybrid import onnx  # noqa: E402  (ONNX export: the onnx package is imported on use)

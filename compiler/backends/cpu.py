@@ -23,7 +23,10 @@ class CpuBackend:
 
     def compile(self, graph: Any, donate: dict[int, int] | None = None) -> Any:
         from compiler.backend_cpu import CpuExecutable
+        from compiler.control_exec import SegmentedExecutable, has_control
 
+        if has_control(graph):  # NOTE: no in-place outputs there (donation is an option)
+            return SegmentedExecutable(graph)
         return CpuExecutable(graph, donate=donate)
 
 

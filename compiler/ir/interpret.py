@@ -10,7 +10,8 @@ import numpy as np
 
 from compiler.errors import run_error
 from compiler.ir.graph import Graph
-from compiler.ir.ops import impls
+from compiler.ir import control
+from compiler.ir.ops import CONTROL, impls
 from compiler.ir.types import DType, TensorType
 
 
@@ -63,6 +64,17 @@ def last_uses(graph: Graph) -> list[list[int]]:
     return dies
 
 
+def _control(n: Any, env: dict, loops: dict, xp: Any) -> Any:
+    """Result `index` of a control-flow node; its siblings reuse the one run of the loop."""
+    key = control.group_key(n)
+    res = loops.get(key)
+    if res is None:
+        res = control.run(n.op.value, [env[v.id] for v in n.inputs], n.attrs,
+                          lambda g, a: interpret(g, a, xp), xp)
+        loops[key] = res
+    return res[n.attrs.get("index", 0)]
+
+
 def interpret(graph: Graph, inputs: Sequence[Any], xp: Any = np) -> list[Any]:
     """Run `graph` on `inputs` with the reference implementations of `xp` (numpy or cupy).
 
@@ -70,9 +82,13 @@ def interpret(graph: Graph, inputs: Sequence[Any], xp: Any = np) -> list[Any]:
     its last use, so peak memory is that of the live values, not of the whole graph."""
     table = impls(xp)
     env: dict[int, Any] = {v.id: a for v, a in zip(graph.inputs, check_inputs(graph, inputs, xp))}
+    loops: dict[tuple, list] = {}  # control-flow siblings: every result of one run
     for n, dead in zip(graph.nodes, last_uses(graph)):
         try:
-            out = table[n.op](*(env[v.id] for v in n.inputs), **n.attrs)
+            if n.op in CONTROL:
+                out = _control(n, env, loops, xp)
+            else:
+                out = table[n.op](*(env[v.id] for v in n.inputs), **n.attrs)
         except Exception as e:
             if hasattr(e, "run_kind"):
                 # an index out of range, an integer division by zero: at the op's traced line

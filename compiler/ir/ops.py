@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir import infer
+from compiler.ir import control, infer
 from compiler.ir.reference import make_impls
 from compiler.ir.types import DType, OpError, TensorType
 
@@ -97,6 +97,10 @@ class Op(enum.Enum):
     FULL = "full"
     IOTA = "iota"
     RAND = "rand"
+    # control flow: body graphs in attributes (compiler/ir/control.py)
+    SCAN = "scan"
+    WHILE = "while"
+    COND = "cond"
 
     def __repr__(self) -> str:
         return f"Op.{self.name}"
@@ -115,6 +119,7 @@ class Kind(enum.Enum):
     MATMUL = "matmul"
     INDEX = "index"
     SOURCE = "source"
+    CONTROL = "control"
 
 
 # Cost classes: the size fusion charges for inlining an op's expression into a consumer kernel
@@ -214,7 +219,14 @@ OPS: dict[Op, OpDef] = {
     Op.FULL: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False, cost=FREE),
     Op.IOTA: OpDef(Kind.SOURCE, 0, infer.source, differentiable=False),
     Op.RAND: OpDef(Kind.SOURCE, 1, infer.rand, differentiable=False, cost=_X),
+    # differentiated as a whole by hybrid/control_flow.py (a custom Function), not per node
+    Op.SCAN: OpDef(Kind.CONTROL, None, control.result_type, differentiable=False, ref="control"),
+    Op.WHILE: OpDef(Kind.CONTROL, None, control.result_type, differentiable=False,
+                    ref="control"),
+    Op.COND: OpDef(Kind.CONTROL, None, control.result_type, differentiable=False, ref="control"),
 }
+
+CONTROL = frozenset(op for op, d in OPS.items() if d.kind is Kind.CONTROL)
 
 ELEMENTWISE = frozenset(
     op for op, d in OPS.items() if d.kind in (Kind.UNARY, Kind.BINARY, Kind.COMPARE,
@@ -227,7 +239,7 @@ def infer_type(op: Op, types: list[TensorType] | tuple[TensorType, ...], attrs: 
     d = OPS[op]
     if d.arity is not None and len(types) != d.arity:
         raise OpError(op.value, f"takes {d.arity} inputs, got {len(types)}", TypeError)
-    if d.arity is None and not types:
+    if d.arity is None and not types and d.kind is not Kind.CONTROL:
         raise OpError(op.value, "needs at least one input", TypeError)
     return d.rule(op.value, types, **attrs)
 
@@ -264,6 +276,18 @@ def _same_dtype(fn: Callable) -> Callable:
     return run
 
 
+def _control_impl(name: str, xp: Any) -> Callable:
+    """A control-flow node run on its own (one result; the interpreter runs siblings once)."""
+
+    def run(*arrays: Any, **attrs: Any) -> Any:
+        from compiler.ir.interpret import interpret
+
+        res = control.run(name, list(arrays), attrs, lambda g, a: interpret(g, a, xp), xp)
+        return res[attrs.get("index", 0)]
+
+    return run
+
+
 @functools.cache
 def impls(xp: Any) -> dict[Op, Callable]:
     """The reference implementations bound to array module `xp` (numpy or cupy), keyed by Op."""
@@ -280,6 +304,8 @@ def impls(xp: Any) -> dict[Op, Callable]:
     for op, d in OPS.items():
         if d.ref is None:
             table[op] = by_name[op.value]
+        elif d.ref == "control":
+            table[op] = _control_impl(op.value, xp)
         elif d.ref.startswith("special:"):
             table[op] = _same_dtype(getattr(special, d.ref.removeprefix("special:")))
         else:
@@ -287,5 +313,5 @@ def impls(xp: Any) -> dict[Op, Callable]:
     return table
 
 
-__all__ = ["Op", "Kind", "OpDef", "OPS", "ELEMENTWISE", "infer_type", "impls", "Literal",
+__all__ = ["Op", "Kind", "OpDef", "OPS", "ELEMENTWISE", "CONTROL", "infer_type", "impls", "Literal",
            "OpError", "DType", "TensorType", "FREE", "CHEAP", "EXPENSIVE"]

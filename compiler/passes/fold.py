@@ -21,7 +21,7 @@ from compiler.ir.ops import ELEMENTWISE, Literal, Op, impls
 FOLD_LIMIT = 4096
 
 SOURCES = frozenset({Op.CONSTANT, Op.FULL, Op.IOTA})
-NEVER = frozenset({Op.RAND}) | SOURCES
+NEVER = frozenset({Op.RAND, Op.SCAN, Op.WHILE, Op.COND}) | SOURCES
 # Movement ops that map a `full` to a `full` of their output shape (pad may add other values).
 SHAPE_ONLY = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE})
 
