@@ -132,7 +132,8 @@ def _evaluate(v: Any, producers: dict[int, Node]) -> np.ndarray:
             memo[value.id] = table[n.op](*[ev(x) for x in n.inputs], **n.attrs)
         return memo[value.id]
 
-    return np.ascontiguousarray(ev(v))
+    # NOTE: not np.ascontiguousarray, which turns a 0-d result into a 1-d one
+    return np.require(np.asarray(ev(v)), requirements="C")
 
 
 def _movement_chain(v: Any, producers: dict[int, Node], inputs: dict[int, int],
