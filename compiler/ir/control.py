@@ -146,7 +146,7 @@ def _run_scan(arrays: list, run_graph: RunGraph, xp: Any, *, body: Body, n_carry
         t = length - 1 - step if reverse else step
         for h, c in zip(hist, carries):
             h[t] = c
-        res = run_graph(body.graph, carries + [x[t] for x in xs] + consts)
+        res = run_graph(body.graph, carries + [x[t, ...] for x in xs] + consts)
         carries = [xp.asarray(r) for r in res[:n_carry]]
         for y, r in zip(ys, res[n_carry:]):
             y[t] = r

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from hybrid import errors
+from hybrid.control_flow import scan
 from hybrid.nn import functional as F
 from hybrid.nn import init
 from hybrid.nn.module import Module, Parameter
@@ -357,7 +358,8 @@ class RNNBase(Module):
         steps = x.shape[0]
         masks = None
         if lengths is not None and min(lengths) < steps:
-            masks = [cr.tensor([[t < n] for n in lengths], device=x.device) for t in range(steps)]
+            masks = cr.tensor([[[t < n] for n in lengths] for t in range(steps)],
+                              device=x.device)
         h_all = sh.unbind(states[0] if is_lstm else states, 0)
         c_all = sh.unbind(states[1], 0) if is_lstm else None
         h_out, c_out = [], []
@@ -380,27 +382,29 @@ class RNNBase(Module):
         return x, ((h_n, sh.stack(c_out, 0)) if is_lstm else h_n)
 
     def _direction(self, x: Any, state: Any, layer: int, reverse: bool,
-                   masks: list[Any] | None) -> tuple[Any, Any]:
+                   masks: Any) -> tuple[Any, Any]:
         sfx = f"_l{layer}" + ("_reverse" if reverse else "")
         w_ih = getattr(self, "weight_ih" + sfx)
         w_hh = getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
         b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
         w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
-        xw = sh.unbind(F.linear(x, w_ih, b_ih), 0)  # the input projection of all steps at once
-        order = range(len(xw) - 1, -1, -1) if reverse else range(len(xw))
-        outs: list[Any] = [None] * len(xw)
-        for t in order:
-            new = _step(self.mode, xw[t], state, w_hh, b_hh, w_hr)
-            if masks is not None:
-                m = masks[t]
-                if self.mode == "LSTM":
-                    new = (ew.where(m, new[0], state[0]), ew.where(m, new[1], state[1]))
-                else:
-                    new = ew.where(m, new, state)
-            state = new
-            outs[t] = state[0] if self.mode == "LSTM" else state
-        return sh.stack(outs, 0), state
+        xw = F.linear(x, w_ih, b_ih)  # the input projection of all steps at once
+        mode = self.mode
+
+        def step(state: Any, xm: tuple) -> tuple:
+            new = _step(mode, xm[0], state, w_hh, b_hh, w_hr)
+            if len(xm) > 1:  # packed input: a sequence past its length keeps its state
+                m = xm[1]
+                new = (tuple(ew.where(m, a, b) for a, b in zip(new, state)) if mode == "LSTM"
+                       else ew.where(m, new, state))
+            return new, (new[0] if mode == "LSTM" else new)
+
+        xs = (xw,) if masks is None else (xw, masks)
+        # NOTE: hybrid.scan is the plain loop eagerly; compiled, one loop node whose body is
+        # traced once, so compile time does not grow with the sequence length
+        state, outs = scan(step, tuple(state) if mode == "LSTM" else state, xs, reverse=reverse)
+        return outs, state
 
 _NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 
