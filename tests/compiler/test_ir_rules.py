@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from compiler.ir.control import Body
+from compiler.ir.graph import Graph
 from compiler.ir.ops import OPS, Kind, Literal, Op, OpError, impls, infer_type
 from compiler.ir.types import DType, TensorType
 
@@ -88,6 +90,44 @@ def _id(case) -> str:
     return f"{op.value}(" + ",".join(map(str, ts)) + ")" + (str(sorted(attrs)) if attrs else "")
 
 
+def _body(ins: list, outs) -> Body:
+    """A body graph on inputs `ins` whose results `outs(graph, values)` builds."""
+    g = Graph(name="body")
+    vs = [g.add_input(t) for t in ins]
+    g.set_outputs(outs(g, vs))
+    return Body(g)
+
+
+# scan body: (carry f32[3], x f32[3], const f32[3]) -> (carry * const + x, tanh(carry))
+_SCAN = _body([T(F32, 3)] * 3, lambda g, v: [g.add(Op.ADD, [g.add(Op.MUL, [v[0], v[2]]), v[1]]),
+                                             g.add(Op.TANH, [v[0]])])
+# while: (c f32[], limit f32[]): while c < limit + 2: c = c + limit (limit >= 0.5: it ends)
+_COND = _body([T(F32), T(F32)], lambda g, v: [g.add(Op.LT, [v[0], g.add(
+    Op.ADD, [v[1], g.add(Op.FULL, [], value=2.0, shape=(), dtype=F32)])])])
+_STEP = _body([T(F32), T(F32)], lambda g, v: [g.add(Op.ADD, [v[0], v[1]])])
+_THEN = _body([T(F32, 2), T(I64, 2)], lambda g, v: [g.add(Op.EXP, [v[0]]), v[1]])
+_ELSE = _body([T(F32, 2), T(I64, 2)], lambda g, v: [v[0], g.add(Op.NEG, [v[1]])])
+_SCAN_ATTRS = {"body": _SCAN, "n_carry": 1, "n_x": 1, "length": 4, "reverse": False}
+GOOD += [
+    *[(Op.SCAN, [T(F32, 3), T(F32, 4, 3), T(F32, 3)], dict(_SCAN_ATTRS, history=h, index=k))
+      for h, k in ((False, 0), (False, 1), (True, 2))],
+    (Op.SCAN, [T(F32, 3), T(F32, 4, 3), T(F32, 3)], dict(_SCAN_ATTRS, reverse=True, index=1)),
+    (Op.WHILE, [T(F32), T(F32)], {"cond": _COND, "body": _STEP, "n_carry": 1, "index": 0}),
+    *[(Op.COND, [T(B8), T(F32, 2), T(I64, 2)], {"then": _THEN, "else_": _ELSE, "index": k})
+      for k in (0, 1)],
+]
+BAD_CONTROL = [
+    (Op.SCAN, [T(F32, 3), T(F32, 5, 3), T(F32, 3)], dict(_SCAN_ATTRS, index=0)),  # length
+    (Op.SCAN, [T(F64, 3), T(F32, 4, 3), T(F32, 3)], dict(_SCAN_ATTRS, index=0)),  # carry dtype
+    (Op.SCAN, [T(F32, 3), T(F32, 4, 3)], dict(_SCAN_ATTRS, index=0)),  # arity
+    (Op.SCAN, [T(F32, 3), T(F32, 4, 3), T(F32, 3)], dict(_SCAN_ATTRS, index=2)),  # no history
+    (Op.WHILE, [T(F32), T(F32)], {"cond": _STEP, "body": _STEP, "n_carry": 1}),  # cond not bool
+    (Op.WHILE, [T(F64), T(F32)], {"cond": _COND, "body": _STEP, "n_carry": 1}),
+    (Op.COND, [T(F32), T(F32, 2), T(I64, 2)], {"then": _THEN, "else_": _ELSE}),  # pred
+    (Op.COND, [T(B8), T(F32, 2), T(I64, 2)], {"then": _THEN, "else_": _THEN, "index": 5}),
+]
+
+
 @pytest.mark.parametrize("case", GOOD, ids=[_id(c) for c in GOOD])
 def test_rule_matches_reference(case) -> None:
     op, ts, attrs = case
@@ -132,6 +172,7 @@ BAD = [
     (Op.RAND, [T(I32, 2)], {"shape": (2,), "dtype": F32, "offset": 0}),
     (Op.RAND, [T(I64, 2)], {"shape": (2,), "dtype": I32, "offset": 0}),
     (Op.ADD, [T(F32, 2)], {}),  # arity
+    *BAD_CONTROL,
 ]
 
 
