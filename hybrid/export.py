@@ -95,6 +95,7 @@ def export(fn: Any, *args: Any, dynamic_shapes: Any = None) -> ExportedProgram:
     refuse_effects(f"export({name})", traced.effects, "export")
     tracer = traced.tracer
     graph, _ = _optimize(tracer.graph, None)
+    graph = _without_loops(graph, f"export({name})")
     from compiler.backend_cpu import unsupported
     from compiler.outputs import split_outputs
 
@@ -187,6 +188,26 @@ def check_example_args(where: str, args: tuple, label: str = "argument") -> None
                         "tensors (bind other arguments with functools.partial or a lambda)")
     if len({id(a) for a in args}) != len(args):
         raise _fail(f"{where}: the same tensor is passed twice; pass distinct tensors")
+
+
+def _without_loops(graph: Any, where: str) -> Any:
+    """The graph with its scans unrolled (the artifact's plan has no loop step); a while loop
+    or a cond (known only at run time) is refused."""
+    from compiler.passes.unroll import remaining_control, unroll_scans
+
+    unrolled = unroll_scans(graph)
+    left = remaining_control(unrolled)
+    if left:
+        n = left[0]
+        raise _fail(f"{where}: hybrid.{'while_loop' if n.op.value == 'while' else 'cond'} "
+                    f"(traced at {n.loc or '?'}) cannot be exported yet: an exported program "
+                    "has no run-time loops or branches; export the branch or the loop's fixed "
+                    "number of steps (hybrid.scan unrolls)")
+    if unrolled is not graph:
+        from hybrid.compile import _optimize
+
+        unrolled, _ = _optimize(unrolled, None)
+    return unrolled
 
 
 def refuse_effects(where: str, fx: Any, what_export: str) -> None:

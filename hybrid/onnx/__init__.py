@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from hybrid import errors
-from hybrid.export import check_example_args, refuse_effects
+from hybrid.export import _without_loops, check_example_args, refuse_effects
 from hybrid.onnx._ops import EMITTERS, SHAPE_BAKING, Emit, Unsupported, onnx_dtype, supported_ops
 
 MIN_OPSET = 17
@@ -115,6 +115,7 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
     cf, module = _compiled(fn_or_module)
     with hybrid.no_grad():
         graph = cf.graph_for(*args)
+    graph = _without_loops(graph, where)
     entry = cf.last_entry
     refuse_effects(where, entry.effects, "ONNX export")
     n_args = entry.n_args

@@ -318,3 +318,39 @@ def test_describe_shows_the_body():
     f(T(h0), T(xs), T(w))
     text = f.describe()
     assert "scan(" in text and "graph scan_body(" in text and "tanh" in text
+
+
+# --- export: scans unroll, run-time loops and branches are refused ------------------------------
+
+def test_exported_lstm_unrolls_its_scans(tmp_path):
+    lstm = hybrid.nn.LSTM(4, 8, num_layers=2, bidirectional=True).eval()
+    x = T(RNG.standard_normal((5, 2, 4)))
+    with hybrid.no_grad():
+        want = _np(lstm(x)[0])
+    ep = hybrid.export(lstm, x)
+    assert not any(n.op.value == "scan" for n in ep.graph.nodes)
+    ep.save(tmp_path / "lstm.hyb")
+    got = hybrid.load_exported(tmp_path / "lstm.hyb")(x)
+    got = got[0] if isinstance(got, (tuple, list)) else got
+    np.testing.assert_allclose(_np(got), want, rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_lstm_matches_eager(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    gru = hybrid.nn.GRU(4, 6, batch_first=True).eval()
+    x = T(RNG.standard_normal((2, 7, 4)))
+    with hybrid.no_grad():
+        want = _np(gru(x)[0])
+    hybrid.onnx.export(gru, (x,), tmp_path / "gru.onnx")
+    s = ort.InferenceSession(str(tmp_path / "gru.onnx"))
+    got = s.run(None, {s.get_inputs()[0].name: _np(x)})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_export_refuses_while_and_cond():
+    x = T(np.ones(3))
+    with pytest.raises(errors.HybridError, match=r"while_loop .*cannot be exported"):
+        hybrid.export(lambda x: hybrid.while_loop(lambda v: v.sum() < 10, lambda v: v * 2, x), x)
+    with pytest.raises(errors.HybridError, match=r"cond .*cannot be exported"):
+        hybrid.export(lambda x: hybrid.cond(x.sum() > 0, lambda v: v, lambda v: -v, (x,)), x)
