@@ -21,15 +21,18 @@ def has_control(graph: Graph) -> bool:
     return any(n.op in CONTROL for n in graph.nodes)
 
 
-def compile_graph(graph: Graph) -> Any:
+def compile_graph(graph: Graph, donate: dict[int, int] | None = None) -> Any:
     """`graph` as a callable arrays -> arrays on the native backend (segmented when it holds
-    control flow); outputs that are inputs or constants are rebuilt around the native run."""
-    from compiler.outputs import assemble, input_copies, is_trivial, split_outputs
+    control flow); outputs that are inputs or constants are rebuilt around the native run.
+    `donate`: output position -> the input whose array it may be written into."""
+    from compiler.outputs import RUN, assemble, input_copies, is_trivial, split_outputs
 
     if has_control(graph):
         return SegmentedExecutable(graph)
-    reduced, sources = split_outputs(graph)
-    inner = _plain(reduced) if reduced.outputs else None
+    reduced, sources = split_outputs(graph, frozenset(), donate)
+    new_index = {k: s.index for k, s in enumerate(sources) if s.kind == RUN}
+    donate = {new_index[k]: i for k, i in (donate or {}).items() if k in new_index}
+    inner = _plain(reduced, donate) if reduced.outputs else None
     if is_trivial(sources):
         return inner
 
@@ -41,10 +44,10 @@ def compile_graph(graph: Graph) -> Any:
     return run
 
 
-def _plain(graph: Graph) -> Any:
+def _plain(graph: Graph, donate: dict[int, int] | None = None) -> Any:
     from compiler.backend_cpu import CpuExecutable
 
-    return CpuExecutable(graph)
+    return CpuExecutable(graph, donate=donate)
 
 
 class _Segment:
@@ -82,8 +85,14 @@ class _Loop:
         self.attrs = {k: v for k, v in node.attrs.items() if k != "index"}
         self.results = [(s.out.id, s.attrs.get("index", 0)) for s in siblings]
         self.compiled: dict[int, Any] = {}
+        # a loop body may write its new carries into the arrays of the old ones (the loop owns
+        # them: the caller's initial carries are copied once, before the first step)
+        self.n_owned = self.attrs.get("n_carry", 0) if self.op in ("scan", "while") else 0
+        body = self.attrs.get("body")
         for g in control.bodies(node):
-            self.compiled[id(g)] = compile_graph(g)
+            owned = body is not None and g is body.graph
+            self.compiled[id(g)] = compile_graph(
+                g, {k: k for k in range(self.n_owned)} if owned else None)
 
     def _body(self, graph: Graph, arrays: list) -> list:
         # NOTE: a slice x[t] of a C-contiguous stack is contiguous: no copy on the way in
@@ -91,7 +100,10 @@ class _Loop:
                                          for a in arrays])
 
     def __call__(self, env: dict) -> None:
-        res = control.run(self.op, [env[i] for i in self.ins], self.attrs, self._body)
+        ins = [env[i] for i in self.ins]
+        for k in range(self.n_owned):
+            ins[k] = np.array(ins[k], copy=True)
+        res = control.run(self.op, ins, self.attrs, self._body)
         for vid, k in self.results:
             env[vid] = res[k]
 
@@ -143,10 +155,40 @@ class SegmentedExecutable:
         return [np.array(env[v.id], copy=True) if v.id in _ids(self.graph.inputs) else env[v.id]
                 for v in self.graph.outputs]
 
+    class executor:  # noqa: N801  (what hybrid.compile's profile reads of a native plan)
+        donated_inputs = ()
+
     def describe(self) -> str:
-        parts = [f"{len(self.steps)} steps: plain parts compiled natively, loops running "
-                 f"natively compiled bodies", str(self.graph)]
-        return "\n\n".join(parts)
+        lines = [f"{self.graph.name}: {len(self.steps)} steps (plain parts compiled natively, "
+                 "loops running natively compiled bodies once per step)"]
+        lines += [f"  {i}: {_what(s)}" for i, s in enumerate(self.steps)]
+        return "\n".join(lines) + "\n\n" + str(self.graph)
+
+    def profile(self, arrays: list, repeats: int = 10) -> str:
+        """Each step's median time over `repeats` runs (a loop's time is all its steps)."""
+        import time
+
+        times: list[list[float]] = [[] for _ in self.steps]
+        for _ in range(max(1, repeats)):
+            env = {v.id: a for v, a in zip(self.graph.inputs, arrays)}
+            for i, step in enumerate(self.steps):
+                t0 = time.perf_counter()
+                step(env)
+                times[i].append(time.perf_counter() - t0)
+        med = [float(np.median(t)) for t in times]
+        total = sum(med) or 1.0
+        lines = [f"{'step':>4}  {'us':>9}  {'share':>6}  what"]
+        lines += [f"{i:>4}  {m * 1e6:>9.1f}  {m / total:>6.1%}  {_what(s)}"
+                  for i, (m, s) in enumerate(zip(med, self.steps))]
+        lines.append(f"{'all':>4}  {total * 1e6:>9.1f}  {1:>6.1%}")
+        return "\n".join(lines)
+
+
+def _what(step: Any) -> str:
+    if isinstance(step, _Segment):
+        return f"plain part: {_kernels(step)} kernels"
+    steps = f" over {step.attrs['length']} steps" if step.op == "scan" else ""
+    return f"{step.op}{steps}: bodies with {_kernels(step)} kernels"
 
 
 def _ids(values: list[Value]) -> set[int]:
