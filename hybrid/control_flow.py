@@ -40,6 +40,9 @@ def _tensor_leaves(fn_name: str, what: str, obj: Any) -> tuple[list, Any]:
 
 
 def _same_types(fn_name: str, what: str, got: list, want: list) -> None:
+    if len(got) == len(want) and all(
+            tuple(t.shape) == w.shape and t._value.dtype == w.dtype.np for t, w in zip(got, want)):
+        return
     g, w = [str(type_of(t)) for t in got], [str(t) for t in want]
     if g != w:
         raise errors.error(errors.ShapeError, errors.at_user(
@@ -105,13 +108,16 @@ def _length(x_leaves: list, length: int | None) -> int:
 
 
 def _eager_scan(step: Callable, carry: list, xs: list, n: int, reverse: bool) -> tuple:
-    from hybrid.ops.shape import stack
+    from hybrid.ops.shape import stack, unbind
 
     order = range(n - 1, -1, -1) if reverse else range(n)
     per_step: list[list] = []
     y_spec = None
+    # NOTE: unbind, not x[t]: one node whose backward stacks the slices' gradients (the
+    # backward of T indexings would add T full-size zero-padded gradients)
+    slices = [unbind(x, 0) for x in xs]
     for t in order:
-        carry, ys, y_spec = step(carry, [x[t] for x in xs])
+        carry, ys, y_spec = step(carry, [s[t] for s in slices])
         per_step.append(ys)
     if reverse:
         per_step.reverse()
