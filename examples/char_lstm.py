@@ -15,14 +15,13 @@ the mean loss per character and its perplexity, and the end samples text at a te
 
 With `--compile` the whole step (forward, backward, clipping, Adam) is one `hybrid.compile`d
 function. Packing happens inside it, from the Python list of lengths (a PackedSequence or a
-lengths tensor passed in would be a TraceError), so the lengths are part of the cache key, and
-the compiled time loop is unrolled: every distinct (T, lengths) compiles once. Bucketing keeps
-that to one variant per bucket (plus one for Adam's first step, before its moment buffers
-exist). NOTE: compiling takes time for long unrolled loops: with the defaults (2 layers,
-buckets 16/24/32) the 4 variants took ~100 s to compile and the 313 steps then ~7 s, against
-~30 s (quiet machine) to 80 s (loaded) for eager training, on 2 cores; `--layers 1 --buckets
-6,8,12` compiles in ~25 s. Compiled variants are kept on disk (~/.cache/hybrid), so a second
-run skips most of that (0.8 s instead of 15 s for two small buckets).
+lengths tensor passed in would be a TraceError), so the lengths are part of the cache key:
+every distinct (T, lengths) compiles once. Bucketing keeps that to one variant per bucket (plus
+one for Adam's first step, before its moment buffers exist). The LSTM's time loop is a
+`hybrid.scan` node, its body traced once, so a variant's compile time does not grow with T:
+with the defaults (2 layers, buckets 16/24/32) the 4 variants compile in about 6 s on 2 cores
+(about 100 s when the loop was unrolled into the trace). Compiled variants are kept on disk
+(~/.cache/hybrid), so a second run skips most of that.
 """
 
 from __future__ import annotations
