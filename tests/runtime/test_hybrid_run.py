@@ -105,6 +105,21 @@ def test_c_program_through_the_installed_library(exported, tmp_path):
     assert bad.returncode == 1 and "load failed" in bad.stderr and "cannot open" in bad.stderr
 
 
+def test_the_library_exports_only_the_c_api():
+    """libhybrid_rt's dynamic symbols are the functions of runtime.h, nothing of the static
+    core (its C++ classes, parsers and SHA-256 would clash with a host program's)."""
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("no nm")
+    lib = os.path.join(hybrid.runtime_dir(), "lib", "libhybrid_rt.so")
+    out = subprocess.run([nm, "-D", "--defined-only", lib], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    names = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    header = open(os.path.join(hybrid.runtime_dir(), "include", "hybrid", "runtime.h")).read()
+    declared = {n for n in names if f"{n}(" in header}
+    assert names == declared and len(names) >= 10, sorted(names - declared)[:10]
+
+
 def test_other_format_version_and_cpu_are_refused_natively(exported, tmp_path):
     import struct
 
