@@ -1,5 +1,6 @@
 """Exported programs: artifact and runtime sizes, load and first-inference time in a new
-process, steady latency against the same model compiled in-process and onnxruntime on hybrid's ONNX export. Models: the digits MLP (64-128-128-10) at batch 1 and 359
+process, steady latency against the same model compiled in-process, PyTorch eager (the same
+layers and weights, eval, no_grad) and onnxruntime on hybrid's ONNX export. Models: the digits MLP (64-128-128-10) at batch 1 and 359
 (the test set), the VGG-style CIFAR CNN (hybrid.models.vgg_style_cifar, eval) at batch 1 and 8.
 
 Run: python benchmarks/bench_export.py [--repeats N]   (medians; 2 threads everywhere)
@@ -21,7 +22,8 @@ from safetensors.numpy import save_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
-from common import bench, setup_threads
+from bench_cnn import to_torch
+from common import bench, peers, setup_threads
 
 import hybrid
 from hybrid.models import vgg_style_cifar
@@ -31,6 +33,15 @@ def _mlp():
     from train_digits import MLP
 
     return MLP().eval()
+
+
+def _layers(label: str, model):
+    """The model as the flat layer list bench_cnn.to_torch translates."""
+    if label.startswith("mlp"):
+        return list(model.layers)
+    from hybrid import nn
+
+    return list(model.features) + [model.avgpool, nn.Flatten()] + list(model.classifier)
 
 
 def _new_process_load(path: str, x_path: str) -> float:
@@ -59,6 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
     setup_threads()
+    torch = peers().get("torch")
     try:
         import onnxruntime as ort
     except ImportError:
@@ -72,7 +84,7 @@ def main() -> None:
           f"hybrid-run {os.path.getsize(runner) / 1024:.0f} KiB (stripped, static core)")
     print(f"{'model':<16} {'artifact KiB':>12} {'run wall ms':>11} {'load+1st ms':>11} "
           f"{'py load+1st':>11} | steady us: {'hybrid-run':>10} {'exported':>9} "
-          f"{'compiled':>9} {'onnxrt':>9}")
+          f"{'compiled':>9} {'torch':>9} {'onnxrt':>9}")
     hybrid.manual_seed(0)
     for label, model, shape in (("mlp b1", _mlp(), (1, 64)), ("mlp b359", _mlp(), (359, 64)),
                                 ("vgg-cifar b1", vgg_style_cifar().eval(), (1, 3, 32, 32)),
@@ -90,6 +102,14 @@ def main() -> None:
         compiled_fn = hybrid.compile(model)
         with hybrid.no_grad():
             compiled = bench(lambda: compiled_fn(x), repeats=args.repeats).median * 1e6
+        t_us = float("nan")
+        if torch is not None:
+            tm = to_torch(_layers(label, model), torch).eval()
+            tx = torch.from_numpy(x.numpy())
+            with torch.no_grad():
+                diff = float((tm(tx) - torch.from_numpy(ep(x).numpy())).abs().max())
+                assert diff < 1e-3, f"{label}: torch and hybrid disagree by {diff}"
+                t_us = bench(lambda: tm(tx), repeats=args.repeats).median * 1e6
         o_us = float("nan")
         if ort is not None:
             from hybrid.onnx import export as onnx_export
@@ -103,7 +123,7 @@ def main() -> None:
                 o_us = bench(lambda: sess.run(None, feed), repeats=args.repeats).median * 1e6
         print(f"{label:<16} {os.path.getsize(path) / 1024:>12.1f} {wall:>11.2f} {load_first:>11.3f} "
               f"{py_load:>11.1f} | {native * 1e3:>10.1f} {exported:>9.1f} "
-              f"{compiled:>9.1f} {o_us:>9.1f}")
+              f"{compiled:>9.1f} {t_us:>9.1f} {o_us:>9.1f}")
     print("run wall: the whole hybrid-run process (exec, load, one run); load+1st: hybrid-run's "
           "own load and first run; py load+1st: a new python process importing hybrid, loading "
           "and running once.")
