@@ -50,6 +50,14 @@ def _plain(graph: Graph, donate: dict[int, int] | None = None) -> Any:
     return CpuExecutable(graph, donate=donate)
 
 
+def _optimized(graph: Graph) -> Graph:
+    """A body graph after the default graph passes (dead code, CSE, folding, simplification),
+    which the enclosing program's passes do not enter."""
+    from compiler.passes import DEFAULT_PIPELINE, run_passes
+
+    return run_passes(graph, DEFAULT_PIPELINE)[0]
+
+
 class _Segment:
     """Plain nodes compiled as one program: reads `ins` (value ids), writes `outs`."""
 
@@ -92,9 +100,9 @@ class _Loop:
         for g in control.bodies(node):
             owned = body is not None and g is body.graph
             self.compiled[id(g)] = compile_graph(
-                g, {k: k for k in range(self.n_owned)} if owned else None)
+                _optimized(g), {k: k for k in range(self.n_owned)} if owned else None)
 
-    def _body(self, graph: Graph, arrays: list) -> list:
+    def _body(self, graph: Graph, arrays: list) -> list:  # graph: the unoptimized body
         # NOTE: a slice x[t] of a C-contiguous stack is contiguous: no copy on the way in
         return self.compiled[id(graph)]([np.ascontiguousarray(a) if a.ndim else a
                                          for a in arrays])

@@ -160,10 +160,29 @@ class _ScanSpec:
         self.body, self.n_carry, self.n_x = body, n_carry, n_x
         self.length, self.reverse = length, reverse
         self.n_y = len(body.graph.outputs) - n_carry
+        g = body.graph
+        # saved per step for the backward instead of recomputed there: the products (the
+        # expensive part of a step; what jax's checkpoint_dots policy keeps)
+        self.saved = [n.out for n in g.nodes if n.op is Op.MATMUL and n.out.dtype.is_floating]
+        self._saving: Body | None = None
 
-    def nodes(self, inputs: list, history: bool) -> list:
-        n = self.n_carry + self.n_y + (self.n_carry if history else 0)
-        return [apply(Op.SCAN, *inputs, body=self.body, n_carry=self.n_carry, n_x=self.n_x,
+    def saving(self) -> Body:
+        """The body that also returns the saved values (as extra ys)."""
+        if self._saving is None:
+            g = self.body.graph
+            self._saving = Body(Graph(
+                inputs=list(g.inputs), nodes=list(g.nodes), outputs=list(g.outputs) + self.saved,
+                input_names=list(g.input_names),
+                output_names=list(g.output_names) + [f"saved{i}" for i in range(len(self.saved))],
+                name=g.name))
+        return self._saving
+
+    def nodes(self, inputs: list, history: bool, save: bool = False) -> list:
+        """The scan's results: carries, ys (then the saved values when `save`), history."""
+        body = self.saving() if save else self.body
+        n_y = self.n_y + (len(self.saved) if save else 0)
+        n = self.n_carry + n_y + (self.n_carry if history else 0)
+        return [apply(Op.SCAN, *inputs, body=body, n_carry=self.n_carry, n_x=self.n_x,
                       length=self.length, reverse=self.reverse, history=history, index=k)
                 for k in range(n)]
 
@@ -192,15 +211,18 @@ class _ScanFn(Function):
     @staticmethod
     def forward(ctx: Any, spec: _ScanSpec, *inputs: Any) -> Any:
         history = any(ctx.needs_input_grad)
-        outs = spec.nodes(list(inputs), history)
+        save = history and bool(spec.saved)
+        outs = spec.nodes(list(inputs), history, save)
         k = spec.n_carry + spec.n_y
-        ctx.spec, ctx.inputs, ctx.history = spec, inputs, outs[k:]
+        m = k + (len(spec.saved) if save else 0)
+        ctx.spec, ctx.inputs, ctx.steps, ctx.history = spec, inputs, outs[k:m], outs[m:]
         return tuple(outs[:k])
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
         from hybrid.ops.creation import zeros_like
 
+        _first_order_only("scan")
         spec, inputs = ctx.spec, list(ctx.inputs)
         nc, nx = spec.n_carry, spec.n_x
         carries, xs, consts = inputs[:nc], inputs[nc:nc + nx], inputs[nc + nx:]
@@ -217,16 +239,19 @@ class _ScanFn(Function):
                 for g, j in zip(g_ys, fy)]
         graph = spec.body.graph
 
+        saved_ids = [v.id for v in spec.saved][:len(ctx.steps)]
+
         def vjp_step(carry_b: tuple, x_b: tuple) -> tuple:
             c_t, x_t = list(x_b[:nc]), list(x_b[nc:nc + nx])
-            gy = list(x_b[nc + nx:])
+            gy = list(x_b[nc + nx:nc + nx + len(fy)])
+            subst = dict(zip(saved_ids, x_b[nc + nx + len(fy):]))
             gc, gk = list(carry_b[:len(fc)]), list(carry_b[len(fc):])
             prims = c_t + x_t + list(consts)
-            d_c, d_x, d_k = _body_vjp(graph, prims, nc, nx, fc, fx, fk, gc, fy, gy)
+            d_c, d_x, d_k = _body_vjp(graph, prims, nc, nx, fc, fx, fk, gc, fy, gy, subst)
             return tuple(d_c) + tuple(a + b for a, b in zip(gk, d_k)), tuple(d_x)
 
         init = tuple(g_carry) + tuple(zeros_like(consts[j]) for j in fk)
-        seq = tuple(ctx.history) + tuple(xs) + tuple(g_ys)
+        seq = tuple(ctx.history) + tuple(xs) + tuple(g_ys) + tuple(ctx.steps)
         carry_out, d_xs = scan(vjp_step, init, seq, length=spec.length,
                                reverse=not spec.reverse)
         result: list = [None] * len(inputs)
@@ -237,6 +262,16 @@ class _ScanFn(Function):
         for j, g in zip(fx, d_xs):
             result[nc + j] = g
         return (None, *result)
+
+
+def _first_order_only(name: str) -> None:
+    """create_graph=True (a gradient of a gradient) through a compiled loop or branch is refused:
+    its backward reads the forward's saved steps, which carry no graph of their own."""
+    if STATE.grad:
+        raise errors.error(errors.AutogradError, errors.at_user(
+            f"second-order gradients (create_graph=True) through a compiled hybrid.{name} are "
+            "not supported yet; compute them eagerly (without @hybrid.compile) or take one "
+            "order of gradient"))
 
 
 def _grad_or_zeros(g: Any, like: Any) -> Any:
@@ -252,31 +287,48 @@ def _zeros_of(t: Any, n: int) -> Any:
 
 
 def _body_vjp(graph: Graph, prims: list, nc: int, nx: int, fc: list, fx: list, fk: list,
-              gc: list, fy: list, gy: list) -> tuple[list, list, list]:
+              gc: list, fy: list, gy: list, subst: dict) -> tuple[list, list, list]:
     """One step's vjp: the float new carries and ys against the float carries fc, xs fx and
-    consts fk, with cotangents gc and gy."""
+    consts fk, with cotangents gc and gy; `subst`: values saved by the forward (by id)."""
     want = fc + [nc + j for j in fx] + [nc + nx + j for j in fk]
-    got = _graph_vjp(graph, prims, want, fc + [nc + j for j in fy], gc + gy)
+    got = _graph_vjp(graph, prims, want, fc + [nc + j for j in fy], gc + gy, subst)
     return got[:len(fc)], got[len(fc):len(fc) + len(fx)], got[len(fc) + len(fx):]
 
 
 # --- replaying a body graph as tensor ops (for its gradient) ------------------------------------
 
-def replay(graph: Graph, tensors: list) -> list:
+def replay(graph: Graph, tensors: list, subst: dict | None = None) -> list:
     """Run `graph`'s nodes as Tensor ops on `tensors` (recorded, on the tape where grad is on);
-    control-flow nodes go through their differentiable forms."""
+    control-flow nodes go through their differentiable forms. `subst`: value id -> a tensor
+    holding that node's value, used in its place (its gradient still flows to the node's
+    inputs, and the node itself is left for dead code elimination)."""
     env = {v.id: t for v, t in zip(graph.inputs, tensors)}
     done: dict[tuple, list] = {}
     for node in graph.nodes:
         ins = [env[v.id] for v in node.inputs]
         if node.op not in CONTROL:
-            env[node.out.id] = apply(node.op, *ins, **node.attrs)
+            out = apply(node.op, *ins, **node.attrs)
+            if subst and node.out.id in subst:
+                out = _Substitute.apply(out, subst[node.out.id])
+            env[node.out.id] = out
             continue
         key = control.group_key(node)
         if key not in done:
             done[key] = _replay_control(node, ins)
         env[node.out.id] = done[key][node.attrs.get("index", 0)]
     return [env[v.id] for v in graph.outputs]
+
+
+class _Substitute(Function):
+    """`saved` in the place of `computed` (the same value): the gradient goes to `computed`."""
+
+    @staticmethod
+    def forward(ctx: Any, computed: Any, saved: Any) -> Any:
+        return saved
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return g, None
 
 
 def _replay_control(node: Any, ins: list) -> list:
@@ -439,6 +491,7 @@ class _CondFn(Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
+        _first_order_only("cond")
         spec, ops_ = ctx.spec, list(ctx.operands)
         want = [i for i, o in enumerate(ops_) if o.dtype.is_floating
                 and ctx.needs_input_grad[2 + i]]
@@ -469,7 +522,8 @@ def _zeros_like_type(t: Any) -> Any:
     return zeros(tuple(t.shape), dtype=_dtype(t))
 
 
-def _graph_vjp(graph: Graph, prims: list, want: list, fo: list, cots: list) -> list:
+def _graph_vjp(graph: Graph, prims: list, want: list, fo: list, cots: list,
+               subst: dict | None = None) -> list:
     from hybrid.autograd import enable_grad, grad
     from hybrid.ops.creation import zeros_like
 
@@ -477,7 +531,7 @@ def _graph_vjp(graph: Graph, prims: list, want: list, fo: list, cots: list) -> l
         leaves = [p.detach() for p in prims]
         for i in want:
             leaves[i].requires_grad_()
-        outs = replay(graph, leaves)
+        outs = replay(graph, leaves, subst)
         pairs = [(outs[k], g) for k, g in zip(fo, cots) if outs[k]._rg]
         wrt = [leaves[i] for i in want]
         got = grad([o for o, _ in pairs], wrt, [g for _, g in pairs],

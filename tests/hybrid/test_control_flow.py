@@ -354,3 +354,38 @@ def test_export_refuses_while_and_cond():
         hybrid.export(lambda x: hybrid.while_loop(lambda v: v.sum() < 10, lambda v: v * 2, x), x)
     with pytest.raises(errors.HybridError, match=r"cond .*cannot be exported"):
         hybrid.export(lambda x: hybrid.cond(x.sum() > 0, lambda v: v, lambda v: -v, (x,)), x)
+
+
+def test_second_order_through_a_compiled_scan_is_refused():
+    w = T(0.5, True)
+
+    @hybrid.compile
+    def f(w, xs):
+        c, _ = hybrid.scan(lambda c, x: (c * w + x, None), T(0.0), xs)
+        (g,) = hybrid.autograd.grad(c, [w], create_graph=True)
+        return g
+
+    with pytest.raises(errors.AutogradError, match="second-order.*scan"):
+        f(w, T(np.ones(3)))
+
+
+def test_saved_products_are_not_recomputed_in_the_backward():
+    """The backward body reads each step's h @ w from the forward instead of multiplying again:
+    one product fewer per step (the gradients themselves are checked above)."""
+    h0, xs, w = _data()
+
+    def step(h0, xs, w):
+        h, ys = _rnn(h0, xs, w)
+        ys.sum().backward()
+        return w.grad
+
+    f = hybrid.compile(step)
+    f(T(h0), T(xs), T(w, True))
+    run = f.last_entry.run
+    run = getattr(run, "inner", run)
+    loops = [s for s in run.steps if hasattr(s, "compiled")]
+    assert len(loops) == 2  # the forward scan and the backward one
+    from compiler.control_exec import _optimized
+
+    body = loops[-1].attrs["body"].graph
+    assert sum(n.op.value == "matmul" for n in _optimized(body).nodes) == 2  # dh and dw only
