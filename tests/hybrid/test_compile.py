@@ -265,10 +265,10 @@ def test_constant_outputs_keep_their_shape(compiled_backend):
     """An output that depends on no input (rebuilt around the backend's run) has eager's shape,
     0-d included (it came back as shape (1,))."""
     def f(x):
-        return x * 2, hybrid.ones(()) * 3, hybrid.zeros(2, 1) + 1
+        return x * 2, h.ones(()) * 3, h.zeros(2, 1) + 1
 
-    got = hybrid.compile(f)(hybrid.ones(2))
-    want = f(hybrid.ones(2))
+    got = h.compile(f)(h.ones(2))
+    want = f(h.ones(2))
     for g, w in zip(got, want):
         assert tuple(g.shape) == tuple(w.shape)
         np.testing.assert_array_equal(g.numpy(), w.numpy())
