@@ -33,12 +33,14 @@ class TracedCall:
 
 
 class _ValueRef:
-    """Stands for a tensor argument in a TracedCall: the graph value it held."""
+    """Stands for a tensor argument in a TracedCall: the graph value it held, and whether the
+    argument was cut from autograd (x.detach() of a value that carries gradient)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "detached")
 
-    def __init__(self, value: Any):
+    def __init__(self, value: Any, detached: bool = False):
         self.value = value
+        self.detached = detached
 
 
 _CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # trace graph -> [TracedCall]
@@ -48,7 +50,8 @@ def note(tracer: Any, cls: type, args: tuple, kwargs: dict, outs: list, inputs: 
     """Remember a Function applied while `tracer` records (called by Function.apply)."""
     from hybrid.tensor import Tensor
 
-    refs = [_ValueRef(tracer.value_of(a)) if isinstance(a, Tensor) else a for a in args]
+    refs = [_ValueRef(tracer.value_of(a), not a._rg) if isinstance(a, Tensor) else a
+            for a in args]
     in_ids = {tracer.value_of(a).id for a in inputs}
     outputs, replayable = {}, True
     for k, o in enumerate(outs):
@@ -69,6 +72,9 @@ def backward_graph(graph: Any, rg_inputs: list[int], rg_outputs: list[int],
     from hybrid.ops.creation import zeros_like
     from hybrid.tracing import Tracer
 
+    from hybrid.tracing import GRAD_MARKS, replay_node
+
+    marks = GRAD_MARKS.get(graph)
     made_by = {v.id: (c, k) for c in calls for k, v in c.outputs.items()}
     tracer = Tracer(graph.name + "_backward")
     with tracer:
@@ -84,8 +90,8 @@ def backward_graph(graph: Any, rg_inputs: list[int], rg_outputs: list[int],
                 tracer.loc = node.loc
                 hit = made_by.get(node.out.id)
                 if hit is None:
-                    env[node.out.id] = apply(node.op, *[env[v.id] for v in node.inputs],
-                                             **node.attrs)
+                    env[node.out.id] = replay_node(node, [env[v.id] for v in node.inputs],
+                                                   marks)
                 elif node.out.id not in env:
                     _replay(hit[0], env)
             tracer.loc = None
@@ -105,7 +111,8 @@ def backward_graph(graph: Any, rg_inputs: list[int], rg_outputs: list[int],
 
 
 def _replay(call: TracedCall, env: dict) -> None:
-    args = [env[a.value.id] if isinstance(a, _ValueRef) else a for a in call.args]
+    args = [(env[a.value.id].detach() if a.detached else env[a.value.id])
+            if isinstance(a, _ValueRef) else a for a in call.args]
     res = call.cls.apply(*args, **call.kwargs)
     outs = res if isinstance(res, tuple) else (res,)
     for k, v in call.outputs.items():

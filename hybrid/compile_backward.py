@@ -14,7 +14,7 @@ from compiler.ir.graph import Graph
 from hybrid import errors
 from hybrid.device import array_module
 from hybrid.ops.core import STATE, TapeNode, apply, wrap
-from hybrid.tracing import Tracer
+from hybrid.tracing import GRAD_MARKS, Tracer, has_marks, replay_node
 
 
 class _CompiledCall:
@@ -41,9 +41,10 @@ def backward_graph(graph: Graph, rg_inputs: list[int], rg_outputs: list[int]) ->
         prev = STATE.grad
         STATE.grad = True
         try:
+            marks = GRAD_MARKS.get(graph)  # detach() and no_grad() in the traced code
             for node in graph.nodes:
                 tracer.loc = node.loc
-                env[node.out.id] = apply(node.op, *[env[v.id] for v in node.inputs], **node.attrs)
+                env[node.out.id] = replay_node(node, [env[v.id] for v in node.inputs], marks)
             tracer.loc = None
             outs = [env[graph.outputs[k].id] for k in rg_outputs]
             cots = [wrap(tracer.new_input(o._value.type, f"grad_{graph.output_names[k]}"))
@@ -99,7 +100,7 @@ def _vjp(g: Any, node: TapeNode) -> tuple:
     if entry.backward is None:
         from hybrid.compile import _executable, _optimize
 
-        graph = backward_graph(entry.graph, record.rg_inputs, record.rg_outputs)
+        graph = backward_graph(_replayed(entry), record.rg_inputs, record.rg_outputs)
         graph, _ = _optimize(graph, None)
         entry.backward = _executable(graph, backend=entry.backend)  # where the forward runs
     xp = array_module(g._value)
@@ -109,6 +110,21 @@ def _vjp(g: Any, node: TapeNode) -> tuple:
     return tuple(wrap(a) for a in grads)
 
 
+
+
+def _replayed(entry: Any) -> Graph:
+    """The graph a backward replays: the optimized one, or the traced one when the code used
+    detach() or no_grad() (the marks name the traced graph's nodes)."""
+    stages = getattr(entry, "stages", None) or []
+    if not stages or not has_marks(stages[0].graph):
+        return entry.graph
+    traced = stages[0].graph
+    if len(traced.inputs) != len(entry.graph.inputs):
+        raise errors.AutogradError(errors.at_user(
+            "backward through a compiled call that uses detach() or no_grad(): its traced and "
+            "optimized graphs take different inputs; call loss.backward() inside the compiled "
+            "function instead"))
+    return traced
 
 
 def register() -> None:

@@ -24,7 +24,7 @@ from hybrid import errors
 from hybrid.autograd_function import Function
 from hybrid.compile_tree import flatten, unflatten
 from hybrid.ops.core import STATE, apply, type_of, wrap
-from hybrid.tracing_body import align, finish, trace_body, union
+from hybrid.tracing_body import align, finish, same_marks, trace_body, union
 
 
 def _tensor_leaves(fn_name: str, what: str, obj: Any) -> tuple[list, Any]:
@@ -33,7 +33,7 @@ def _tensor_leaves(fn_name: str, what: str, obj: Any) -> tuple[list, Any]:
     leaves, spec = flatten(obj)
     for leaf in leaves:
         if not isinstance(leaf, Tensor):
-            raise errors.error(errors.DTypeError, errors.at_user(
+            raise errors.error(errors.DTypeError, (
                 f"{fn_name}: every leaf of {what} must be a tensor, got "
                 f"{type(leaf).__name__} ({leaf!r}); wrap numbers with hybrid.tensor(...)"))
     return leaves, spec
@@ -45,7 +45,7 @@ def _same_types(fn_name: str, what: str, got: list, want: list) -> None:
         return
     g, w = [str(type_of(t)) for t in got], [str(t) for t in want]
     if g != w:
-        raise errors.error(errors.ShapeError, errors.at_user(
+        raise errors.error(errors.ShapeError, (
             f"{fn_name}: {what} must keep the carry's structure, shapes and dtypes: it gave "
             f"({', '.join(g)}) for a carry of ({', '.join(w)}); cast or reshape inside the body"))
 
@@ -59,15 +59,22 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None,
     nested tuples/lists/dicts of tensors; xs may be None with `length` steps."""
     c_leaves, c_spec = _tensor_leaves("scan", "init", init)
     x_leaves, x_spec = _tensor_leaves("scan", "xs", xs) if xs is not None else ([], None)
+    for x in x_leaves:
+        if not -x.ndim <= dim < max(x.ndim, 1):
+            raise errors.error(IndexError, (
+                f"scan: dim {dim} is out of range for an xs tensor of {x.ndim} dims "
+                f"({type_of(x)})"))
     if dim:
         x_leaves = [_move(x, dim, 0) for x in x_leaves]
+    if length is not None and int(length) < 0:
+        raise errors.error(errors.ShapeError, f"scan: length must be >= 0, got {length}")
     n = _length(x_leaves, length)
 
     def step(carry_leaves: list, x_slices: list) -> tuple[list, list, Any]:
         out = fn(unflatten(c_spec, carry_leaves),
                  unflatten(x_spec, x_slices) if x_spec is not None else None)
         if not (isinstance(out, tuple) and len(out) == 2):
-            raise errors.error(errors.DTypeError, errors.at_user(
+            raise errors.error(errors.DTypeError, (
                 "scan: the body must return a pair (new_carry, y); y may be None"))
         nc, _ = _tensor_leaves("scan", "the body's new carry", out[0])
         _same_types("scan", "the body's new carry", nc, [type_of(c) for c in c_leaves])
@@ -77,11 +84,18 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None,
 
     if STATE.tracer is None:
         carry, ys, y_spec = _eager_scan(step, c_leaves, x_leaves, n, reverse)
+        carry = _fresh(carry)
     else:
         carry, ys, y_spec = _traced_scan(step, c_leaves, x_leaves, n, reverse)
     if dim:
         ys = [_move(y, 0, dim) for y in ys]
     return unflatten(c_spec, carry), unflatten(y_spec, ys) if y_spec is not None else None
+
+
+def _fresh(tensors: list) -> list:
+    """Copies: the results of a loop or branch are new tensors, never one of its inputs or a
+    view of one (compiled code cannot alias them, so eager does not either)."""
+    return [t.clone() for t in tensors]
 
 
 def _move(x: Any, src: int, dst: int) -> Any:
@@ -96,12 +110,12 @@ def _move(x: Any, src: int, dst: int) -> Any:
 def _length(x_leaves: list, length: int | None) -> int:
     sizes = {int(x.shape[0]) for x in x_leaves if x.ndim}
     if any(x.ndim == 0 for x in x_leaves):
-        raise errors.error(errors.ShapeError, errors.at_user(
+        raise errors.error(errors.ShapeError, (
             "scan: every xs tensor needs the scanned dim; got a 0-d tensor"))
     if length is not None:
         sizes.add(int(length))
     if len(sizes) != 1:
-        raise errors.error(errors.ShapeError, errors.at_user(
+        raise errors.error(errors.ShapeError, (
             f"scan: the xs (and length) give different numbers of steps: {sorted(sizes)}"
             if sizes else "scan: with no xs, pass length="))
     return sizes.pop()
@@ -170,11 +184,11 @@ class _ScanSpec:
         """The body that also returns the saved values (as extra ys)."""
         if self._saving is None:
             g = self.body.graph
-            self._saving = Body(Graph(
+            self._saving = Body(same_marks(Graph(
                 inputs=list(g.inputs), nodes=list(g.nodes), outputs=list(g.outputs) + self.saved,
                 input_names=list(g.input_names),
                 output_names=list(g.output_names) + [f"saved{i}" for i in range(len(self.saved))],
-                name=g.name))
+                name=g.name), g))
         return self._saving
 
     def nodes(self, inputs: list, history: bool, save: bool = False) -> list:
@@ -268,7 +282,7 @@ def _first_order_only(name: str) -> None:
     """create_graph=True (a gradient of a gradient) through a compiled loop or branch is refused:
     its backward reads the forward's saved steps, which carry no graph of their own."""
     if STATE.grad:
-        raise errors.error(errors.AutogradError, errors.at_user(
+        raise errors.error(errors.AutogradError, (
             f"second-order gradients (create_graph=True) through a compiled hybrid.{name} are "
             "not supported yet; compute them eagerly (without @hybrid.compile) or take one "
             "order of gradient"))
@@ -298,24 +312,40 @@ def _body_vjp(graph: Graph, prims: list, nc: int, nx: int, fc: list, fx: list, f
 # --- replaying a body graph as tensor ops (for its gradient) ------------------------------------
 
 def replay(graph: Graph, tensors: list, subst: dict | None = None) -> list:
-    """Run `graph`'s nodes as Tensor ops on `tensors` (recorded, on the tape where grad is on);
-    control-flow nodes go through their differentiable forms. `subst`: value id -> a tensor
-    holding that node's value, used in its place (its gradient still flows to the node's
-    inputs, and the node itself is left for dead code elimination)."""
+    """Run `graph`'s nodes as Tensor ops on `tensors` (recorded, on the tape where grad is on),
+    as the body did: a node traced under no_grad runs under no_grad, a detached read reads a
+    detached alias, a custom Function's outputs come from calling it again (its backward is
+    the user's), control-flow nodes go through their differentiable forms. `subst`: value id
+    -> a tensor holding that node's value, used in its place (its gradient still flows to the
+    node's inputs, and the node itself is left for dead code elimination)."""
+    from hybrid.autograd_function_compiled import _CALLS, _refusal, _replay
+    from hybrid.tracing import GRAD_MARKS, replay_node
+
+    marks = GRAD_MARKS.get(graph)
+    calls = _CALLS.get(graph) or []
+    made_by = {v.id: c for c in calls for v in c.outputs.values()}
     env = {v.id: t for v, t in zip(graph.inputs, tensors)}
     done: dict[tuple, list] = {}
     for node in graph.nodes:
-        ins = [env[v.id] for v in node.inputs]
-        if node.op not in CONTROL:
-            out = apply(node.op, *ins, **node.attrs)
-            if subst and node.out.id in subst:
-                out = _Substitute.apply(out, subst[node.out.id])
-            env[node.out.id] = out
+        if node.out.id in env:  # an output of a Function replayed at an earlier node
             continue
-        key = control.group_key(node)
-        if key not in done:
-            done[key] = _replay_control(node, ins)
-        env[node.out.id] = done[key][node.attrs.get("index", 0)]
+        call = made_by.get(node.out.id)
+        if call is not None:
+            if not call.replayable:
+                raise _refusal(call.cls.__name__)
+            _replay(call, env)
+            continue
+        ins = [env[v.id] for v in node.inputs]
+        if node.op in CONTROL:
+            key = control.group_key(node)
+            if key not in done:
+                done[key] = _replay_control(node, ins)
+            env[node.out.id] = done[key][node.attrs.get("index", 0)]
+            continue
+        out = replay_node(node, ins, marks)
+        if subst and node.out.id in subst:
+            out = _Substitute.apply(out, subst[node.out.id])
+        env[node.out.id] = out
     return [env[v.id] for v in graph.outputs]
 
 
@@ -360,6 +390,10 @@ def while_loop(cond_fn: Callable, body_fn: Callable, carried_inputs: Any) -> Any
         out = body_fn(*unflatten(c_spec, leaves))
         if single and not isinstance(out, (tuple, list)):
             out = (out,)
+        if not isinstance(out, (tuple, list)):
+            raise errors.error(errors.DTypeError, (
+                f"while_loop: body_fn must return a tuple like carried_inputs (of "
+                f"{len(carry0)}), got {type(out).__name__}"))
         new, _ = _tensor_leaves("while_loop", "body_fn's result", tuple(out))
         _same_types("while_loop", "body_fn", new, [type_of(c) for c in c_leaves])
         return new
@@ -368,6 +402,7 @@ def while_loop(cond_fn: Callable, body_fn: Callable, carried_inputs: Any) -> Any
         carry = c_leaves
         while _truth("while_loop", cond_fn(*unflatten(c_spec, carry))):
             carry = body(carry)
+        carry = _fresh(carry)
     else:
         carry = _traced_while(cond_fn, body, c_spec, c_leaves)
     out = unflatten(c_spec, carry)
@@ -379,7 +414,7 @@ def _truth(fn_name: str, p: Any) -> bool:
 
     if isinstance(p, Tensor):
         if p.numel() != 1 or not p.dtype.is_bool:
-            raise errors.error(errors.DTypeError, errors.at_user(
+            raise errors.error(errors.DTypeError, (
                 f"{fn_name}: the condition must be a bool tensor with one element, got "
                 f"{type_of(p)}"))
         return bool(p.item())
@@ -395,7 +430,7 @@ def _bool_scalar(fn_name: str, p: Any) -> Any:
 
         return tensor(bool(p))
     if p.numel() != 1 or not p.dtype.is_bool:
-        raise errors.error(errors.DTypeError, errors.at_user(
+        raise errors.error(errors.DTypeError, (
             f"{fn_name}: the condition must be a bool tensor with one element, got {type_of(p)}"))
     return p.reshape(())
 
@@ -424,7 +459,7 @@ def _while_nodes(ins: list, cond: Body, body: Body, n: int) -> list:
 
 def _refuse_while_grad(tensors: list) -> None:
     if STATE.grad and any(t._rg for t in tensors):
-        raise errors.error(errors.AutogradError, errors.at_user(
+        raise errors.error(errors.AutogradError, (
             "hybrid.while_loop under @hybrid.compile is not differentiable (its trip count is "
             "only known when it runs): compute it under hybrid.no_grad(), detach() its inputs, "
             "or use hybrid.scan with a fixed length"))
@@ -442,7 +477,11 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: Any = ()) -
     from hybrid.tensor import Tensor
 
     if not traced or not isinstance(pred, Tensor):
-        return (true_fn if _truth("cond", pred) else false_fn)(*unflatten(spec, leaves))
+        out = (true_fn if _truth("cond", pred) else false_fn)(*unflatten(spec, leaves))
+        if traced:  # a Python bool under compile: the branch is simply traced
+            return out
+        res, r_spec = flatten(out)
+        return unflatten(r_spec, [_fresh([r])[0] if isinstance(r, Tensor) else r for r in res])
     p = _bool_scalar("cond", pred)
     types = [type_of(t) for t in leaves]
     traced_branches = []
@@ -458,7 +497,7 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, operands: Any = ()) -
         traced_branches.append((tr, finish(tr, res), box["spec"]))
     (tt, tg, t_spec), (ft, fg, f_spec) = traced_branches
     if t_spec != f_spec or [v.type for v in tg.outputs] != [v.type for v in fg.outputs]:
-        raise errors.error(errors.ShapeError, errors.at_user(
+        raise errors.error(errors.ShapeError, (
             "cond: true_fn and false_fn must return the same structure, shapes and dtypes; got "
             f"({', '.join(str(v.type) for v in tg.outputs)}) and "
             f"({', '.join(str(v.type) for v in fg.outputs)})"))

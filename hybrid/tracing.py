@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.ir.graph import Graph, Value
-from compiler.ir.ops import Op
+from compiler.ir.ops import OPS, Op
 from compiler.ir.types import OpError
 from hybrid import errors
 from hybrid.ops import core
@@ -80,6 +80,35 @@ def _same_memory(a: Any, b: Any) -> bool:
         return a is b
 
 
+# trace graph -> (ids of nodes recorded with grad mode off, {(node result id, input position)}
+# where the code read a detached alias of a value that carries gradient). A graph has no
+# stop-gradient op, so a differentiable replay of it (the backward of a compiled call run
+# outside it, a loop body's vjp) reads these to honour x.detach() and hybrid.no_grad().
+GRAD_MARKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def replay_node(node: Any, ins: list, marks: tuple | None) -> Any:
+    """`node` applied to tensors `ins` as the traced code ran it (see GRAD_MARKS)."""
+    from hybrid.ops.core import apply
+
+    if marks is None:
+        return apply(node.op, *ins, **node.attrs)
+    no_grad_ids, stops = marks
+    if stops:
+        ins = [x.detach() if (node.out.id, i) in stops else x for i, x in enumerate(ins)]
+    if node.out.id in no_grad_ids:
+        from hybrid.autograd import no_grad
+
+        with no_grad():
+            return apply(node.op, *ins, **node.attrs)
+    return apply(node.op, *ins, **node.attrs)
+
+
+def has_marks(graph: Graph) -> bool:
+    m = GRAD_MARKS.get(graph)
+    return bool(m and (m[0] or m[1]))
+
+
 class Tracer:
     """Records primitives into `graph` while active (see `hybrid.ops.core.STATE.tracer`)."""
 
@@ -97,6 +126,10 @@ class Tracer:
         self.hypers: list[Hyper] = []
         self._hyper_by: dict[tuple, Any] = {}
         self.loc: str | None = None  # when set, the source line recorded on new nodes
+        self._with_grad: set[int] = set()  # values that carry gradient in the trace
+        self.no_grad: set[int] = set()  # nodes (by result id) recorded with grad mode off
+        self.stops: set[tuple[int, int]] = set()  # (result id, input position): detached read
+        GRAD_MARKS[self.graph] = (self.no_grad, self.stops)
 
     # --- entering and leaving -------------------------------------------------------------------
 
@@ -128,6 +161,8 @@ class Tracer:
         self.lifted.append(Lifted(t, v, t._value, t._node, t._rg, t._version, grad_of))
         self._by_id[id(t)] = len(self.lifted) - 1
         self._values.add(v.id)
+        if t._rg:
+            self._with_grad.add(v.id)
         t._value = v
         t._node = None
         root = storage_root(t)
@@ -199,7 +234,25 @@ class Tracer:
         except OpError as e:
             raise errors.error(e.kind, str(e)) from None
         self._values.add(out.id)
+        self._mark(op, xs, out)
         return out
+
+    def _mark(self, op: Op, xs: tuple, out: Value) -> None:
+        """Keep GRAD_MARKS: a node under no_grad, a read of a detached alias."""
+        from hybrid.ops.core import STATE as _S
+
+        if not _S.grad:
+            self.no_grad.add(out.id)
+            return
+        carried = False
+        for i, x in enumerate(xs):
+            v = x._value
+            if x._rg:
+                carried = True
+            elif v.__class__ is Value and v.id in self._with_grad:
+                self.stops.add((out.id, i))
+        if carried and OPS[op].differentiable and out.type.dtype.is_floating:
+            self._with_grad.add(out.id)
 
     def note_view(self, view: Any, base: Any) -> None:
         """Remember that `view` aliases `base` (an in-place update of base would not reach it)."""

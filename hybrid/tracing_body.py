@@ -16,7 +16,7 @@ from typing import Any
 from compiler.ir.graph import Graph, Value
 from hybrid import errors
 from hybrid.ops.core import STATE, type_of, wrap
-from hybrid.tracing import Tracer
+from hybrid.tracing import GRAD_MARKS, Tracer
 
 
 class BodyTracer(Tracer):
@@ -27,7 +27,7 @@ class BodyTracer(Tracer):
         self.what = what  # "the body of hybrid.scan", for messages
         self.outer = outer
         self.captured: list[Any] = []  # outer tensors, in the order of their body inputs
-        self._capture_of: dict[int, Value] = {}  # outer value id -> body input
+        self._capture_of: dict[tuple, Value] = {}  # (outer value id, rg) -> body input
 
     def __enter__(self) -> BodyTracer:
         self._prev_state = (STATE.tracer, STATE.fast)
@@ -46,15 +46,29 @@ class BodyTracer(Tracer):
             raise errors.TraceError(errors.at_user(
                 f"{self.what} read a tensor from outside it; pass it as an operand"))
         ov = self.outer.value_of(t)  # the outer trace's value (lifted there if new)
-        mine = self._capture_of.get(ov.id)
+        # NOTE: w and w.detach() are two captures: only the first passes gradient on
+        key = (ov.id, bool(t._rg))
+        mine = self._capture_of.get(key)
         if mine is None:
             mine = self.new_input(ov.type, f"captured{len(self.captured)}")
-            self._capture_of[ov.id] = mine
+            self._capture_of[key] = mine
             self.captured.append(t)
+            if t._rg and STATE.grad:
+                self._with_grad.add(mine.id)
         return mine
 
     def lift(self, t: Any, name: str = "") -> Value:
         return self.value_of(t)
+
+    def input_tensor(self, t: Any, name: str) -> Any:
+        """A body argument of type `t`; a float one carries gradient (as the loop's operands
+        may), so that detach() and no_grad() inside the body can be seen."""
+        v = self.new_input(t, name)
+        x = wrap(v)
+        if t.dtype.is_floating and STATE.grad:
+            x._rg = True
+            self._with_grad.add(v.id)
+        return x
 
     def assign(self, x: Any, r: Any) -> None:
         v = x._value
@@ -86,7 +100,7 @@ def trace_body(fn: Callable[..., Any], types: list, what: str, name: str) -> tup
     with `finish`."""
     tracer = BodyTracer(name, what, STATE.tracer)
     with tracer:
-        ins = [wrap(tracer.new_input(t, f"in{i}")) for i, t in enumerate(types)]
+        ins = [tracer.input_tensor(t, f"in{i}") for i, t in enumerate(types)]
         result = fn(*ins)
     return tracer, ins, result
 
@@ -99,6 +113,18 @@ def finish(tracer: BodyTracer, outs: list) -> Graph:
     return tracer.graph
 
 
+def same_marks(new: Graph, old: Graph) -> Graph:
+    """`new` (a copy of body `old` with other inputs or outputs) replays as `old` does: its
+    gradient marks and the custom Functions noted while tracing `old`."""
+    from hybrid.autograd_function_compiled import _CALLS
+
+    if old in GRAD_MARKS:
+        GRAD_MARKS[new] = GRAD_MARKS[old]
+    if old in _CALLS:
+        _CALLS[new] = _CALLS[old]
+    return new
+
+
 def align(graph: Graph, n_lead: int, own: list, union: list) -> Graph:
     """`graph` (inputs: n_lead leading ones, then its captures `own`) with inputs for every
     capture in `union` in that order, so two bodies of one node take the same inputs."""
@@ -109,8 +135,9 @@ def align(graph: Graph, n_lead: int, own: list, union: list) -> Graph:
         v = mine.get(id(t))
         extra.append(v if v is not None else Value(type_of_outer(t)))
     names = [f"in{i}" for i in range(n_lead)] + [f"captured{i}" for i in range(len(union))]
-    return Graph(inputs=lead + extra, nodes=list(graph.nodes), outputs=list(graph.outputs),
-                 input_names=names, output_names=list(graph.output_names), name=graph.name)
+    return same_marks(Graph(inputs=lead + extra, nodes=list(graph.nodes),
+                            outputs=list(graph.outputs), input_names=names,
+                            output_names=list(graph.output_names), name=graph.name), graph)
 
 
 def type_of_outer(t: Any) -> Any:

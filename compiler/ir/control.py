@@ -124,14 +124,18 @@ RunGraph = Callable[[Any, list], list]
 
 
 def run(name: str, arrays: list, attrs: dict, run_graph: RunGraph, xp: Any = np) -> list:
-    """Every result of a control-flow node on `arrays` (see the module doc)."""
+    """Every result of a control-flow node on `arrays` (see the module doc). A result never
+    shares memory with an input (a branch or a zero-step loop that returns one gets a copy),
+    as on every backend."""
     if name == "scan":
-        return _run_scan(arrays, run_graph, xp, **attrs)
-    if name == "while":
-        return _run_while(arrays, run_graph, **attrs)
-    a = {k: v for k, v in attrs.items() if k != "index"}
-    branch = a["then"] if bool(arrays[0]) else a["else_"]
-    return list(run_graph(branch.graph, list(arrays[1:])))
+        res = _run_scan(arrays, run_graph, xp, **attrs)
+    elif name == "while":
+        res = _run_while(arrays, run_graph, **attrs)
+    else:
+        a = {k: v for k, v in attrs.items() if k != "index"}
+        branch = a["then"] if bool(arrays[0]) else a["else_"]
+        res = list(run_graph(branch.graph, list(arrays[1:])))
+    return [r.copy() if any(xp.shares_memory(r, x) for x in arrays) else r for r in res]
 
 
 def _run_scan(arrays: list, run_graph: RunGraph, xp: Any, *, body: Body, n_carry: int, n_x: int,

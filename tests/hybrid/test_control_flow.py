@@ -389,3 +389,121 @@ def test_saved_products_are_not_recomputed_in_the_backward():
 
     body = loops[-1].attrs["body"].graph
     assert sum(n.op.value == "matmul" for n in _optimized(body).nodes) == 2  # dh and dw only
+
+
+# --- detach(), no_grad() and custom Functions, in bodies and around them ------------------------
+
+def _grads(fn, *arrays):
+    ts = [T(a, True, np.float64) for a in arrays]
+    fn(*ts).sum().backward()
+    return [None if t.grad is None else _np(t.grad) for t in ts]
+
+
+def _same_grads(fn, *arrays):
+    eager = _grads(fn, *arrays)
+    compiled = _grads(hybrid.compile(fn), *arrays)
+
+    def step(*ts):
+        out = fn(*ts).sum()
+        out.backward()
+        return out
+
+    ts = [T(a, True, np.float64) for a in arrays]
+    hybrid.compile(step)(*ts)
+    inside = [None if t.grad is None else _np(t.grad) for t in ts]
+    for e, c, i in zip(eager, compiled, inside):
+        if e is None:  # NOTE: compiled gives zeros where eager leaves .grad None
+            assert c is None or not c.any()
+            assert i is None or not i.any()
+        else:
+            np.testing.assert_allclose(c, e, rtol=1e-10)
+            np.testing.assert_allclose(i, e, rtol=1e-10)
+
+
+def test_detach_and_no_grad_in_a_compiled_function_with_backward_outside():
+    """The backward of `loss = compiled(x); loss.backward()` replays the traced code: detach()
+    and no_grad() must cut it there too (it differentiated through both)."""
+    def no_grad_block(a):
+        with hybrid.no_grad():
+            k = a * 3
+        return k * a
+
+    a = np.array([1.0, 2.0])
+    _same_grads(lambda a: a.detach() * a, a)
+    _same_grads(no_grad_block, a)
+    assert _grads(hybrid.compile(lambda a: a.detach() * a), a)[0].tolist() == [1.0, 2.0]
+
+
+def test_detach_and_no_grad_inside_scan_and_cond_bodies():
+    xs = RNG.standard_normal((3, 2))
+    w = RNG.standard_normal((2, 2))
+
+    def scan_detach(a, xs):
+        return hybrid.scan(lambda c, x: (c.detach() * x + c, None), a, xs)[0]
+
+    def scan_no_grad(a, xs):
+        def f(c, x):
+            with hybrid.no_grad():
+                k = c * 2
+            return k * x + c, None
+        return hybrid.scan(f, a, xs)[0]
+
+    def cond_detach(a, w):
+        return hybrid.cond(a.sum() > -100, lambda a: (w.detach() @ a) * a + w.sum(),
+                           lambda a: a, (a,))
+
+    _same_grads(scan_detach, np.array([1.0, 2.0]), xs)
+    _same_grads(scan_no_grad, np.array([1.0, 2.0]), xs)
+    _same_grads(cond_detach, np.array([0.5, -1.0]), w)
+
+
+class _Ste(hybrid.autograd.Function):
+    """round() forward, 3 x the gradient backward (not round's zero gradient)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.round()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3.0
+
+
+def test_custom_function_backward_inside_bodies():
+    a, xs = np.array([0.3, 1.7, -2.2]), RNG.standard_normal((4, 3))
+    _same_grads(lambda a: hybrid.cond(a.sum() > -100, lambda a: _Ste.apply(a * 2),
+                                      lambda a: a, (a,)), a)
+    _same_grads(lambda a, xs: hybrid.scan(lambda c, x: (_Ste.apply(c * x) + c, None), a,
+                                          xs)[0], a, xs)
+    assert _grads(hybrid.compile(lambda a: hybrid.cond(
+        a.sum() > -100, lambda a: _Ste.apply(a * 2), lambda a: a, (a,))), a)[0].tolist() == [6.0] * 3
+
+
+def test_results_are_new_tensors_never_aliases(compiled_backend):
+    a = T([1.0, 2.0])
+
+    def f(a):
+        c = hybrid.cond(a.sum() > 0, lambda a: a, lambda a: -a, (a,))
+        carry, _ = hybrid.scan(lambda c, x: (c, None), a, None, length=0)
+        w = hybrid.while_loop(lambda v: v.sum() > 100, lambda v: v * 2, a)
+        return c, carry, w
+
+    for fn in (f, hybrid.compile(f)):
+        for out in fn(a):
+            out.add_(100)
+        assert _np(a).tolist() == [1.0, 2.0]
+
+
+def test_length_and_dim_are_checked():
+    with pytest.raises(errors.ShapeError, match="length must be >= 0"):
+        hybrid.scan(lambda c, x: (c + 1, None), T(0.0), None, length=-2)
+    with pytest.raises(errors.HybridIndexError, match="dim 5 is out of range"):
+        hybrid.scan(lambda c, x: (c, None), T(0.0), T(np.ones((2, 3))), dim=5)
+    with pytest.raises(errors.DTypeError, match="body_fn must return a tuple"):
+        hybrid.while_loop(lambda a, b: a.sum() < 10, lambda a, b: a * 2, (T(1.0), T(2.0)))
+
+
+def test_error_location_is_given_once():
+    with pytest.raises(errors.HybridError) as e:
+        hybrid.scan(lambda c, x: c, T(0.0), T(np.ones(3)))
+    assert str(e.value).count("test_control_flow.py") == 1
