@@ -132,7 +132,7 @@ def _build(name: str, fn: Callable, attrs: tuple, vals: list) -> Kernel | None:
     """Trace `fn` on inputs of the arrays' types and compile the graph natively (None when the
     native backend cannot run it: the composite stays on numpy)."""
     from compiler.ir.types import DType, TensorType
-    from hybrid.tracing import Tracer
+    from hybrid.tracing import GRAD_MARKS, Tracer
 
     tracer = Tracer(f"eager_{name}")
     with tracer:
@@ -146,6 +146,9 @@ def _build(name: str, fn: Callable, attrs: tuple, vals: list) -> Kernel | None:
             STATE.grad = prev
         tracer.graph.set_outputs([tracer.value_of(out)], ["out"])
     graph = tracer.graph
+    # traced with grad off on purpose: the kernel is differentiated as a whole (its backward
+    # replays every node), not as code that ran under no_grad
+    GRAD_MARKS.pop(graph, None)
     run = _compile_native(graph)
     return None if run is None else Kernel(name, graph, run)
 
