@@ -1,8 +1,8 @@
 """The multi-process DataLoader iterator: worker processes, in-order delivery, clean shutdown.
 
-Each worker has its own index queue (tasks in) and its own result pipe (pickled numpy batches
-out). The main process waits on the result pipes and on the workers' process sentinels at once,
-so a worker that dies is noticed at once instead of hanging; every wait is bounded."""
+Each worker has its own index queue (tasks in) and its own result pipe (batches out as JSON plus
+raw array bytes, no pickle: hybrid/data/transfer.py). The main process waits on the result
+pipes and on the workers' process sentinels at once, so a worker that dies is noticed at once instead of hanging; every wait is bounded."""
 
 from __future__ import annotations
 

@@ -95,6 +95,30 @@ class Resume:
     """Start a new epoch: an IterableDataset worker makes a new iterator."""
 
 
+def _exception_fields(e: ExceptionWrapper) -> dict:
+    return {"where": e.where, "msg": e.exc_msg, "type": transfer.class_path(e.exc_type),
+            "raise_as": transfer.class_path(e.raise_as) if e.raise_as is not None else None}
+
+
+def _exception_from(d: dict) -> ExceptionWrapper:
+    """The main process's copy of a worker's exception; its type must be an exception class
+    (RuntimeError when it cannot be found there)."""
+    e = ExceptionWrapper.__new__(ExceptionWrapper)
+    e.where, e.exc_msg = str(d["where"]), str(d["msg"])
+    try:
+        e.exc_type = transfer.find_class(d["type"], BaseException)
+    except (ImportError, AttributeError, transfer.TransferError):
+        e.exc_type = RuntimeError
+    e.raise_as = (transfer.find_class(d["raise_as"], BaseException)
+                  if d["raise_as"] is not None else None)
+    return e
+
+
+transfer.register("exception", ExceptionWrapper, _exception_fields, _exception_from)
+transfer.register("iteration_end", IterationEnd, lambda e: {"worker_id": e.worker_id},
+                  lambda d: IterationEnd(int(d["worker_id"])))
+
+
 def numpy_seed(base_seed: int, worker_id: int) -> np.ndarray:
     """A numpy legacy seed for this worker, mixed from the base seed and the worker id."""
     return np.random.SeedSequence([worker_id, base_seed & 0xFFFFFFFF, base_seed >> 32]) \
@@ -203,8 +227,9 @@ def _send(conn: Any, key: Any, data: Any, where: str) -> None:
     except Exception:
         transfer.send(conn, (key, ExceptionWrapper(
             where + " while sending its batch to the main process: the dataset or collate_fn "
-            "returned something that cannot be pickled; return tensors, numpy arrays, numbers, "
-            "strings, or dicts/lists/tuples of them", raise_as=DataLoaderError)))
+            "returned something that cannot be sent; return tensors, numpy arrays, numbers, "
+            "strings, bytes, None, or dicts/lists/tuples/namedtuples of them",
+            raise_as=DataLoaderError)))
 
 
 def worker_loop(worker_id: int, num_workers: int, dataset: Any, iterable: bool,
