@@ -294,10 +294,11 @@ def _grad_or_zeros(g: Any, like: Any) -> Any:
     return g if g is not None else zeros_like(like)
 
 
-def _zeros_of(t: Any, n: int) -> Any:
+def _zeros_of(t: Any, n: int | None = None) -> Any:
+    """Zeros of IR type `t` (stacked `n` times when given)."""
     from hybrid.ops.creation import zeros
 
-    return zeros((n,) + tuple(t.shape), dtype=_dtype(t))
+    return zeros(((n,) if n is not None else ()) + tuple(t.shape), dtype=_dtype(t))
 
 
 def _body_vjp(graph: Graph, prims: list, nc: int, nx: int, fc: list, fx: list, fk: list,
@@ -409,30 +410,29 @@ def while_loop(cond_fn: Callable, body_fn: Callable, carried_inputs: Any) -> Any
     return out[0] if single else out
 
 
-def _truth(fn_name: str, p: Any) -> bool:
+def _check_condition(fn_name: str, p: Any) -> bool:
+    """Whether `p` is a tensor (a bool tensor of one element, else a DTypeError)."""
     from hybrid.tensor import Tensor
 
-    if isinstance(p, Tensor):
-        if p.numel() != 1 or not p.dtype.is_bool:
-            raise errors.error(errors.DTypeError, (
-                f"{fn_name}: the condition must be a bool tensor with one element, got "
-                f"{type_of(p)}"))
-        return bool(p.item())
-    return bool(p)
+    if not isinstance(p, Tensor):
+        return False
+    if p.numel() != 1 or not p.dtype.is_bool:
+        raise errors.error(errors.DTypeError, (
+            f"{fn_name}: the condition must be a bool tensor with one element, got {type_of(p)}"))
+    return True
+
+
+def _truth(fn_name: str, p: Any) -> bool:
+    return bool(p.item()) if _check_condition(fn_name, p) else bool(p)
 
 
 def _bool_scalar(fn_name: str, p: Any) -> Any:
     """A traced condition as a 0-d bool tensor (a Python bool as a constant)."""
-    from hybrid.tensor import Tensor
+    if _check_condition(fn_name, p):
+        return p.reshape(())
+    from hybrid.ops.creation import tensor
 
-    if not isinstance(p, Tensor):
-        from hybrid.ops.creation import tensor
-
-        return tensor(bool(p))
-    if p.numel() != 1 or not p.dtype.is_bool:
-        raise errors.error(errors.DTypeError, (
-            f"{fn_name}: the condition must be a bool tensor with one element, got {type_of(p)}"))
-    return p.reshape(())
+    return tensor(bool(p))
 
 
 def _traced_while(cond_fn: Callable, body: Callable, c_spec: Any, carry: list) -> list:
@@ -536,7 +536,7 @@ class _CondFn(Function):
                 and ctx.needs_input_grad[2 + i]]
         outs = spec.then.graph.outputs
         fo = [k for k, v in enumerate(outs) if v.type.dtype.is_floating]
-        gs = [grads[k] if grads[k] is not None else _zeros_like_type(outs[k].type) for k in fo]
+        gs = [grads[k] if grads[k] is not None else _zeros_of(outs[k].type) for k in fo]
         m = len(ops_)
 
         def branch_vjp(graph: Graph) -> Callable:
@@ -553,12 +553,6 @@ class _CondFn(Function):
         for i, g in zip(want, d):
             result[i] = g
         return (None, None, *result)
-
-
-def _zeros_like_type(t: Any) -> Any:
-    from hybrid.ops.creation import zeros
-
-    return zeros(tuple(t.shape), dtype=_dtype(t))
 
 
 def _graph_vjp(graph: Graph, prims: list, want: list, fo: list, cots: list,
