@@ -13,12 +13,11 @@ as dropout in train mode: call `model.eval()`), a primitive without an ONNX mapp
 `supported_ops()`: scatter, scatter_add, rand, atan2 are not mapped; nor pad with interior
 padding, integer floordiv, bfloat16 tensors), and non-tensor outputs.
 
-Dynamic axes: hybrid graphs have static shapes, and ops such as reshape, expand, slice, pad,
-concat, gather, iota and non-scalar constants bake the traced sizes into the file. So
-`dynamic_axes` is honoured (a symbolic `dim_param` on the named inputs/outputs) only when the
-graph contains none of those ops (e.g. an MLP of Linear/activation/softmax layers); otherwise it
-is refused with an error naming the input and the op that bakes the size (a CNN's im2col
-reshapes, attention's head reshapes). Export at the size you will run at in that case."""
+Dynamic axes (`dynamic_axes={"x": {0: "batch"}}`): hybrid graphs have static shapes, so the
+function is traced again, without constant folding, at nearby sizes, and every integer that
+follows the named sizes (reshape targets, slice bounds, fill and iota shapes, mean's divisor)
+becomes a polynomial in them, computed in the file from the inputs' shapes (`_symbolic.py`).
+A program that differs otherwise between those traces is refused, naming the op."""
 
 from __future__ import annotations
 
@@ -29,7 +28,8 @@ import numpy as np
 
 from hybrid import errors
 from hybrid.export import _without_loops, check_example_args, refuse_effects
-from hybrid.onnx._ops import EMITTERS, SHAPE_BAKING, Emit, Unsupported, onnx_dtype, supported_ops
+from hybrid.onnx._ops import EMITTERS, SIZED, Emit, Unsupported, onnx_dtype, supported_ops
+from hybrid.onnx._symbolic import MAX_SYMBOLS, Mismatch, Poly, SymbolicSizes, corners, generalize
 
 MIN_OPSET = 17
 
@@ -72,20 +72,6 @@ def _unique(name: str, used: set[str]) -> str:
         out, k = f"{base}_{k}", k + 1
     used.add(out)
     return out
-
-
-def _baking_node(graph: Any) -> Any:
-    for node in graph.nodes:
-        if node.op in SHAPE_BAKING and not (
-                node.op in (_op("FULL"), _op("CONSTANT")) and node.out.type.numel <= 1):
-            return node
-    return None
-
-
-def _op(name: str) -> Any:
-    from compiler.ir.ops import Op
-
-    return Op[name]
 
 
 def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict | None = None,
@@ -131,7 +117,26 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
         raise _fail(f"{where}: input_names must be distinct and made of letters, digits, _ . "
                     f"(got {list(input_names)})")
     names = {v.id: n for v, n in zip(graph.inputs[:n_args], in_names)}
+    outs = _user_outputs(graph, entry, where)
+    if output_names is not None and len(output_names) != len(outs):
+        raise _fail(f"{where}: output_names has {len(output_names)} names for {len(outs)} "
+                    "outputs")
+    out_names = []
+    for k, v in enumerate(outs):
+        want = output_names[k] if output_names else ("output" if len(outs) == 1
+                                                     else f"output_{k}")
+        got = _unique(want, used)
+        if output_names and got != want:
+            raise _fail(f"{where}: output name {want!r} is repeated or clashes with an input "
+                        "or parameter name")
+        out_names.append(got)
+    dyn = _check_dynamic(dynamic_axes, in_names, out_names, graph, where)
     ctx = Emit(opset)
+    sym = _symbolic_sizes(cf, args, in_names, dyn, ctx, where)
+    if sym is not None:  # the graph traced without constant folding, sizes generalized
+        graph = sym.graph
+        outs = _user_outputs(graph, entry, where)
+        names = {v.id: n for v, n in zip(graph.inputs[:n_args], in_names)}
     state = _state_names(module)
     from onnx import numpy_helper
 
@@ -154,30 +159,21 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
             raise _fail(f"{where}: primitive '{node.op.value}'{loc} has no ONNX mapping; "
                         f"supported primitives: {', '.join(supported_ops())}")
         out = f"v{node.out.id}"
+        target = sym.node(node) if sym else node
+        if target is not node and node.op not in SIZED:
+            raise _fail(f"{where}: dynamic_axes: primitive '{node.op.value}'{loc} has "
+                        f"attributes that follow the dynamic sizes ({target.attrs}), which "
+                        "the ONNX export cannot express; export without dynamic_axes")
         try:
             onnx_dtype(node.out.dtype)
-            emit(ctx, [names[v.id] for v in node.inputs], node, out)
+            emit(ctx, [names[v.id] for v in node.inputs], target, out)
         except Unsupported as e:
             raise _fail(f"{where}: primitive '{node.op.value}'{loc}: {e} has no ONNX mapping; "
                         f"supported primitives: {', '.join(supported_ops())}") from None
         names[node.out.id] = out
-
-    outs = _user_outputs(graph, entry, where)
-    if output_names is not None and len(output_names) != len(outs):
-        raise _fail(f"{where}: output_names has {len(output_names)} names for {len(outs)} "
-                    "outputs")
-    out_names = []
-    for k, v in enumerate(outs):
-        want = output_names[k] if output_names else ("output" if len(outs) == 1
-                                                     else f"output_{k}")
-        got = _unique(want, used)
-        if output_names and got != want:
-            raise _fail(f"{where}: output name {want!r} is repeated or clashes with an input "
-                        "or parameter name")
-        out_names.append(got)
+    for v, got in zip(outs, out_names):
         ctx.node("Identity", [names[v.id]], got)
 
-    dyn = _check_dynamic(dynamic_axes, in_names, out_names, graph, where)
     g_inputs = [helper.make_tensor_value_info(
         n, onnx_dtype(v.dtype), _dims(v.shape, dyn.get(n, {})))
         for n, v in zip(in_names, graph.inputs[:n_args])]
@@ -187,7 +183,8 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
             dt = onnx_dtype(v.dtype)
         except Unsupported as e:
             raise _fail(f"{where}: output {n}: {e}") from None
-        g_outputs.append(helper.make_tensor_value_info(n, dt, _dims(v.shape, dyn.get(n, {}))))
+        shape = sym.shape(v) if sym else v.shape
+        g_outputs.append(helper.make_tensor_value_info(n, dt, _dims(shape, dyn.get(n, {}))))
     onnx_graph = helper.make_graph(ctx.nodes, name, g_inputs, g_outputs, ctx.initializers)
     model = helper.make_model(onnx_graph, producer_name="hybrid",
                               opset_imports=[helper.make_opsetid("", opset)])
@@ -198,8 +195,91 @@ def export(fn_or_module: Any, example_args: Any, path: Any, dynamic_axes: dict |
     return model
 
 
-def _dims(shape: Sequence[int], dynamic: dict[int, str]) -> list:
-    return [dynamic.get(i, int(s)) for i, s in enumerate(shape)]
+def _dims(shape: Sequence[Any], dynamic: dict[int, str]) -> list:
+    """ONNX dims: the user's name for a dynamic axis, a symbolic size printed (`batch`,
+    `batch*seq`), or the static size."""
+    return [dynamic.get(i) or (str(s) if isinstance(s, Poly) else int(s))
+            for i, s in enumerate(shape)]
+
+
+def _symbolic_sizes(cf: Any, args: tuple, in_names: list, dyn: dict, ctx: Emit,
+                    where: str) -> SymbolicSizes | None:
+    """The function's graph with the integers that follow the inputs' dynamic axes made
+    symbolic (see hybrid/onnx/_symbolic.py), from traces at the example and nearby sizes; None
+    when no input axis is dynamic. The traces skip constant folding, which would bake
+    size-dependent constants (a causal mask) into literal arrays."""
+    import hybrid
+    from compiler.passes import Pass, batch_matmuls, cse, dce, fixed_point, simplify
+    from hybrid.compile import _optimize
+    from hybrid.compile_trace import trace_call
+
+    no_fold = [Pass("dce", dce), Pass("cse", cse),
+               fixed_point("simplify+cse", [Pass("simplify", simplify), Pass("cse", cse)]),
+               Pass("batch_matmuls", batch_matmuls), Pass("dce", dce)]
+
+    labels: list[str] = []
+    where_dim: dict[str, tuple[int, int]] = {}
+    for i, n in enumerate(in_names):
+        for axis, label in sorted(dyn.get(n, {}).items()):
+            size = args[i].shape[axis]
+            if label in where_dim:
+                j, a = where_dim[label]
+                if args[j].shape[a] != size:
+                    raise _fail(f"{where}: dynamic_axes name {label!r} for {in_names[j]} axis "
+                                f"{a} (size {args[j].shape[a]}) and {n} axis {axis} (size "
+                                f"{size}): one name is one size; give the example arguments "
+                                "equal sizes there, or use two names")
+                continue
+            if size < 2:
+                raise _fail(f"{where}: dynamic_axes[{n!r}] axis {axis} has size {size} in the "
+                            "example; sizes 0 and 1 are special (broadcasting, squeezed dims), "
+                            "so export with an example of size 2 or more on a dynamic axis")
+            where_dim[label] = (i, axis)
+            labels.append(label)
+    if not labels:
+        return None
+    if len(labels) > MAX_SYMBOLS:
+        raise _fail(f"{where}: dynamic_axes names {len(labels)} sizes ({labels}); at most "
+                    f"{MAX_SYMBOLS} distinct dynamic sizes are supported")
+    base = tuple(args[where_dim[lb][0]].shape[where_dim[lb][1]] for lb in labels)
+    axes_of = {i: {} for i in range(len(args))}
+    for i, n in enumerate(in_names):
+        for axis, label in dyn.get(n, {}).items():
+            axes_of[i][axis] = labels.index(label)
+
+    def traced_at(point: tuple[int, ...]) -> Any:
+        sample = []
+        for i, a in enumerate(args):
+            shape = [point[axes_of[i][d]] if d in axes_of[i] else s
+                     for d, s in enumerate(a.shape)]
+            sample.append(hybrid.tensor(np.zeros(shape, dtype=a.dtype.np)))
+        try:
+            with hybrid.no_grad():
+                g, _ = _optimize(trace_call(cf, tuple(sample), {}).tracer.graph, no_fold)
+        except errors.HybridError as e:
+            raise _fail(f"{where}: dynamic_axes: tracing again at sizes "
+                        f"{dict(zip(labels, point))} failed, so the model does not take other "
+                        f"sizes there: {e}") from None
+        return _without_loops(g, where)
+
+    points = [tuple(b + (i in s) for i, b in enumerate(base)) for s in corners(len(base))]
+    check_point = tuple(b + 2 for b in base)
+    graphs = [traced_at(p) for p in points]
+    graph = graphs[0]
+    try:
+        sizes = generalize(graphs, traced_at(check_point), base, check_point, tuple(labels))
+    except Mismatch as e:
+        pos, what = e.args
+        items = list(graph.inputs) + [n for n in graph.nodes]
+        item = items[pos] if pos is not None and pos < len(items) else None
+        node = f" at '{item.op.value}'" + (f" (traced at {item.loc})" if item.loc else "") \
+            if hasattr(item, "op") else ""
+        raise _fail(f"{where}: dynamic_axes {dict(zip(labels, base))}: traced at other sizes "
+                    f"the program differs{node}: {what}, so no one ONNX graph serves every "
+                    "size; export without dynamic_axes at the size you will run at") from None
+    for label, (i, axis) in where_dim.items():
+        ctx.dims[labels.index(label)] = (in_names[i], axis)
+    return SymbolicSizes(graph, sizes)
 
 
 def _user_outputs(graph: Any, entry: Any, where: str) -> list:
@@ -221,8 +301,8 @@ def _user_outputs(graph: Any, entry: Any, where: str) -> list:
 
 def _check_dynamic(dynamic_axes: Any, in_names: list, out_names: list, graph: Any,
                    where: str) -> dict[str, dict[int, str]]:
-    """{name: {axis: dim_param}} from a torch.onnx-style spec, or a refusal (see the module
-    docstring: only graphs without shape-baking ops take symbolic dims)."""
+    """{name: {axis: dim_param}} from a torch.onnx-style spec, checked against the names and
+    ranks (what follows the sizes is worked out by `_symbolic_sizes`)."""
     if not dynamic_axes:
         return {}
     ranks = {n: v.ndim for n, v in zip(in_names, graph.inputs)}
@@ -241,14 +321,6 @@ def _check_dynamic(dynamic_axes: Any, in_names: list, out_names: list, graph: An
                 raise _fail(f"{where}: dynamic_axes[{n!r}] axis {a} is out of range for a "
                             f"rank-{rank} input")
         out[n] = axes
-    bake = _baking_node(graph)
-    if bake is not None:
-        first = next(iter(out))
-        loc = f" (traced at {bake.loc})" if bake.loc else ""
-        raise _fail(f"{where}: dynamic_axes for {first!r} cannot be exported: the graph's "
-                    f"'{bake.op.value}'{loc} bakes the traced sizes "
-                    f"({bake.out.type}) into the model, so another size would be computed "
-                    "wrongly; export without dynamic_axes at the size you will run at")
     return out
 
 

@@ -45,6 +45,8 @@ class Emit:
         self.initializers: list[Any] = []
         self._count = 0
         self._consts: dict[tuple, str] = {}
+        self.dims: dict[int, tuple[str, int]] = {}  # dynamic dim -> (graph input, axis)
+        self._polys: dict[Any, str] = {}
 
     def fresh(self, hint: str) -> str:
         self._count += 1
@@ -61,7 +63,7 @@ class Emit:
         """An initializer holding `array` (shared by content), its name."""
         from onnx import numpy_helper
 
-        arr = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+        arr = np.array(array, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         if key not in self._consts:
             name = self.fresh("const")
@@ -70,11 +72,54 @@ class Emit:
         return self._consts[key]
 
     def ints(self, values: Any) -> str:
-        return self.const(np.asarray(list(values), dtype=np.int64))
+        """A 1-d int64 tensor of `values`: an initializer, or where some are symbolic sizes
+        (`_symbolic.Poly`) the concat of constant runs and those sizes computed from the inputs'
+        shapes (`dims`: symbol -> (input name, axis))."""
+        values = list(values)
+        if not any(hasattr(v, "terms") for v in values):
+            return self.const(np.asarray(values, dtype=np.int64))
+        parts, run = [], []
+        for v in values:
+            if hasattr(v, "terms"):
+                if run:
+                    parts.append(self.const(np.asarray(run, dtype=np.int64)))
+                    run = []
+                parts.append(self._poly(v))
+            else:
+                run.append(int(v))
+        if run:
+            parts.append(self.const(np.asarray(run, dtype=np.int64)))
+        return parts[0] if len(parts) == 1 else self.node("Concat", parts, axis=0)
+
+    def _poly(self, p: Any) -> str:
+        if p in self._polys:
+            return self._polys[p]
+        acc = None
+        for mono, coef in p.terms:
+            t = None
+            for i in mono:
+                d = self._dim(i)
+                t = d if t is None else self.node("Mul", [t, d])
+            if t is None:
+                t = self.const(np.asarray([coef], dtype=np.int64))
+            elif coef != 1:
+                t = self.node("Mul", [t, self.const(np.asarray([coef], dtype=np.int64))])
+            acc = t if acc is None else self.node("Add", [acc, t])
+        self._polys[p] = acc
+        return acc
+
+    def _dim(self, i: int) -> str:
+        name, axis = self.dims[i]
+        key = ("dim", i)
+        if key not in self._polys:
+            self._polys[key] = self.node("Shape", [name], start=axis, end=axis + 1)
+        return self._polys[key]
 
     def scalar_like(self, value: float, dtype: DType) -> str:
         return self.const(np.asarray(value, dtype=dtype.np))
 
+
+TensorProto_UINT8 = 2  # onnx.TensorProto.UINT8
 
 Emitter = Callable[[Emit, list, Any, str], None]  # (ctx, input names, node, output name)
 
@@ -157,6 +202,15 @@ def _ne(ctx, ins, node, out):
     ctx.node("Not", [ctx.node("Equal", ins)], out)
 
 
+def _where(ctx, ins, node, out):
+    if node.out.dtype is not DType.bool:
+        ctx.node("Where", ins, out)
+        return
+    # onnxruntime has no bool Where kernel: select uint8, cast back
+    u8 = [ctx.node("Cast", [i], to=TensorProto_UINT8) for i in ins[1:]]
+    ctx.node("Cast", [ctx.node("Where", [ins[0]] + u8)], out, to=onnx_dtype(DType.bool))
+
+
 def _cast(ctx, ins, node, out):
     ctx.node("Cast", ins, out, to=onnx_dtype(node.attrs["dtype"]))
 
@@ -221,11 +275,30 @@ def _value_array(node) -> np.ndarray:
 
 
 def _constant(ctx, ins, node, out):
+    if _symbolic_shape(node):
+        raise Unsupported(f"a literal array of dynamic shape {list(map(str, node.attrs['shape']))}")
     _const_node(ctx, _value_array(node), out)
+
+
+def _symbolic_shape(node) -> bool:
+    return any(hasattr(v, "terms") for v in node.attrs["shape"])
 
 
 def _full(ctx, ins, node, out):
     a = node.attrs
+    if hasattr(a["value"], "terms"):  # a size as a value (mean's divisor): computed, cast
+        n = ctx.node("Reshape", [ctx.ints([a["value"]]), ctx.ints([])])
+        ctx.node("Expand", [ctx.node("Cast", [n], to=onnx_dtype(a["dtype"])),
+                            ctx.ints(a["shape"])], out)
+        return
+    if _symbolic_shape(node):
+        if isinstance(a["value"], Literal):
+            raise Unsupported(f"a literal array of dynamic shape {list(map(str, a['shape']))}")
+        from onnx import numpy_helper
+
+        fill = numpy_helper.from_array(np.asarray([a["value"]], dtype=a["dtype"].np))
+        ctx.node("ConstantOfShape", [ctx.ints(a["shape"])], out, value=fill)
+        return
     if isinstance(a["value"], Literal) or int(np.prod(a["shape"])) <= 1:
         _const_node(ctx, _value_array(node), out)
         return
@@ -239,6 +312,15 @@ def _full(ctx, ins, node, out):
 def _iota(ctx, ins, node, out):
     a = node.attrs
     shape, axis = tuple(a["shape"]), int(a["axis"])
+    if _symbolic_shape(node):
+        # Range(0, n) shaped (n, 1, ..., 1), broadcast to the shape at run time
+        n = ctx.node("Reshape", [ctx.ints([shape[axis]]), ctx.ints([])])  # a 0-d size
+        r = ctx.node("Range", [ctx.scalar_like(0, a["dtype"]),
+                               ctx.node("Cast", [n], to=onnx_dtype(a["dtype"])),
+                               ctx.scalar_like(1, a["dtype"])])
+        tail = ctx.ints([shape[axis]] + [1] * (len(shape) - axis - 1))
+        ctx.node("Expand", [ctx.node("Reshape", [r, tail]), ctx.ints(shape)], out)
+        return
     n = shape[axis]
     r = np.arange(n, dtype=a["dtype"].np).reshape((n,) + (1,) * (len(shape) - axis - 1))
     if int(np.prod(shape)) <= 4096:
@@ -269,7 +351,7 @@ EMITTERS: dict[Op, Emitter] = {
     Op.EQ: _simple("Equal"), Op.NE: _ne, Op.LT: _simple("Less"),
     Op.LE: _simple("LessOrEqual"), Op.GT: _simple("Greater"),
     Op.GE: _simple("GreaterOrEqual"),
-    Op.WHERE: _simple("Where"), Op.CAST: _cast,
+    Op.WHERE: _where, Op.CAST: _cast,
     Op.SUM: _reduce("ReduceSum", 13), Op.PROD: _reduce("ReduceProd", 18),
     Op.MAX: _reduce("ReduceMax", 18),
     Op.RESHAPE: _reshape, Op.PERMUTE: _permute, Op.EXPAND: _expand, Op.SLICE: _slice,
@@ -278,10 +360,9 @@ EMITTERS: dict[Op, Emitter] = {
     Op.CONSTANT: _constant, Op.FULL: _full, Op.IOTA: _iota,
 }
 
-# ops whose attributes bake a full static shape (or index pattern) into the exported graph: a
-# graph containing one cannot be given a symbolic (dynamic) dim safely
-SHAPE_BAKING = frozenset({Op.RESHAPE, Op.EXPAND, Op.SLICE, Op.PAD, Op.CONCAT, Op.GATHER,
-                          Op.IOTA, Op.CONSTANT, Op.FULL, Op.SCATTER, Op.SCATTER_ADD, Op.RAND})
+# ops whose emitters take symbolic sizes (hybrid/onnx/_symbolic.py) in their attributes: shapes
+# and bounds go through Emit.ints, computed from the inputs' shapes at run time
+SIZED = frozenset({Op.RESHAPE, Op.EXPAND, Op.SLICE, Op.PAD, Op.FULL, Op.IOTA, Op.CONSTANT})
 
 
 def supported_ops() -> list[str]:

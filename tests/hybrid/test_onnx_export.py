@@ -1,6 +1,7 @@
 """hybrid.onnx.export: MLP, CNN and transformer-encoder models exported to ONNX pass the
 checker, run in onnxruntime with hybrid's eager answers, and what cannot be exported (effects,
-unmapped primitives, dynamic axes over baked shapes) is a clear HybridError naming why."""
+unmapped primitives, dynamic axes over sizes no one graph can follow) is a clear HybridError
+naming why."""
 
 from __future__ import annotations
 
@@ -121,13 +122,133 @@ def test_dynamic_batch_on_mlp(tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_dynamic_axes_refused_when_shapes_are_baked(tmp_path):
-    with pytest.raises(HybridError, match=r"dynamic_axes for 'x'.*'(pad|reshape)'.*bakes"):
-        hybrid.onnx.export(_cnn(), (hybrid.randn(2, 3, 8, 8),), tmp_path / "x.onnx",
-                           input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+def _dim_names(value_info):
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("make, shape, axes, sizes", [
+    (_cnn, (2, 3, 8, 8), {0: "batch"}, [(1, 3, 8, 8), (5, 3, 8, 8)]),
+    (_encoder, (2, 5, 32), {0: "batch", 1: "seq"},
+     [(1, 1, 32), (1, 9, 32), (4, 2, 32), (3, 17, 32)]),
+], ids=["cnn_batch", "encoder_batch_and_seq"])
+def test_dynamic_axes_on_models_with_reshapes(tmp_path, make, shape, axes, sizes):
+    # the CNN's im2col reshapes and the encoder's head reshapes follow the dynamic sizes: one
+    # file serves every size, sizes 1 and ones never traced included
+    model = make()
+    path = tmp_path / "dyn.onnx"
+    proto = hybrid.onnx.export(model, (hybrid.randn(*shape),), path, input_names=["x"],
+                               output_names=["y"], dynamic_axes={"x": axes})
+    want_in = [axes.get(i, s) for i, s in enumerate(shape)]
+    assert _dim_names(proto.graph.input[0]) == want_in
+    assert _dim_names(proto.graph.output[0])[:len(axes)] == list(axes.values())
+    onnx.checker.check_model(onnx.load(str(path)))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size in sizes:
+        x = hybrid.randn(*size)
+        got = sess.run(None, {"x": x.numpy()})[0]
+        want = _eager(model, x)[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_dynamic_batch_and_length_shared_by_three_inputs(tmp_path):
+    # the sentence-embedding example's encoder (tiny, random weights): input_ids,
+    # token_type_ids and attention_mask share "batch" and "seq"; padded rows, positions from
+    # arange(seq), the (b, 1, 1, n) mask reshape and the masked mean pooling all follow them
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
+    import sentence_embeddings as se
+
+    cfg = {"hidden_size": 32, "vocab_size": 100, "pad_token_id": 0,
+           "max_position_embeddings": 64, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+           "num_attention_heads": 4, "intermediate_size": 64, "num_hidden_layers": 2,
+           "hidden_act": "gelu"}
+    hybrid.manual_seed(0)
+    model = se.SentenceEncoder(cfg).eval()
+    names = ["input_ids", "token_type_ids", "attention_mask"]
+
+    def batch(b, n):
+        rng = np.random.default_rng(b * 100 + n)
+        mask = np.ones((b, n), np.int64)
+        mask[0, n // 2:] = 0
+        return (hybrid.tensor(rng.integers(1, 100, (b, n))),
+                hybrid.tensor(rng.integers(0, 2, (b, n))), hybrid.tensor(mask))
+
+    path = tmp_path / "enc.onnx"
+    hybrid.onnx.export(model, batch(2, 6), path, input_names=names,
+                       dynamic_axes={k: {0: "batch", 1: "seq"} for k in names})
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b, n in [(1, 3), (4, 17), (3, 40)]:
+        args = batch(b, n)
+        got = sess.run(None, {k: a.numpy() for k, a in zip(names, args)})[0]
+        np.testing.assert_allclose(got, _eager(model, *args)[0], rtol=1e-4, atol=1e-6)
+
+
+def test_dynamic_sizes_inside_the_graph(tmp_path):
+    # a causal mask built from the sequence length (full, iota, compare: not folded to a
+    # literal), mean and var divisors (the size as a value), arange over the length
+    def f(x):
+        t = x.shape[1]
+        mask = hybrid.triu(hybrid.ones(t, t, dtype=hybrid.bool), 1)
+        s = (x @ x.transpose(-1, -2)).masked_fill(mask, float("-inf"))
+        pos = hybrid.arange(t).float().reshape(1, t, 1)
+        return s.softmax(-1) @ x + x.mean(1, keepdim=True) + x.var(1, keepdim=True) + pos
+
+    path = tmp_path / "f.onnx"
+    hybrid.onnx.export(f, (hybrid.randn(2, 5, 4),), path, input_names=["x"],
+                       dynamic_axes={"x": {0: "b", 1: "t"}})
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size in [(3, 9, 4), (1, 2, 4), (2, 5, 4)]:
+        x = hybrid.randn(*size)
+        np.testing.assert_allclose(sess.run(None, {"x": x.numpy()})[0], f(x).numpy(),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_dynamic_axes_refused_when_a_size_is_not_a_polynomial(tmp_path):
+    def clipped(x):
+        return x.reshape(-1)[: min(x.shape[0], 3)]  # 2, 3, then 3: min() is not linear
+
+    def scaled(x):
+        return x * (1.0 / x.shape[0])  # a float computed from the size in Python
+
+    with pytest.raises(HybridError, match=r"differs at 'slice' \(traced at .*test_onnx_export"):
+        hybrid.onnx.export(clipped, (hybrid.randn(2, 3),), None, input_names=["x"],
+                           dynamic_axes={"x": {0: "b"}})
+    with pytest.raises(HybridError, match=r"differs at 'full'.*value: 0.5 then 0.333"):
+        hybrid.onnx.export(scaled, (hybrid.randn(2, 3),), None, input_names=["x"],
+                           dynamic_axes={"x": {0: "b"}})
+
+
+def test_dynamic_axes_bad_specs():
     with pytest.raises(HybridError, match="not an input or output"):
         hybrid.onnx.export(_mlp(), (hybrid.randn(2, 8),), None,
                            dynamic_axes={"nope": {0: "batch"}})
+    with pytest.raises(HybridError, match="size 1 in the example.*size 2 or more"):
+        hybrid.onnx.export(_cnn(), (hybrid.randn(1, 3, 8, 8),), None, input_names=["x"],
+                           dynamic_axes={"x": {0: "batch"}})
+
+    def add(a, b):
+        return a.sum(0) + b.sum(0)
+
+    with pytest.raises(HybridError, match="one name is one size"):
+        hybrid.onnx.export(add, (hybrid.randn(2, 3), hybrid.randn(4, 3)), None,
+                           input_names=["a", "b"], dynamic_axes={"a": {0: "n"}, "b": {0: "n"}})
+
+
+def test_fit_recovers_products_of_sizes():
+    from hybrid.onnx._symbolic import Poly, corners, fit
+
+    def f(b, t):
+        return 3 * b * t + 2 * b - t + 5
+
+    base = (4, 7)
+    p = fit([f(*(x + (i in s) for i, x in enumerate(base))) for s in corners(2)], base,
+            ("b", "t"))
+    assert isinstance(p, Poly) and str(p) == "5 + 2*b + -1*t + 3*b*t"
+    assert all(p.value((b, t)) == f(b, t) for b in range(1, 9) for t in range(1, 9))
+    assert fit([6, 6, 6, 6], base, ("b", "t")) == 6
 
 
 def test_unsupported_primitive_is_named():
