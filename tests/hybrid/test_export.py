@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import struct
 import subprocess
 import sys
@@ -13,6 +12,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from artifact_fuzz import CASES as FUZZ_CASES
+from artifact_fuzz import SEED as FUZZ_SEED
+from artifact_fuzz import mutations
 
 import hybrid
 from hybrid import nn
@@ -186,29 +188,13 @@ def test_other_cpu_machine_and_format_version(mlp_file, tmp_path):
 
 
 def test_fuzzed_files_are_errors_never_crashes(mlp_file, tmp_path):
-    """Truncations, byte flips, splices and inserted bytes: each a HybridError before any
-    kernel is mapped (the cases run in this process: a crash would fail the run)."""
+    """Truncations, byte flips, splices and inserted bytes (tests/artifact_fuzz.py): each a
+    HybridError before any kernel is mapped (the cases run in this process: a crash would fail
+    the run). ARTIFACT_FUZZ_CASES / ARTIFACT_FUZZ_SEED change the count and the seed."""
     data = mlp_file[0].read_bytes()
     other = hybrid.export(lambda a: a * 2, hybrid.randn(4)).to_bytes()
-    rng = random.Random(int(os.environ.get("HYBRID_FUZZ_SEED", "12345")))
-    n_cases = int(os.environ.get("HYBRID_FUZZ_CASES", "2000"))
-    cases = [data[:n] for n in (0, 7, _HEAD.size - 1, _HEAD.size, _HEAD.size + 10, len(data) - 1)]
-    for _ in range(n_cases):
-        choice = rng.random()
-        b = bytearray(data)
-        if choice < 0.5:
-            for _ in range(rng.randint(1, 4)):
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        elif choice < 0.7:
-            del b[rng.randrange(len(b)):]
-        elif choice < 0.85:
-            cut = rng.randrange(len(b))
-            b = b[:cut] + other[cut:] if cut < len(other) else b[:cut] + other
-        else:
-            at = rng.randrange(len(b))
-            b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
-        if bytes(b) != data:
-            cases.append(bytes(b))
+    cases = list(mutations(data, other, FUZZ_CASES, FUZZ_SEED, _HEAD.size))
+    assert len(cases) > FUZZ_CASES * 0.95
     p = tmp_path / "fuzz.hyb"
     for case in cases:
         p.write_bytes(case)

@@ -84,6 +84,30 @@ def test_bad_inputs_and_files_are_messages(exported, tmp_path):
             assert message in done.stderr, done.stderr
 
 
+def test_c_loader_refuses_fuzzed_files_in_process(exported, tmp_path):
+    """The C API's hybrid_load on truncated, flipped, spliced and padded artifacts (the same
+    generator as the Python loader's fuzz test, tests/artifact_fuzz.py), in this process through
+    ctypes: NULL and a message every time; a crash would end the run."""
+    from artifact_fuzz import CASES, SEED, CLoader, mutations
+
+    from hybrid.export_format import _HEAD
+
+    d, _ = exported
+    data = (d / "m.hyb").read_bytes()
+    other = hybrid.export(lambda a: a * 2, hybrid.randn(4)).to_bytes()
+    c = CLoader(os.path.join(hybrid.runtime_dir(), "lib", "libhybrid_rt.so"))
+    assert c.load(str(d / "m.hyb")) is None  # the undamaged file loads
+    p = str(tmp_path / "case.hyb")
+    n = 0
+    for case in mutations(data, other, CASES, SEED + 1, _HEAD.size):
+        with open(p, "wb") as f:
+            f.write(case)
+        message = c.load(p)
+        assert message, (n, len(case))  # refused, with a message
+        n += 1
+    assert n > CASES * 0.95
+
+
 def test_c_program_through_the_installed_library(exported, tmp_path):
     d, _ = exported
     cc = shutil.which("cc") or shutil.which("gcc")
