@@ -17,14 +17,19 @@ from dataclasses import dataclass
 from compiler.ir.graph import Graph
 from compiler.plan import Plan
 
-# LLVM feature name -> the flag Linux's /proc/cpuinfo lists for it: the instruction-set
-# extensions an artifact's code may use, checked on load (hybrid/export_format.py).
+# LLVM feature name -> the flag Linux's /proc/cpuinfo lists for it (x86's "flags" line,
+# AArch64's "Features" line): the instruction-set extensions an artifact's code may use,
+# checked on load (hybrid/export_format.py; runtime_cpp/src/artifact.cc has the same table).
 CPUINFO_FLAGS = {
     "sse3": "pni", "ssse3": "ssse3", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "popcnt": "popcnt",
     "avx": "avx", "avx2": "avx2", "fma": "fma", "f16c": "f16c", "bmi": "bmi1", "bmi2": "bmi2",
     "lzcnt": "abm", "movbe": "movbe", "avx512f": "avx512f", "avx512bw": "avx512bw",
     "avx512dq": "avx512dq", "avx512vl": "avx512vl", "avx512cd": "avx512cd",
     "avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16", "avx512fp16": "avx512_fp16",
+    # AArch64
+    "neon": "asimd", "fullfp16": "asimdhp", "fp16fml": "asimdfhm", "dotprod": "asimddp",
+    "rdm": "asimdrdm", "lse": "atomics", "crc": "crc32", "aes": "aes", "sha2": "sha2",
+    "sve": "sve", "sve2": "sve2", "bf16": "bf16", "i8mm": "i8mm",
 }
 
 

@@ -209,16 +209,20 @@ def check_target(target: dict, where: str = "artifact") -> None:
                     "machine or one without those extensions")
 
 
-def cpu_features() -> set[str]:
-    """The LLVM names of the checked instruction-set extensions this CPU has."""
+def cpu_features(cpuinfo: str | None = None) -> set[str]:
+    """The LLVM names of the checked instruction-set extensions this CPU has (or the CPU that
+    `cpuinfo`, a /proc/cpuinfo text, describes): its first "flags" (x86) or "Features"
+    (AArch64) line."""
     from compiler.export_native import CPUINFO_FLAGS
 
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        flags = []
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith(("flags", "Features")) and ":" in line), [])
     have = set(flags)
     return {name for name, flag in CPUINFO_FLAGS.items() if flag in have}
 

@@ -116,12 +116,17 @@ std::set<std::string> cpu_features() {
       {"bmi", "bmi1"}, {"bmi2", "bmi2"}, {"lzcnt", "abm"}, {"movbe", "movbe"},
       {"avx512f", "avx512f"}, {"avx512bw", "avx512bw"}, {"avx512dq", "avx512dq"},
       {"avx512vl", "avx512vl"}, {"avx512cd", "avx512cd"}, {"avx512vnni", "avx512_vnni"},
-      {"avx512bf16", "avx512_bf16"}, {"avx512fp16", "avx512_fp16"}};
+      {"avx512bf16", "avx512_bf16"}, {"avx512fp16", "avx512_fp16"},
+      // AArch64 (its /proc/cpuinfo line is "Features")
+      {"neon", "asimd"}, {"fullfp16", "asimdhp"}, {"fp16fml", "asimdfhm"}, {"dotprod", "asimddp"},
+      {"rdm", "asimdrdm"}, {"lse", "atomics"}, {"crc", "crc32"}, {"aes", "aes"}, {"sha2", "sha2"},
+      {"sve", "sve"}, {"sve2", "sve2"}, {"bf16", "bf16"}, {"i8mm", "i8mm"}};
   std::set<std::string> flags;
   std::ifstream f("/proc/cpuinfo");
   std::string line;
   while (std::getline(f, line)) {
-    if (line.rfind("flags", 0) == 0) {
+    if ((line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0) &&
+        line.find(':') != std::string::npos) {
       std::istringstream words(line.substr(line.find(':') + 1));
       std::string w;
       while (words >> w) flags.insert(w);

@@ -187,6 +187,22 @@ def test_other_cpu_machine_and_format_version(mlp_file, tmp_path):
         hybrid.load_exported(p)
 
 
+def test_cpu_features_read_from_x86_and_aarch64_cpuinfo():
+    from hybrid.export_format import cpu_features
+
+    x86 = ("processor\t: 0\nvendor_id\t: GenuineIntel\n"
+           "flags\t\t: fpu sse2 pni ssse3 sse4_1 sse4_2 popcnt avx avx2 fma bmi1 abm\n"
+           "processor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_features(x86) == {"sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "avx2",
+                                 "fma", "bmi", "lzcnt"}
+    arm = ("processor\t: 0\nBogoMIPS\t: 243.75\n"
+           "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+           "asimdrdm lrcpc dcpop asimddp sve i8mm bf16\nCPU implementer\t: 0x41\n")
+    assert cpu_features(arm) == {"neon", "aes", "sha2", "crc", "lse", "fullfp16", "rdm",
+                                 "dotprod", "sve", "i8mm", "bf16"}
+    assert cpu_features("model name\t: something\n") == set()
+
+
 def test_fuzzed_files_are_errors_never_crashes(mlp_file, tmp_path):
     """Truncations, byte flips, splices and inserted bytes (tests/artifact_fuzz.py): each a
     HybridError before any kernel is mapped (the cases run in this process: a crash would fail
