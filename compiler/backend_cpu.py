@@ -212,7 +212,7 @@ class CpuExecutable:
             low = lower(self.program, donate)
             plan, self._memory = _with_touches(low.plan, low.kernels), low.memory
             t.append(time.perf_counter())
-            ir_text = generate(low.kernels, module_name=graph.name)
+            ir_text = generate(low.kernels, module_name=graph.name, donated=low.donated)
             t.append(time.perf_counter())
             obj = _compile_object(ir_text)
             engine = _load_object(obj)

@@ -62,7 +62,8 @@ def build(graph: Graph) -> NativeProgram:
     low = lower(program, {})
     plan = _with_touches(low.plan, low.kernels)
     tm = jit.target_machine()
-    obj = tm.emit_object(jit.optimize(jit.parse(generate(low.kernels, graph.name)), tm))
+    text = generate(low.kernels, graph.name, donated=low.donated)
+    obj = tm.emit_object(jit.optimize(jit.parse(text), tm))
     enabled = {f[1:] for f in jit.host_features().split(",") if f.startswith("+")}
     return NativeProgram(plan, link_shared(obj), llvm.get_process_triple(),
                          llvm.get_host_cpu_name(), sorted(enabled & CPUINFO_FLAGS.keys()),

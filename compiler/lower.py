@@ -20,6 +20,7 @@ class Lowered:
     plan: Plan
     kernels: list[Kernel]
     memory: MemoryPlan
+    donated: frozenset = frozenset()  # output values written into an input's array
 
 
 def _reads_writes(step) -> tuple[set[int], set[int]]:
@@ -217,4 +218,4 @@ def lower(prog: Program, donate: dict[int, int] | None = None) -> Lowered:
     plan = Plan(arena_bytes=memory.arenas.get(prog.space, 0), buffers=buffers, steps=steps,
                 inputs=[bid[v] for v in inputs] + ([flag] if flag >= 0 else []),
                 outputs=[bid[v] for v in outputs], constants=constants, error_flag=flag)
-    return Lowered(plan, kernels, memory)
+    return Lowered(plan, kernels, memory, frozenset(donated))

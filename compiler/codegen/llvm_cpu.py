@@ -30,15 +30,17 @@ from compiler.codegen.llvm_scalar import (
 )
 from compiler.ir.ops import Op
 from compiler.ir.types import DType
-from compiler.kernel import Kernel, Stage, checked, depends_on
+from compiler.kernel import Gather, Kernel, Load, Padded, Stage, checked, depends_on, walk
 
 
 class _Fn(ExprEmitter):
     """Emission state of one kernel function: its loops, stores and error flag around the
     expression values of ExprEmitter."""
 
-    def __init__(self, module: ir.Module, kernel: Kernel, noalias: bool):
+    def __init__(self, module: ir.Module, kernel: Kernel, noalias: bool,
+                 donated: frozenset = frozenset()):
         self.k = kernel
+        self.donated = donated
         # a checking kernel takes the plan's error flag after its buffers (compiler/lower.py)
         n = len(kernel.args) + (1 if checked(kernel) else 0)
         self.errors: dict[int, ir.Value] = {}  # flag code -> i1 alloca: "seen a bad value"
@@ -131,11 +133,18 @@ class _Fn(ExprEmitter):
             b.ret_void()
             return
 
+        groups = store_groups(k, self.donated)
+
         def outer_body(o: ir.Value) -> None:
             coords = self.outer_coords(o)
             rows: dict[int, ir.Value] = {}
-            for si, st in enumerate(k.stages):
-                self.stage(si, st, coords, rows)
+            for group in groups:
+                if len(group) == 1:
+                    self.stage(group[0], k.stages[group[0]], coords, rows)
+                    continue
+                # consecutive stores over the inner dims: one loop writing every output
+                self.nest(list(k.inner), lambda cs, g=group: [
+                    self.store_stage(k.stages[si], coords + cs, rows) for si in g], "i")
 
         self.range_loop(start, end, outer_body, "o")
         self.report()
@@ -231,8 +240,6 @@ class _Fn(ExprEmitter):
 
     def stage(self, si: int, st: Stage, outer_coords: list, rows: dict) -> None:
         inner = self.k.inner
-        n_outer = len(self.k.outer)
-        inner_dims = range(n_outer, n_outer + len(inner))
         zero_inner = [ir.Constant(I64, 0)] * len(inner)
         if st.kind == "row":
             rows[si] = self.emit(st.expr, outer_coords + zero_inner, rows, {})
@@ -240,10 +247,7 @@ class _Fn(ExprEmitter):
         if st.kind == "reduce":
             rows[si] = self.reduce(st, outer_coords, rows)
             return
-        needs_loop = bool(inner) and (depends_on(st.expr, inner_dims) or
-                                      any(st.strides[d] for d in inner_dims) or
-                                      (st.index is not None and depends_on(st.index, inner_dims)))
-        if not needs_loop:
+        if not loops_inner(self.k, st):
             self.store_stage(st, outer_coords + zero_inner, rows)
             return
         self.nest(list(inner), lambda cs: self.store_stage(st, outer_coords + cs, rows), "i")
@@ -308,10 +312,67 @@ class _Fn(ExprEmitter):
         return acc_box[0]
 
 
-def generate(kernels: list[Kernel], module_name: str = "hybrid", noalias: bool = True) -> str:
-    """LLVM IR text of a module holding every kernel."""
+def loops_inner(k: Kernel, st: Stage) -> bool:
+    """Whether store or scatter stage `st` loops over the kernel's inner dims (else it writes
+    once per outer index)."""
+    n_outer = len(k.outer)
+    inner_dims = range(n_outer, n_outer + len(k.inner))
+    return bool(k.inner) and (depends_on(st.expr, inner_dims) or
+                              any(st.strides[d] for d in inner_dims) or
+                              (st.index is not None and depends_on(st.index, inner_dims)))
+
+
+def store_groups(k: Kernel, donated: frozenset = frozenset()) -> list[list[int]]:
+    """The kernel's stages in order, consecutive store stages over the inner dims grouped when
+    one loop may run them all, each stage in turn per element: a later stage reads a buffer an
+    earlier one of the group writes, or writes one it reads or writes, only at the positions
+    it is written (so each element is written before it is read, in the same iteration, and
+    never written after it is read). Distinct arguments are distinct buffers (`noalias`: the
+    memory plan gives a multi-stage kernel no in-place outputs), except a `donated` output,
+    written into the array of an input that earlier stages read (lower._donations): its stage
+    does not join a group, so no load of the input shares a loop body with that store."""
+    groups: list[list[int]] = []
+    for si, st in enumerate(k.stages):
+        mergeable = st.kind == "store" and loops_inner(k, st) and \
+            k.args[st.arg].value not in donated
+        if mergeable and groups and groups[-1][-1] == si - 1 and _joins(k, groups[-1], st):
+            groups[-1].append(si)
+        else:
+            groups.append([si])
+    return groups
+
+
+def _joins(k: Kernel, group: list[int], st: Stage) -> bool:
+    first = k.stages[group[0]]
+    if not (first.kind == "store" and loops_inner(k, first)):
+        return False
+    pattern = {}  # buffer -> (strides, offset) of the group's stores to it
+    for si in group:
+        g = k.stages[si]
+        if pattern.setdefault(k.args[g.arg].value, (g.strides, g.offset)) != (g.strides, g.offset):
+            return False
+    mine = (st.strides, st.offset)
+    if pattern.get(k.args[st.arg].value, mine) != mine:
+        return False
+    for e in walk(st.expr):  # reads of what the group wrote: the same element only
+        if isinstance(e, (Load, Gather, Padded)) and k.args[e.arg].value in pattern and not (
+                isinstance(e, Load) and (e.strides, e.offset) == pattern[k.args[e.arg].value]):
+            return False
+    out = k.args[st.arg].value
+    for si in group:  # the group's reads of what this stage writes: the same element only
+        for e in walk(k.stages[si].expr):
+            if isinstance(e, (Load, Gather, Padded)) and k.args[e.arg].value == out and not (
+                    isinstance(e, Load) and (e.strides, e.offset) == mine):
+                return False
+    return True
+
+
+def generate(kernels: list[Kernel], module_name: str = "hybrid", noalias: bool = True,
+             donated: frozenset = frozenset()) -> str:
+    """LLVM IR text of a module holding every kernel; `donated`: the output values written into
+    an input's array (see store_groups)."""
     m = ir.Module(name=module_name)
     for k in kernels:
-        fn = _Fn(m, k, noalias)
+        fn = _Fn(m, k, noalias, donated)
         fn.generate()
     return str(m)
