@@ -294,6 +294,8 @@ class _Builder:
         if op is Op.PAD:
             (x,) = node.inputs
             buf, xv = self.buffer_view(x.id)
+            if x.id not in self.f.realized and _transposed(xv):
+                raise NeedsRealize(x.id)
             pads = node.attrs["pads"]
             placed = _padded_under(pending, t.shape, xv.strides, tuple(lo for lo, _, _ in pads),
                                    tuple(it + 1 for _, _, it in pads), tuple(x.shape))
@@ -303,6 +305,14 @@ class _Builder:
             return Padded(self.arg(buf), t.dtype, strides, xv.offset, lows, steps, sizes,
                           node.attrs["value"])
         raise NeedsRealize(vid)
+
+
+def _transposed(v: View) -> bool:
+    """Whether a view reads its buffer across the grain: its last dim strided while another dim
+    is contiguous. A pad of such a view is realized first (one tiled transposing copy, see
+    passes/loop_order.py) so that its readers, such as a convolution's k*k windows, read rows."""
+    return len(v.shape) > 1 and v.shape[-1] > 1 and v.strides[-1] not in (0, 1) and any(
+        s == 1 and n > 1 for s, n in zip(v.strides[:-1], v.shape[:-1]))
 
 
 # --- building kernels ----------------------------------------------------------------------------

@@ -163,6 +163,31 @@ def test_conv_input_gradient_is_one_kernel():
     assert len(pads) == 1, text
 
 
+def test_conv_windows_read_a_channels_last_copy_of_the_input():
+    """conv2d pads the NCHW input seen channels-last; the padded windows would each read the
+    input across the grain (the last dim strided), so the permuted input is realized once (a
+    tiled transposing copy) and every window's padded load runs along its last dim."""
+    from native import check_native
+
+    x = hybrid.tensor(np.random.default_rng(0).standard_normal((2, 8, 6, 6)).astype(np.float32))
+    w = hybrid.tensor(np.random.default_rng(1).standard_normal((4, 8, 3, 3)).astype(np.float32))
+
+    def f(x, w):
+        return F.conv2d(x, w, padding=1)
+
+    g, arrays = traced(f, x, w)
+    prog = check_eval(g, arrays, rtol=1e-5, atol=1e-5)
+    padded = [e for k in kernels(prog) for s in k.stages for e in walk(s.expr)
+              if type(e).__name__ == "Padded"]
+    assert len(padded) == 9, str(prog)
+    assert all(e.strides[-1] == 1 for e in padded), [e.strides for e in padded]
+    check_native(g, arrays, rtol=1e-5, atol=1e-5, eval_too=False)
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.conv2d(torch.tensor(x.numpy()), torch.tensor(w.numpy()), padding=1)
+    np.testing.assert_allclose(hybrid.compile(f)(x, w).numpy(), want.numpy(), rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_fused_program_prints_graph_annotated_with_kernels():
     def mlp(x, w, b):
         return (x @ w.T + b).relu().sum()
