@@ -332,20 +332,20 @@ def store_groups(k: Kernel, donated: frozenset = frozenset()) -> list[list[int]]
     written into the array of an input that earlier stages read (lower._donations): its stage
     does not join a group, so no load of the input shares a loop body with that store."""
     groups: list[list[int]] = []
+    open_group = False  # whether the last group is stores over the inner dims (may grow)
     for si, st in enumerate(k.stages):
-        mergeable = st.kind == "store" and loops_inner(k, st) and \
-            k.args[st.arg].value not in donated
-        if mergeable and groups and groups[-1][-1] == si - 1 and _joins(k, groups[-1], st):
+        loops = st.kind == "store" and loops_inner(k, st)
+        if open_group and loops and k.args[st.arg].value not in donated and \
+                _joins(k, groups[-1], st):
             groups[-1].append(si)
         else:
             groups.append([si])
+            open_group = loops
     return groups
 
 
 def _joins(k: Kernel, group: list[int], st: Stage) -> bool:
-    first = k.stages[group[0]]
-    if not (first.kind == "store" and loops_inner(k, first)):
-        return False
+    """Whether store stage `st` may run in the loop of `group` (see store_groups)."""
     pattern = {}  # buffer -> (strides, offset) of the group's stores to it
     for si in group:
         g = k.stages[si]
