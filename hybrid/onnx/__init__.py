@@ -240,7 +240,9 @@ def _symbolic_sizes(cf: Any, args: tuple, in_names: list, dyn: dict, ctx: Emit,
         return None
     if len(labels) > MAX_SYMBOLS:
         raise _fail(f"{where}: dynamic_axes names {len(labels)} sizes ({labels}); at most "
-                    f"{MAX_SYMBOLS} distinct dynamic sizes are supported")
+                    f"{MAX_SYMBOLS} distinct dynamic sizes are supported: give axes that are "
+                    'one size one name ({"a": {0: "batch"}, "b": {0: "batch"}}; the list form '
+                    "names every axis apart)")
     base = tuple(args[where_dim[lb][0]].shape[where_dim[lb][1]] for lb in labels)
     axes_of = {i: {} for i in range(len(args))}
     for i, n in enumerate(in_names):

@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler.ir.ops import Literal, Op
 from compiler.ir.types import DType
+from hybrid.onnx._symbolic import is_symbolic
 
 
 class Unsupported(Exception):
@@ -76,11 +77,11 @@ class Emit:
         (`_symbolic.Poly`) the concat of constant runs and those sizes computed from the inputs'
         shapes (`dims`: symbol -> (input name, axis))."""
         values = list(values)
-        if not any(hasattr(v, "terms") for v in values):
+        if not is_symbolic(values):
             return self.const(np.asarray(values, dtype=np.int64))
         parts, run = [], []
         for v in values:
-            if hasattr(v, "terms"):
+            if is_symbolic(v):
                 if run:
                     parts.append(self.const(np.asarray(run, dtype=np.int64)))
                     run = []
@@ -275,25 +276,19 @@ def _value_array(node) -> np.ndarray:
 
 
 def _constant(ctx, ins, node, out):
-    if _symbolic_shape(node):
-        raise Unsupported(f"a literal array of dynamic shape {list(map(str, node.attrs['shape']))}")
+    # NOTE: never symbolic: a literal's content and shape are part of what the traces compare
+    # (_symbolic.skeleton), so a size-dependent literal is refused before emission
     _const_node(ctx, _value_array(node), out)
-
-
-def _symbolic_shape(node) -> bool:
-    return any(hasattr(v, "terms") for v in node.attrs["shape"])
 
 
 def _full(ctx, ins, node, out):
     a = node.attrs
-    if hasattr(a["value"], "terms"):  # a size as a value (mean's divisor): computed, cast
+    if is_symbolic(a["value"]):  # a size as a value (mean's divisor): computed, cast
         n = ctx.node("Reshape", [ctx.ints([a["value"]]), ctx.ints([])])
         ctx.node("Expand", [ctx.node("Cast", [n], to=onnx_dtype(a["dtype"])),
                             ctx.ints(a["shape"])], out)
         return
-    if _symbolic_shape(node):
-        if isinstance(a["value"], Literal):
-            raise Unsupported(f"a literal array of dynamic shape {list(map(str, a['shape']))}")
+    if is_symbolic(a["shape"]):  # (a full node's value is a scalar; literals are constants)
         from onnx import numpy_helper
 
         fill = numpy_helper.from_array(np.asarray([a["value"]], dtype=a["dtype"].np))
@@ -312,7 +307,7 @@ def _full(ctx, ins, node, out):
 def _iota(ctx, ins, node, out):
     a = node.attrs
     shape, axis = tuple(a["shape"]), int(a["axis"])
-    if _symbolic_shape(node):
+    if is_symbolic(shape):
         # Range(0, n) shaped (n, 1, ..., 1), broadcast to the shape at run time
         n = ctx.node("Reshape", [ctx.ints([shape[axis]]), ctx.ints([])])  # a 0-d size
         r = ctx.node("Range", [ctx.scalar_like(0, a["dtype"]),
@@ -362,7 +357,7 @@ EMITTERS: dict[Op, Emitter] = {
 
 # ops whose emitters take symbolic sizes (hybrid/onnx/_symbolic.py) in their attributes: shapes
 # and bounds go through Emit.ints, computed from the inputs' shapes at run time
-SIZED = frozenset({Op.RESHAPE, Op.EXPAND, Op.SLICE, Op.PAD, Op.FULL, Op.IOTA, Op.CONSTANT})
+SIZED = frozenset({Op.RESHAPE, Op.EXPAND, Op.SLICE, Op.PAD, Op.FULL, Op.IOTA})
 
 
 def supported_ops() -> list[str]:

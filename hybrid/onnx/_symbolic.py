@@ -36,13 +36,6 @@ class Poly:
     def value(self, point: tuple[int, ...]) -> int:
         return sum(c * int(np.prod([point[i] for i in m], dtype=np.int64)) for m, c in self.terms)
 
-    @property
-    def constant(self) -> int | None:
-        """The value when no dim appears in it, else None."""
-        if all(not m for m, _ in self.terms):
-            return sum(c for _, c in self.terms)
-        return None
-
     def __str__(self) -> str:
         parts = []
         for m, c in self.terms:
@@ -134,7 +127,8 @@ def generalize(graphs: list[Any], check: Any, base: tuple[int, ...], check_point
     items0 = sk[0][0]
     for items, _ in sk[1:] + [(ck_items, ck_ints)]:
         if len(items) != len(items0):
-            raise Mismatch(None, f"{len(items0) - 1} and {len(items) - 1} graph items")
+            raise Mismatch(None, "a different number of inputs and primitives "
+                                 f"({len(items0) - 1} and {len(items) - 1})")
         for pos, (a, b) in enumerate(zip(items0, items)):
             if a != b:
                 raise Mismatch(pos, _difference(a, b))
